@@ -1,0 +1,386 @@
+//! [`Store`] on redb: one table of objects, an index of owners, and the event log.
+
+use crate::error::{Result, StoreError};
+use crate::gc;
+use crate::key::{ListScope, ObjectKey};
+use crate::meta::{meta_str, metadata_mut, now, owner_uids};
+use crate::watch::{EventType, Watch, WatchEvent};
+use crate::{DeleteOptions, Deleted, List, Store, WriteOptions};
+use redb::{
+    Database, MultimapTableDefinition, ReadableDatabase, ReadableMultimapTable, ReadableTable,
+    TableDefinition,
+    WriteTransaction,
+};
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use tokio::sync::broadcast;
+
+/// encoded key → object JSON.
+const OBJECTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("objects");
+/// resourceVersion → `{type, key, object}` JSON, the last `event_log_len` changes.
+const EVENTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("events");
+/// `rv` (newest resourceVersion), `compacted` (newest dropped from the event log).
+const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+/// uid → encoded key, for finding owners.
+const UIDS: TableDefinition<'_, &str, &str> = TableDefinition::new("uids");
+/// owner uid → encoded keys of its dependents.
+const DEPENDENTS: MultimapTableDefinition<'_, &str, &str> = MultimapTableDefinition::new("dependents");
+
+/// Tunables of the store.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// How many changes the event log keeps for watches to replay.
+    pub event_log_len: u64,
+    /// How many live events a slow watcher may fall behind before it is cut off.
+    pub watch_buffer: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self { event_log_len: 10_000, watch_buffer: 16_384 }
+    }
+}
+
+/// The redb-backed store. Writes are serialised (one redb write transaction at a time,
+/// which is also what makes resourceVersions strictly increasing); reads never block.
+pub struct RedbStore {
+    db: Database,
+    write_lock: Mutex<()>,
+    events: broadcast::Sender<Arc<WatchEvent>>,
+    config: StoreConfig,
+}
+
+impl std::fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbStore").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl RedbStore {
+    /// Opens (or creates) the database file at `path`.
+    pub fn open(path: &Path, config: StoreConfig) -> Result<Self> {
+        let db = Database::create(path)?;
+        let tx = db.begin_write()?;
+        {
+            tx.open_table(OBJECTS)?;
+            tx.open_table(EVENTS)?;
+            tx.open_table(META)?;
+            tx.open_table(UIDS)?;
+            tx.open_multimap_table(DEPENDENTS)?;
+        }
+        tx.commit()?;
+        let (events, _) = broadcast::channel(config.watch_buffer);
+        Ok(Self { db, write_lock: Mutex::new(()), events, config })
+    }
+
+    /// Runs `f` in one write transaction; commits (unless `dry_run`) and then publishes
+    /// the changes to watchers in resourceVersion order.
+    fn write<T>(&self, dry_run: bool, f: impl FnOnce(&mut Txn<'_>) -> Result<T>) -> Result<T> {
+        let _guard = self.write_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let tx = self.db.begin_write()?;
+        let (out, emitted) = {
+            let mut txn = Txn::open(&tx, self.config.event_log_len)?;
+            let out = f(&mut txn)?;
+            txn.finish()?;
+            (out, txn.emitted)
+        };
+        if dry_run {
+            tx.abort()?;
+            return Ok(out);
+        }
+        tx.commit()?;
+        for e in emitted {
+            // No receiver is fine: nobody is watching.
+            let _ = self.events.send(Arc::new(e));
+        }
+        Ok(out)
+    }
+}
+
+fn decode(bytes: &[u8]) -> Result<Value> {
+    serde_json::from_slice(bytes).map_err(StoreError::Corrupt)
+}
+
+fn encode(v: &Value) -> Vec<u8> {
+    serde_json::to_vec(v).expect("serde_json::Value always serialises")
+}
+
+fn rv_of(obj: &Value) -> u64 {
+    meta_str(obj, "resourceVersion").and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+impl Store for RedbStore {
+    fn get(&self, key: &ObjectKey) -> Result<Option<Value>> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(OBJECTS)?;
+        table.get(key.encode().as_str())?.map(|v| decode(v.value())).transpose()
+    }
+
+    fn list(&self, scope: &ListScope) -> Result<List> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(OBJECTS)?;
+        let rv = tx.open_table(META)?.get("rv")?.map_or(0, |v| v.value());
+        let prefix = scope.prefix();
+        let mut items = Vec::new();
+        for entry in table.range(prefix.as_str()..)? {
+            let (k, v) = entry?;
+            if !k.value().starts_with(&prefix) {
+                break;
+            }
+            items.push(decode(v.value())?);
+        }
+        Ok(List { items, resource_version: rv })
+    }
+
+    fn create(&self, key: &ObjectKey, mut object: Value, opts: &WriteOptions) -> Result<Value> {
+        let meta = metadata_mut(&mut object).ok_or_else(|| StoreError::Invalid("not an object".into()))?;
+        for f in ["deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion", "generation"] {
+            meta.remove(f);
+        }
+        meta.insert("name".into(), json!(key.name));
+        if key.namespace.is_empty() {
+            meta.remove("namespace");
+        } else {
+            meta.insert("namespace".into(), json!(key.namespace));
+        }
+        meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+        meta.insert("creationTimestamp".into(), json!(now()));
+        if opts.track_generation {
+            meta.insert("generation".into(), json!(1));
+        }
+        self.write(opts.dry_run, |txn| {
+            if txn.get(key)?.is_some() {
+                return Err(StoreError::AlreadyExists(key.clone()));
+            }
+            txn.put(key, object, EventType::Added)
+        })
+    }
+
+    fn update(&self, key: &ObjectKey, mut object: Value, opts: &WriteOptions) -> Result<Value> {
+        self.write(opts.dry_run, |txn| {
+            let old = txn.get(key)?.ok_or_else(|| StoreError::NotFound(key.clone()))?;
+            let current = rv_of(&old);
+            if let Some(given) = meta_str(&object, "resourceVersion").filter(|s| !s.is_empty()) {
+                if given.parse::<u64>().ok() != Some(current) {
+                    return Err(StoreError::Conflict { key: key.clone(), expected: given.into(), actual: current });
+                }
+            }
+            if let Some(uid) = meta_str(&object, "uid").filter(|s| !s.is_empty())
+                && Some(uid) != meta_str(&old, "uid")
+            {
+                return Err(StoreError::Precondition { key: key.clone(), message: format!("uid {uid} does not match the stored object") });
+            }
+            let generation = old.pointer("/metadata/generation").and_then(Value::as_i64);
+            let meta = metadata_mut(&mut object).ok_or_else(|| StoreError::Invalid("not an object".into()))?;
+            for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "name", "namespace"] {
+                match old["metadata"].get(f) {
+                    Some(v) => meta.insert(f.into(), v.clone()),
+                    None => meta.remove(f),
+                };
+            }
+            meta.insert("resourceVersion".into(), json!(current.to_string()));
+            meta.remove("generation");
+            if opts.track_generation {
+                let bump = i64::from(old.get("spec") != object.get("spec"));
+                let g = generation.unwrap_or(1) + bump;
+                metadata_mut(&mut object).expect("checked above").insert("generation".into(), json!(g));
+            }
+            if object == old {
+                return Ok(old);
+            }
+            let deleting = object.pointer("/metadata/deletionTimestamp").is_some();
+            if deleting && crate::meta::finalizers(&object).is_empty() {
+                return gc::remove(txn, key, object, crate::Propagation::Background);
+            }
+            txn.put(key, object, EventType::Modified)
+        })
+    }
+
+    fn delete(&self, key: &ObjectKey, opts: &DeleteOptions) -> Result<Deleted> {
+        self.write(opts.dry_run, |txn| {
+            let obj = txn.get(key)?.ok_or_else(|| StoreError::NotFound(key.clone()))?;
+            if let Some(uid) = &opts.uid
+                && Some(uid.as_str()) != meta_str(&obj, "uid")
+            {
+                return Err(StoreError::Precondition { key: key.clone(), message: format!("uid {uid} does not match the stored object") });
+            }
+            if let Some(rv) = opts.resource_version
+                && rv != rv_of(&obj)
+            {
+                return Err(StoreError::Conflict { key: key.clone(), expected: rv.to_string(), actual: rv_of(&obj) });
+            }
+            gc::delete(txn, key, opts.propagation)
+        })
+    }
+
+    fn watch(&self, scope: &ListScope, from: Option<u64>) -> Result<Watch> {
+        // Subscribe before reading the log, so nothing committed in between is missed;
+        // `Watch::next` drops the duplicates by resourceVersion.
+        let live = self.events.subscribe();
+        let tx = self.db.begin_read()?;
+        let meta = tx.open_table(META)?;
+        let rv = meta.get("rv")?.map_or(0, |v| v.value());
+        let compacted = meta.get("compacted")?.map_or(0, |v| v.value());
+        let from = match from {
+            None => return Ok(Watch { scope: scope.clone(), replay: VecDeque::new(), live, last: rv }),
+            Some(from) => from,
+        };
+        if from < compacted {
+            return Err(StoreError::Expired { requested: from, oldest: compacted });
+        }
+        let mut replay = VecDeque::new();
+        let events = tx.open_table(EVENTS)?;
+        for entry in events.range(from + 1..)? {
+            let (_, v) = entry?;
+            let e = decode_event(&decode(v.value())?)?;
+            if scope.contains(&e.key) {
+                replay.push_back(Arc::new(e));
+            }
+        }
+        Ok(Watch { scope: scope.clone(), replay, live, last: from })
+    }
+
+    fn resource_version(&self) -> Result<u64> {
+        let tx = self.db.begin_read()?;
+        Ok(tx.open_table(META)?.get("rv")?.map_or(0, |v| v.value()))
+    }
+}
+
+fn decode_event(v: &Value) -> Result<WatchEvent> {
+    let bad = || StoreError::Invalid("malformed event in the log".into());
+    Ok(WatchEvent {
+        resource_version: v["rv"].as_u64().ok_or_else(bad)?,
+        type_: EventType::parse(v["type"].as_str().ok_or_else(bad)?).ok_or_else(bad)?,
+        key: ObjectKey::decode(v["key"].as_str().ok_or_else(bad)?).ok_or_else(bad)?,
+        object: v["object"].clone(),
+    })
+}
+
+/// One write transaction with the store's tables open, collecting the events it emits.
+pub(crate) struct Txn<'t> {
+    objects: redb::Table<'t, &'static str, &'static [u8]>,
+    events: redb::Table<'t, u64, &'static [u8]>,
+    meta: redb::Table<'t, &'static str, u64>,
+    uids: redb::Table<'t, &'static str, &'static str>,
+    dependents: redb::MultimapTable<'t, &'static str, &'static str>,
+    rv: u64,
+    log_len: u64,
+    pub(crate) emitted: Vec<WatchEvent>,
+}
+
+impl<'t> Txn<'t> {
+    fn open(tx: &'t WriteTransaction, log_len: u64) -> Result<Self> {
+        let meta = tx.open_table(META)?;
+        let rv = meta.get("rv")?.map_or(0, |v| v.value());
+        Ok(Self {
+            objects: tx.open_table(OBJECTS)?,
+            events: tx.open_table(EVENTS)?,
+            meta,
+            uids: tx.open_table(UIDS)?,
+            dependents: tx.open_multimap_table(DEPENDENTS)?,
+            rv,
+            log_len,
+            emitted: Vec::new(),
+        })
+    }
+
+    pub(crate) fn get(&self, key: &ObjectKey) -> Result<Option<Value>> {
+        self.objects.get(key.encode().as_str())?.map(|v| decode(v.value())).transpose()
+    }
+
+    pub(crate) fn key_of_uid(&self, uid: &str) -> Result<Option<ObjectKey>> {
+        Ok(self.uids.get(uid)?.and_then(|k| ObjectKey::decode(k.value())))
+    }
+
+    pub(crate) fn dependents_of(&self, uid: &str) -> Result<Vec<ObjectKey>> {
+        let mut out = Vec::new();
+        for k in self.dependents.get(uid)? {
+            if let Some(key) = ObjectKey::decode(k?.value()) {
+                out.push(key);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Keys of every object in a namespace.
+    pub(crate) fn keys_in_namespace(&self, namespace: &str) -> Result<Vec<ObjectKey>> {
+        let mut out = Vec::new();
+        for entry in self.objects.iter()? {
+            let (k, _) = entry?;
+            if let Some(key) = ObjectKey::decode(k.value())
+                && key.namespace == namespace
+            {
+                out.push(key);
+            }
+        }
+        Ok(out)
+    }
+
+    fn record(&mut self, type_: EventType, key: &ObjectKey, object: &Value) -> Result<()> {
+        let event = json!({"rv": self.rv, "type": type_.as_str(), "key": key.encode(), "object": object});
+        self.events.insert(self.rv, encode(&event).as_slice())?;
+        self.emitted.push(WatchEvent { resource_version: self.rv, type_, key: key.clone(), object: object.clone() });
+        Ok(())
+    }
+
+    fn reindex(&mut self, key: &ObjectKey, old: Option<&Value>, new: Option<&Value>) -> Result<()> {
+        let encoded = key.encode();
+        if let Some(old) = old {
+            for owner in owner_uids(old) {
+                self.dependents.remove(owner.as_str(), encoded.as_str())?;
+            }
+            if let Some(uid) = meta_str(old, "uid") {
+                self.uids.remove(uid)?;
+            }
+        }
+        if let Some(new) = new {
+            for owner in owner_uids(new) {
+                self.dependents.insert(owner.as_str(), encoded.as_str())?;
+            }
+            if let Some(uid) = meta_str(new, "uid") {
+                self.uids.insert(uid, encoded.as_str())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `object` under a new resourceVersion and records the event.
+    pub(crate) fn put(&mut self, key: &ObjectKey, mut object: Value, type_: EventType) -> Result<Value> {
+        self.rv += 1;
+        metadata_mut(&mut object)
+            .ok_or_else(|| StoreError::Invalid("not an object".into()))?
+            .insert("resourceVersion".into(), json!(self.rv.to_string()));
+        let old = self.get(key)?;
+        self.reindex(key, old.as_ref(), Some(&object))?;
+        self.objects.insert(key.encode().as_str(), encode(&object).as_slice())?;
+        self.record(type_, key, &object)?;
+        Ok(object)
+    }
+
+    /// Removes the object and records a DELETED event carrying its last state.
+    pub(crate) fn remove_object(&mut self, key: &ObjectKey, mut object: Value) -> Result<Value> {
+        self.rv += 1;
+        if let Some(meta) = metadata_mut(&mut object) {
+            meta.insert("resourceVersion".into(), json!(self.rv.to_string()));
+        }
+        let old = self.get(key)?;
+        self.reindex(key, old.as_ref(), None)?;
+        self.objects.remove(key.encode().as_str())?;
+        self.record(EventType::Deleted, key, &object)?;
+        Ok(object)
+    }
+
+    /// Saves the resourceVersion and trims the event log to its bound.
+    fn finish(&mut self) -> Result<()> {
+        self.meta.insert("rv", self.rv)?;
+        let mut compacted = self.meta.get("compacted")?.map_or(0, |v| v.value());
+        while self.rv.saturating_sub(compacted) > self.log_len {
+            compacted += 1;
+            self.events.remove(compacted)?;
+        }
+        self.meta.insert("compacted", compacted)?;
+        Ok(())
+    }
+}
