@@ -2,7 +2,9 @@
 //! object to store. This is what Knative's webhooks do, run in-process on every write.
 
 use crate::configuration::Configuration;
-use crate::defaults::{default_template, default_traffic};
+use crate::defaults::{
+    default_containers, default_service_traffic, default_template, default_traffic_entries,
+};
 use crate::domainmapping::DomainMapping;
 use crate::field_error::FieldErrors;
 use crate::revision::Revision;
@@ -67,7 +69,11 @@ pub struct AdmissionContext {
 
 impl Default for AdmissionContext {
     fn default() -> Self {
-        Self { config: ValidationConfig::default(), user: "swell-admin".into(), cluster_domain: "cluster.local".into() }
+        Self {
+            config: ValidationConfig::default(),
+            user: "swell-admin".into(),
+            cluster_domain: "cluster.local".into(),
+        }
     }
 }
 
@@ -87,7 +93,10 @@ impl std::fmt::Display for AdmissionError {
         match self {
             Self::Decode(m) => f.write_str(m),
             Self::UnknownFields(fields) => {
-                let list: Vec<String> = fields.iter().map(|p| format!("unknown field {p:?}")).collect();
+                let list: Vec<String> = fields
+                    .iter()
+                    .map(|p| format!("unknown field {p:?}"))
+                    .collect();
                 write!(f, "strict decoding error: {}", list.join(", "))
             }
             Self::Invalid(errs) => write!(f, "{errs}"),
@@ -106,12 +115,25 @@ pub struct Admitted {
     pub warnings: Vec<String>,
 }
 
+/// What decoding found besides the typed object.
+struct Decoded<T> {
+    typed: T,
+    /// Paths of fields `T` does not know.
+    unknown: Vec<String>,
+    /// JSON pointers of fields the typed form adds at a zero value although the input
+    /// lacked them (required fields in k8s-openapi types, such as `Container.name`).
+    artifacts: Vec<(String, Value)>,
+}
+
 /// Decodes `obj` as `T`, naming the failing field, and reports the fields that `T` does
 /// not know (they would be lost: Kubernetes prunes them the same way).
-fn decode<T: DeserializeOwned + Serialize>(obj: &Value) -> Result<(T, Vec<String>), AdmissionError> {
+fn decode<T: DeserializeOwned + Serialize>(obj: &Value) -> Result<Decoded<T>, AdmissionError> {
     let typed: T = serde_path_to_error::deserialize(obj).map_err(|e| {
         let path = e.path().to_string();
-        AdmissionError::Decode(pod_spec_decode_error(obj, &path).unwrap_or_else(|| format!("error decoding {path}: {}", e.inner())))
+        AdmissionError::Decode(
+            pod_spec_decode_error(obj, &path)
+                .unwrap_or_else(|| format!("error decoding {path}: {}", e.inner())),
+        )
     })?;
     let round = serde_json::to_value(&typed).map_err(|e| AdmissionError::Decode(e.to_string()))?;
     let mut unknown = Vec::new();
@@ -123,7 +145,60 @@ fn decode<T: DeserializeOwned + Serialize>(obj: &Value) -> Result<(T, Vec<String
             diff_unknown(k, v, known.get(k), &mut unknown);
         }
     }
-    Ok((typed, unknown))
+    let mut artifacts = Vec::new();
+    added_zeros("", obj, &round, &mut artifacts);
+    Ok(Decoded {
+        typed,
+        unknown,
+        artifacts,
+    })
+}
+
+fn is_zero(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+    }
+}
+
+fn added_zeros(pointer: &str, input: &Value, round: &Value, out: &mut Vec<(String, Value)>) {
+    match (input, round) {
+        (Value::Object(i), Value::Object(r)) => {
+            for (k, rv) in r {
+                let p = format!("{pointer}/{}", k.replace('~', "~0").replace('/', "~1"));
+                match i.get(k) {
+                    None if is_zero(rv) => out.push((p, rv.clone())),
+                    None => {}
+                    Some(iv) => added_zeros(&p, iv, rv, out),
+                }
+            }
+        }
+        (Value::Array(i), Value::Array(r)) => {
+            for (n, (iv, rv)) in i.iter().zip(r).enumerate() {
+                added_zeros(&format!("{pointer}/{n}"), iv, rv, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Removes the serializer artifacts that are still at their zero value.
+fn remove_artifacts(object: &mut Value, artifacts: &[(String, Value)]) {
+    for (pointer, zero) in artifacts {
+        let Some((parent, key)) = pointer.rsplit_once('/') else {
+            continue;
+        };
+        let key = key.replace("~1", "/").replace("~0", "~");
+        if let Some(Value::Object(map)) = object.pointer_mut(parent)
+            && map.get(&key) == Some(zero)
+        {
+            map.remove(&key);
+        }
+    }
 }
 
 /// serde loses the path inside the flattened PodSpec of a RevisionSpec; decoding that part
@@ -132,8 +207,13 @@ fn pod_spec_decode_error(obj: &Value, path: &str) -> Option<String> {
     let pointer = format!("/{}", path.replace('.', "/"));
     let spec = obj.pointer(&pointer)?;
     spec.get("containers")?;
-    let err = serde_path_to_error::deserialize::<_, k8s_openapi::api::core::v1::PodSpec>(spec).err()?;
-    Some(format!("error decoding {path}.{}: {}", err.path(), err.inner()))
+    let err =
+        serde_path_to_error::deserialize::<_, k8s_openapi::api::core::v1::PodSpec>(spec).err()?;
+    Some(format!(
+        "error decoding {path}.{}: {}",
+        err.path(),
+        err.inner()
+    ))
 }
 
 fn diff_unknown(path: &str, input: &Value, known: Option<&Value>, out: &mut Vec<String>) {
@@ -159,6 +239,19 @@ fn diff_unknown(path: &str, input: &Value, known: Option<&Value>, out: &mut Vec<
     }
 }
 
+/// Decodes `obj` as the typed `T` and returns it re-encoded (unknown fields pruned) with
+/// the paths of the unknown fields. For kinds admission has no rules for, such as the
+/// core `ConfigMap`.
+pub fn decode_known<T: DeserializeOwned + Serialize>(
+    obj: &Value,
+) -> Result<(Value, Vec<String>), AdmissionError> {
+    let decoded = decode::<T>(obj)?;
+    let mut pruned =
+        serde_json::to_value(&decoded.typed).map_err(|e| AdmissionError::Decode(e.to_string()))?;
+    remove_artifacts(&mut pruned, &decoded.artifacts);
+    Ok((pruned, decoded.unknown))
+}
+
 /// Runs defaulting then validation on a write of `kind`. `old` is the stored object on
 /// update. `status_only` writes (the `/status` subresource) are only decoded and pruned.
 pub fn admit(
@@ -170,39 +263,117 @@ pub fn admit(
     ctx: &AdmissionContext,
 ) -> Result<Admitted, AdmissionError> {
     match kind {
-        Kind::Service => run::<Service>(obj, old, field_validation, status_only, ctx, |s, old, ctx| {
-            default_template(&mut s.spec.template, &ctx.config.defaults);
-            default_traffic(&mut s.spec.traffic, true);
-            set_user_info(&mut s.metadata, old.map(|o| &o.metadata), old.is_none_or(|o| o.spec != s.spec), &ctx.user);
-            validation::validate_service(s, old, &ctx.config)
-        }),
-        Kind::Configuration => run::<Configuration>(obj, old, field_validation, status_only, ctx, |c, old, ctx| {
-            default_template(&mut c.spec.template, &ctx.config.defaults);
-            if c.metadata.owner_references.as_ref().is_none_or(Vec::is_empty) {
-                set_user_info(&mut c.metadata, old.map(|o| &o.metadata), old.is_none_or(|o| o.spec != c.spec), &ctx.user);
-            }
-            validation::validate_configuration(c, old, &ctx.config)
-        }),
-        Kind::Revision => run::<Revision>(obj, old, field_validation, status_only, ctx, |r, old, ctx| {
-            if old.is_none() {
-                crate::defaults::default_revision_spec(&mut r.spec, &ctx.config.defaults);
-            }
-            validation::validate_revision(r, old, &ctx.config)
-        }),
-        Kind::Route => run::<Route>(obj, old, field_validation, status_only, ctx, |r, old, ctx| {
-            default_traffic(&mut r.spec.traffic, false);
-            if r.metadata.owner_references.as_ref().is_none_or(Vec::is_empty) {
-                set_user_info(&mut r.metadata, old.map(|o| &o.metadata), old.is_none_or(|o| o.spec != r.spec), &ctx.user);
-            }
-            validation::validate_route(r, old)
-        }),
-        Kind::DomainMapping => run::<DomainMapping>(obj, old, field_validation, status_only, ctx, |dm, old, ctx| {
-            if dm.spec.reference.namespace.as_deref().is_none_or(str::is_empty) {
-                dm.spec.reference.namespace = dm.metadata.namespace.clone();
-            }
-            set_user_info(&mut dm.metadata, old.map(|o| &o.metadata), old.is_none_or(|o| o.spec != dm.spec), &ctx.user);
-            validation::validate_domain_mapping(dm, &ctx.cluster_domain)
-        }),
+        // Services and Configurations are validated fully defaulted but stored with their
+        // lists as written, so that re-applying an unchanged manifest is a no-op for
+        // kubectl's three-way merge (docs/design/001-api-wire-compat.md).
+        Kind::Service => run::<Service>(
+            obj,
+            old,
+            field_validation,
+            status_only,
+            ctx,
+            |s, old, ctx| {
+                default_template(&mut s.spec.template, &ctx.config.defaults);
+                default_service_traffic(&mut s.spec.traffic);
+                set_user_info(
+                    &mut s.metadata,
+                    old.map(|o| &o.metadata),
+                    old.is_none_or(|o| o.spec != s.spec),
+                    &ctx.user,
+                );
+                let mut full = s.clone();
+                default_containers(&mut full.spec.template.spec, &ctx.config.defaults);
+                default_traffic_entries(&mut full.spec.traffic);
+                validation::validate_service(&full, old, &ctx.config)
+            },
+        ),
+        Kind::Configuration => run::<Configuration>(
+            obj,
+            old,
+            field_validation,
+            status_only,
+            ctx,
+            |c, old, ctx| {
+                default_template(&mut c.spec.template, &ctx.config.defaults);
+                if c.metadata
+                    .owner_references
+                    .as_ref()
+                    .is_none_or(Vec::is_empty)
+                {
+                    set_user_info(
+                        &mut c.metadata,
+                        old.map(|o| &o.metadata),
+                        old.is_none_or(|o| o.spec != c.spec),
+                        &ctx.user,
+                    );
+                }
+                let mut full = c.clone();
+                default_containers(&mut full.spec.template.spec, &ctx.config.defaults);
+                validation::validate_configuration(&full, old, &ctx.config)
+            },
+        ),
+        Kind::Revision => run::<Revision>(
+            obj,
+            old,
+            field_validation,
+            status_only,
+            ctx,
+            |r, old, ctx| {
+                if old.is_none() {
+                    crate::defaults::default_revision_spec(&mut r.spec, &ctx.config.defaults);
+                }
+                validation::validate_revision(r, old, &ctx.config)
+            },
+        ),
+        Kind::Route => run::<Route>(
+            obj,
+            old,
+            field_validation,
+            status_only,
+            ctx,
+            |r, old, ctx| {
+                if r.metadata
+                    .owner_references
+                    .as_ref()
+                    .is_none_or(Vec::is_empty)
+                {
+                    set_user_info(
+                        &mut r.metadata,
+                        old.map(|o| &o.metadata),
+                        old.is_none_or(|o| o.spec != r.spec),
+                        &ctx.user,
+                    );
+                }
+                let mut full = r.clone();
+                default_traffic_entries(&mut full.spec.traffic);
+                validation::validate_route(&full, old)
+            },
+        ),
+        Kind::DomainMapping => run::<DomainMapping>(
+            obj,
+            old,
+            field_validation,
+            status_only,
+            ctx,
+            |dm, old, ctx| {
+                if dm
+                    .spec
+                    .reference
+                    .namespace
+                    .as_deref()
+                    .is_none_or(str::is_empty)
+                {
+                    dm.spec.reference.namespace = dm.metadata.namespace.clone();
+                }
+                set_user_info(
+                    &mut dm.metadata,
+                    old.map(|o| &o.metadata),
+                    old.is_none_or(|o| o.spec != dm.spec),
+                    &ctx.user,
+                );
+                validation::validate_domain_mapping(dm, &ctx.cluster_domain)
+            },
+        ),
     }
 }
 
@@ -214,10 +385,19 @@ fn run<T: DeserializeOwned + Serialize>(
     ctx: &AdmissionContext,
     admit: impl FnOnce(&mut T, Option<&T>, &AdmissionContext) -> FieldErrors,
 ) -> Result<Admitted, AdmissionError> {
-    let (mut typed, unknown) = decode::<T>(obj)?;
+    let Decoded {
+        mut typed,
+        unknown,
+        artifacts,
+    } = decode::<T>(obj)?;
     let warnings = match field_validation {
-        FieldValidation::Strict if !unknown.is_empty() => return Err(AdmissionError::UnknownFields(unknown)),
-        FieldValidation::Warn => unknown.iter().map(|p| format!("unknown field {p:?}")).collect(),
+        FieldValidation::Strict if !unknown.is_empty() => {
+            return Err(AdmissionError::UnknownFields(unknown));
+        }
+        FieldValidation::Warn => unknown
+            .iter()
+            .map(|p| format!("unknown field {p:?}"))
+            .collect(),
         _ => Vec::new(),
     };
     if !status_only {
@@ -229,7 +409,9 @@ fn run<T: DeserializeOwned + Serialize>(
             return Err(AdmissionError::Invalid(errs));
         }
     }
-    let mut object = serde_json::to_value(&typed).map_err(|e| AdmissionError::Decode(e.to_string()))?;
+    let mut object =
+        serde_json::to_value(&typed).map_err(|e| AdmissionError::Decode(e.to_string()))?;
+    remove_artifacts(&mut object, &artifacts);
     if let (Value::Object(out), Value::Object(input)) = (&mut object, obj) {
         for k in ["apiVersion", "kind"] {
             if let Some(v) = input.get(k) {

@@ -9,8 +9,10 @@ use std::time::Duration;
 /// Prefix of every autoscaling annotation.
 pub const AUTOSCALING_PREFIX: &str = "autoscaling.knative.dev";
 /// Gradual rollout duration, and its older spelling.
-pub const ROLLOUT_DURATION: [&str; 2] =
-    ["serving.knative.dev/rollout-duration", "serving.knative.dev/rolloutDuration"];
+pub const ROLLOUT_DURATION: [&str; 2] = [
+    "serving.knative.dev/rollout-duration",
+    "serving.knative.dev/rolloutDuration",
+];
 /// Per-revision progress deadline.
 pub const PROGRESS_DEADLINE: &str = "serving.knative.dev/progress-deadline";
 
@@ -58,7 +60,11 @@ fn float_in(
     match v.parse::<f64>() {
         Ok(f) if f.is_finite() && f >= lo && f <= hi => Some(f),
         Ok(f) if f.is_finite() => {
-            let hi = if hi == f64::MAX { "+Inf".to_string() } else { hi.to_string() };
+            let hi = if hi == f64::MAX {
+                "+Inf".to_string()
+            } else {
+                hi.to_string()
+            };
             errs.push(FieldError::out_of_bounds(v, lo, hi, k));
             let _ = f;
             None
@@ -93,10 +99,17 @@ fn duration_in(
     whole_seconds: bool,
     errs: &mut FieldErrors,
 ) {
-    let Some((k, v)) = lookup(ann, names, errs) else { return };
+    let Some((k, v)) = lookup(ann, names, errs) else {
+        return;
+    };
     match parse_go_duration(v) {
         Ok(d) if d < lo || d > hi => {
-            errs.push(FieldError::out_of_bounds(v, format!("{}s", lo.as_secs()), format!("{}s", hi.as_secs()), k));
+            errs.push(FieldError::out_of_bounds(
+                v,
+                format!("{}s", lo.as_secs()),
+                format!("{}s", hi.as_secs()),
+                k,
+            ));
         }
         Ok(d) if whole_seconds && d.subsec_nanos() != 0 => {
             errs.push(FieldError::invalid(v, k).with_details("must be a whole number of seconds"));
@@ -121,7 +134,9 @@ pub fn forbid_autoscaling(ann: &Annotations) -> FieldErrors {
 pub fn validate_autoscaling(ann: &Annotations, limits: &AutoscalerLimits) -> FieldErrors {
     let mut errs = FieldErrors::default();
     let class = lookup(ann, &["class"], &mut errs).map(|(_, v)| v.to_string());
-    let kpa = class.as_deref().is_none_or(|c| c == "kpa.autoscaling.knative.dev");
+    let kpa = class
+        .as_deref()
+        .is_none_or(|c| c == "kpa.autoscaling.knative.dev");
     if let Some(c) = &class
         && c.ends_with(".knative.dev")
         && c != "kpa.autoscaling.knative.dev"
@@ -130,7 +145,11 @@ pub fn validate_autoscaling(ann: &Annotations, limits: &AutoscalerLimits) -> Fie
         errs.push(FieldError::invalid(c, key("class")));
     }
     if let Some((k, m)) = lookup(ann, &["metric"], &mut errs) {
-        let ok = if kpa { matches!(m, "concurrency" | "rps") } else { !m.is_empty() };
+        let ok = if kpa {
+            matches!(m, "concurrency" | "rps")
+        } else {
+            !m.is_empty()
+        };
         if !ok {
             errs.push(FieldError::invalid(m, k));
         }
@@ -138,12 +157,19 @@ pub fn validate_autoscaling(ann: &Annotations, limits: &AutoscalerLimits) -> Fie
     float_in(ann, &["target"], 0.01, f64::MAX, &mut errs);
     float_in(
         ann,
-        &["target-utilization-percentage", "targetUtilizationPercentage"],
+        &[
+            "target-utilization-percentage",
+            "targetUtilizationPercentage",
+        ],
         1.0,
         100.0,
         &mut errs,
     );
-    if let Some((k, v)) = lookup(ann, &["target-burst-capacity", "targetBurstCapacity"], &mut errs) {
+    if let Some((k, v)) = lookup(
+        ann,
+        &["target-burst-capacity", "targetBurstCapacity"],
+        &mut errs,
+    ) {
         match v.parse::<f64>() {
             Ok(f) if f.is_finite() && (f >= 0.0 || f == -1.0) => {}
             _ => errs.push(FieldError::invalid(v, k)),
@@ -155,38 +181,56 @@ pub fn validate_autoscaling(ann: &Annotations, limits: &AutoscalerLimits) -> Fie
         && max != 0
         && min > max
     {
-        errs.push(
-            FieldError::new(
-                format!("max-scale={max} is less than min-scale={min}"),
-                key("max-scale"),
-            ),
-        );
+        errs.push(FieldError::new(
+            format!("max-scale={max} is less than min-scale={min}"),
+            key("max-scale"),
+        ));
     }
     if limits.max_scale_limit > 0
         && let Some(max) = max
         && (max == 0 || max > limits.max_scale_limit)
     {
-        errs.push(FieldError::out_of_bounds(max, 1, limits.max_scale_limit, key("max-scale")));
+        errs.push(FieldError::out_of_bounds(
+            max,
+            1,
+            limits.max_scale_limit,
+            key("max-scale"),
+        ));
     }
     if let Some(initial) = int_at_least(ann, &["initial-scale", "initialScale"], 0, &mut errs)
         && initial == 0
         && !limits.allow_zero_initial_scale
     {
         errs.push(
-            FieldError::invalid(0, key("initial-scale"))
-                .with_details("set allow-zero-initial-scale to true in config-autoscaler to allow 0"),
+            FieldError::invalid(0, key("initial-scale")).with_details(
+                "set allow-zero-initial-scale to true in config-autoscaler to allow 0",
+            ),
         );
     }
     if let Some(act) = int_at_least(ann, &["activation-scale"], 2, &mut errs) {
         if min.is_some_and(|m| act < m) || max.is_some_and(|m| m > 0 && act > m) {
-            errs.push(FieldError::invalid(act, key("activation-scale")).with_details(
-                "activation-scale must be between min-scale and max-scale",
-            ));
+            errs.push(
+                FieldError::invalid(act, key("activation-scale"))
+                    .with_details("activation-scale must be between min-scale and max-scale"),
+            );
         }
     }
     let hour = Duration::from_secs(3600);
-    duration_in(ann, &["window"], Duration::from_secs(6), hour, true, &mut errs);
-    float_in(ann, &["panic-window-percentage", "panicWindowPercentage"], 1.0, 100.0, &mut errs);
+    duration_in(
+        ann,
+        &["window"],
+        Duration::from_secs(6),
+        hour,
+        true,
+        &mut errs,
+    );
+    float_in(
+        ann,
+        &["panic-window-percentage", "panicWindowPercentage"],
+        1.0,
+        100.0,
+        &mut errs,
+    );
     float_in(
         ann,
         &["panic-threshold-percentage", "panicThresholdPercentage"],
@@ -194,18 +238,30 @@ pub fn validate_autoscaling(ann: &Annotations, limits: &AutoscalerLimits) -> Fie
         1000.0,
         &mut errs,
     );
-    duration_in(ann, &["scale-down-delay", "scaleDownDelay"], Duration::ZERO, hour, true, &mut errs);
     duration_in(
         ann,
-        &["scale-to-zero-pod-retention-period", "scaleToZeroPodRetentionPeriod"],
+        &["scale-down-delay", "scaleDownDelay"],
+        Duration::ZERO,
+        hour,
+        true,
+        &mut errs,
+    );
+    duration_in(
+        ann,
+        &[
+            "scale-to-zero-pod-retention-period",
+            "scaleToZeroPodRetentionPeriod",
+        ],
         Duration::ZERO,
         hour,
         false,
         &mut errs,
     );
-    if let Some((k, v)) =
-        lookup(ann, &["metric-aggregation-algorithm", "metricAggregationAlgorithm"], &mut errs)
-        && !matches!(v, "linear" | "weighted-exponential" | "weightedExponential")
+    if let Some((k, v)) = lookup(
+        ann,
+        &["metric-aggregation-algorithm", "metricAggregationAlgorithm"],
+        &mut errs,
+    ) && !matches!(v, "linear" | "weighted-exponential" | "weightedExponential")
     {
         errs.push(FieldError::invalid(v, k));
     }
@@ -249,7 +305,10 @@ mod tests {
     use super::*;
 
     fn ann(pairs: &[(&str, &str)]) -> Annotations {
-        pairs.iter().map(|(k, v)| (format!("autoscaling.knative.dev/{k}"), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (format!("autoscaling.knative.dev/{k}"), v.to_string()))
+            .collect()
     }
 
     fn check(pairs: &[(&str, &str)]) -> String {
@@ -258,9 +317,18 @@ mod tests {
 
     #[test]
     fn accepts_knative_examples() {
-        assert_eq!(check(&[("min-scale", "1"), ("max-scale", "3"), ("target", "10")]), "");
-        assert_eq!(check(&[("window", "60s"), ("target-burst-capacity", "-1")]), "");
-        assert_eq!(check(&[("class", "hpa.autoscaling.knative.dev"), ("metric", "cpu")]), "");
+        assert_eq!(
+            check(&[("min-scale", "1"), ("max-scale", "3"), ("target", "10")]),
+            ""
+        );
+        assert_eq!(
+            check(&[("window", "60s"), ("target-burst-capacity", "-1")]),
+            ""
+        );
+        assert_eq!(
+            check(&[("class", "hpa.autoscaling.knative.dev"), ("metric", "cpu")]),
+            ""
+        );
     }
 
     #[test]
@@ -281,7 +349,10 @@ mod tests {
 
     #[test]
     fn max_scale_limit_applies() {
-        let limits = AutoscalerLimits { allow_zero_initial_scale: true, max_scale_limit: 10 };
+        let limits = AutoscalerLimits {
+            allow_zero_initial_scale: true,
+            max_scale_limit: 10,
+        };
         assert!(!validate_autoscaling(&ann(&[("max-scale", "11")]), &limits).is_empty());
         assert!(!validate_autoscaling(&ann(&[("max-scale", "0")]), &limits).is_empty());
         assert!(validate_autoscaling(&ann(&[("initial-scale", "0")]), &limits).is_empty());

@@ -35,15 +35,29 @@ pub struct Crd {
 }
 
 const fn col(name: &'static str, type_: &'static str, json_path: &'static str) -> PrinterColumn {
-    PrinterColumn { name, type_, json_path }
+    PrinterColumn {
+        name,
+        type_,
+        json_path,
+    }
 }
 
-const READY: PrinterColumn = col("Ready", "string", ".status.conditions[?(@.type=='Ready')].status");
-const REASON: PrinterColumn =
-    col("Reason", "string", ".status.conditions[?(@.type=='Ready')].reason");
+const READY: PrinterColumn = col(
+    "Ready",
+    "string",
+    ".status.conditions[?(@.type=='Ready')].status",
+);
+const REASON: PrinterColumn = col(
+    "Reason",
+    "string",
+    ".status.conditions[?(@.type=='Ready')].reason",
+);
 const URL: PrinterColumn = col("URL", "string", ".status.url");
-const LATEST_CREATED: PrinterColumn =
-    col("LatestCreated", "string", ".status.latestCreatedRevisionName");
+const LATEST_CREATED: PrinterColumn = col(
+    "LatestCreated",
+    "string",
+    ".status.latestCreatedRevisionName",
+);
 const LATEST_READY: PrinterColumn = col("LatestReady", "string", ".status.latestReadyRevisionName");
 const CATEGORIES: &[&str] = &["all", "knative", "serving"];
 
@@ -75,7 +89,11 @@ pub const CRDS: &[Crd] = &[
         short_names: &["rev"],
         categories: CATEGORIES,
         columns: &[
-            col("Config Name", "string", ".metadata.labels['serving\\.knative\\.dev/configuration']"),
+            col(
+                "Config Name",
+                "string",
+                ".metadata.labels['serving\\.knative\\.dev/configuration']",
+            ),
             col(
                 "Generation",
                 "string",

@@ -58,7 +58,10 @@ impl Default for Features {
     fn default() -> Self {
         let mut flags = BTreeMap::new();
         flags.insert("multi-container".to_string(), "enabled".to_string());
-        flags.insert("kubernetes.podspec-volumes-emptydir".to_string(), "enabled".to_string());
+        flags.insert(
+            "kubernetes.podspec-volumes-emptydir".to_string(),
+            "enabled".to_string(),
+        );
         Self { flags }
     }
 }
@@ -71,20 +74,26 @@ impl Features {
 
     /// True when a flag lets a field through validation (`enabled` or `allowed`).
     pub fn allows(&self, flag: &str) -> bool {
-        matches!(self.flags.get(flag).map(String::as_str), Some("enabled" | "allowed"))
+        matches!(
+            self.flags.get(flag).map(String::as_str),
+            Some("enabled" | "allowed")
+        )
     }
 }
 
-/// Fills a Service's or Route's traffic block: 100% to the latest Revision when empty
-/// (`default_latest`), and `latestRevision` on every entry.
-pub fn default_traffic(traffic: &mut Vec<TrafficTarget>, default_latest: bool) {
-    if traffic.is_empty() && default_latest {
+/// Fills a Service's empty traffic block: 100% to the latest Revision.
+pub fn default_service_traffic(traffic: &mut Vec<TrafficTarget>) {
+    if traffic.is_empty() {
         traffic.push(TrafficTarget {
             percent: Some(100),
             latest_revision: Some(true),
             ..TrafficTarget::default()
         });
     }
+}
+
+/// Fills `latestRevision` on every traffic entry (true when no revisionName is given).
+pub fn default_traffic_entries(traffic: &mut [TrafficTarget]) {
     for t in traffic {
         if t.latest_revision.is_none() {
             t.latest_revision = Some(t.revision_name.as_deref().unwrap_or("").is_empty());
@@ -92,13 +101,21 @@ pub fn default_traffic(traffic: &mut Vec<TrafficTarget>, default_latest: bool) {
     }
 }
 
-/// Fills a Revision template's spec.
+/// Fills the scalar fields of a Revision template's spec (timeouts, concurrency, service
+/// links). Defaults inside list elements (containers, volume mounts) are left to
+/// [`default_revision_spec`], so that a stored template stays as the user wrote its lists.
 pub fn default_template(template: &mut RevisionTemplateSpec, defaults: &Defaults) {
-    default_revision_spec(&mut template.spec, defaults);
+    default_revision_spec_scalars(&mut template.spec, defaults);
 }
 
-/// Fills a RevisionSpec as Knative's `revision_defaults.go` does.
+/// Fills a RevisionSpec completely, as Knative's `revision_defaults.go` does.
 pub fn default_revision_spec(spec: &mut RevisionSpec, d: &Defaults) {
+    default_revision_spec_scalars(spec, d);
+    default_containers(spec, d);
+}
+
+/// Fills the scalar fields of a RevisionSpec.
+pub fn default_revision_spec_scalars(spec: &mut RevisionSpec, d: &Defaults) {
     if spec.timeout_seconds.is_none_or(|t| t == 0) {
         spec.timeout_seconds = Some(d.revision_timeout_seconds);
     }
@@ -118,10 +135,15 @@ pub fn default_revision_spec(spec: &mut RevisionSpec, d: &Defaults) {
     if spec.container_concurrency.is_none() {
         spec.container_concurrency = Some(d.container_concurrency);
     }
-    let pod = &mut spec.pod_spec;
-    if pod.enable_service_links.is_none() {
-        pod.enable_service_links = d.enable_service_links;
+    if spec.pod_spec.enable_service_links.is_none() {
+        spec.pod_spec.enable_service_links = d.enable_service_links;
     }
+}
+
+/// Fills container names, the serving container's readiness probe, empty resources and
+/// read-only mounts of non-writable volumes.
+pub fn default_containers(spec: &mut RevisionSpec, d: &Defaults) {
+    let pod = &mut spec.pod_spec;
     name_containers(&mut pod.containers, &d.container_name);
     if let Some(init) = &mut pod.init_containers {
         name_containers(init, &d.init_container_name);
@@ -131,7 +153,9 @@ pub fn default_revision_spec(spec: &mut RevisionSpec, d: &Defaults) {
         .volumes
         .iter()
         .flatten()
-        .filter(|v| v.empty_dir.is_none() && v.persistent_volume_claim.is_none() && v.ephemeral.is_none())
+        .filter(|v| {
+            v.empty_dir.is_none() && v.persistent_volume_claim.is_none() && v.ephemeral.is_none()
+        })
         .map(|v| v.name.clone())
         .collect();
     for (i, c) in pod.containers.iter_mut().enumerate() {
@@ -150,11 +174,15 @@ pub fn default_revision_spec(spec: &mut RevisionSpec, d: &Defaults) {
 }
 
 /// Index of the serving container: the only one, or the one that declares ports.
-pub fn serving_container_index(containers: &[k8s_openapi::api::core::v1::Container]) -> Option<usize> {
+pub fn serving_container_index(
+    containers: &[k8s_openapi::api::core::v1::Container],
+) -> Option<usize> {
     if containers.len() == 1 {
         return Some(0);
     }
-    containers.iter().position(|c| c.ports.as_ref().is_some_and(|p| !p.is_empty()))
+    containers
+        .iter()
+        .position(|c| c.ports.as_ref().is_some_and(|p| !p.is_empty()))
 }
 
 fn name_containers(containers: &mut [k8s_openapi::api::core::v1::Container], base: &str) {
@@ -184,7 +212,10 @@ fn default_readiness_probe(probe: &mut Option<Probe>) {
     let has_handler =
         p.http_get.is_some() || p.tcp_socket.is_some() || p.exec.is_some() || p.grpc.is_some();
     if !has_handler {
-        p.tcp_socket = Some(TCPSocketAction { port: IntOrString::Int(0), host: None });
+        p.tcp_socket = Some(TCPSocketAction {
+            port: IntOrString::Int(0),
+            host: None,
+        });
     }
     if p.success_threshold.is_none_or(|t| t == 0) {
         p.success_threshold = Some(1);
@@ -210,11 +241,17 @@ mod tests {
     #[test]
     fn stock_defaults_fill_a_minimal_spec() {
         let mut spec = RevisionSpec::default();
-        spec.pod_spec.containers.push(Container { image: Some("x".into()), ..Default::default() });
+        spec.pod_spec.containers.push(Container {
+            image: Some("x".into()),
+            ..Default::default()
+        });
         default_revision_spec(&mut spec, &Defaults::default());
         assert_eq!(spec.timeout_seconds, Some(300));
         assert_eq!(spec.container_concurrency, Some(0));
-        assert_eq!(spec.response_start_timeout_seconds, None, "300 is not < 300");
+        assert_eq!(
+            spec.response_start_timeout_seconds, None,
+            "300 is not < 300"
+        );
         assert_eq!(spec.pod_spec.enable_service_links, Some(false));
         let c = &spec.pod_spec.containers[0];
         assert_eq!(c.name, "user-container");
@@ -227,21 +264,35 @@ mod tests {
     fn several_containers_are_numbered_around_taken_names() {
         let mut spec = RevisionSpec::default();
         for name in ["", "user-container-0", ""] {
-            spec.pod_spec.containers.push(Container { name: name.into(), ..Default::default() });
+            spec.pod_spec.containers.push(Container {
+                name: name.into(),
+                ..Default::default()
+            });
         }
         default_revision_spec(&mut spec, &Defaults::default());
-        let names: Vec<_> = spec.pod_spec.containers.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, ["user-container-1", "user-container-0", "user-container-2"]);
+        let names: Vec<_> = spec
+            .pod_spec
+            .containers
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            ["user-container-1", "user-container-0", "user-container-2"]
+        );
     }
 
     #[test]
     fn traffic_defaults_to_latest() {
         let mut t = vec![];
-        default_traffic(&mut t, true);
+        default_service_traffic(&mut t);
         assert_eq!(t[0].percent, Some(100));
         assert_eq!(t[0].latest_revision, Some(true));
-        let mut t = vec![TrafficTarget { revision_name: Some("a".into()), ..Default::default() }];
-        default_traffic(&mut t, true);
+        let mut t = vec![TrafficTarget {
+            revision_name: Some("a".into()),
+            ..Default::default()
+        }];
+        default_traffic_entries(&mut t);
         assert_eq!(t[0].latest_revision, Some(false));
     }
 }

@@ -23,7 +23,11 @@ pub struct FieldErrors(pub Vec<FieldError>);
 impl FieldError {
     /// A failure with one path.
     pub fn new(message: impl Into<String>, path: impl Into<String>) -> Self {
-        Self { message: message.into(), paths: vec![path.into()], details: None }
+        Self {
+            message: message.into(),
+            paths: vec![path.into()],
+            details: None,
+        }
     }
 
     /// Adds details shown after the message.
@@ -148,7 +152,10 @@ mod tests {
 
     #[test]
     fn paths_join_like_knative() {
-        let e = FieldError::missing("image").via("[0]").via("containers").via("spec");
+        let e = FieldError::missing("image")
+            .via("[0]")
+            .via("containers")
+            .via("spec");
         assert_eq!(e.to_string(), "missing field(s): spec.containers[0].image");
         let e = FieldError::invalid(8012, "").via("ports");
         assert_eq!(e.to_string(), "invalid value: 8012: ports");
@@ -159,6 +166,9 @@ mod tests {
         let both = FieldError::one_of(&["a", "b"], &["a", "b"]);
         assert_eq!(both.to_string(), "expected exactly one, got both: a, b");
         let neither = FieldError::one_of(&[], &["a", "b"]);
-        assert_eq!(neither.to_string(), "expected exactly one, got neither: a, b");
+        assert_eq!(
+            neither.to_string(),
+            "expected exactly one, got neither: a, b"
+        );
     }
 }

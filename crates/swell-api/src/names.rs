@@ -11,7 +11,9 @@ pub fn dns1035_label_error(name: &str) -> Option<String> {
         return Some(format!("must be no more than {MAX_NAME_LEN} characters"));
     }
     let ok = name.as_bytes().first().is_some_and(u8::is_ascii_lowercase)
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.ends_with('-');
     (!ok).then(|| {
         "a DNS-1035 label must consist of lower case alphanumeric characters or '-', \
@@ -26,7 +28,9 @@ pub fn dns1035_label_error(name: &str) -> Option<String> {
 pub fn is_dns1123_label(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_NAME_LEN
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
         && !name.ends_with('-')
 }
@@ -50,16 +54,28 @@ pub fn child_name(parent: &str, suffix: &str) -> String {
         return format!("{parent}{suffix}");
     }
     let md5hex = |s: &str| {
-        Md5::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect::<String>()
+        Md5::digest(s.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
     };
     if 31 > suffix.len() {
         let keep = 31 - suffix.len();
-        return format!("{}{}{suffix}", &parent[..keep.min(parent.len())], md5hex(parent));
+        return format!(
+            "{}{}{suffix}",
+            &parent[..keep.min(parent.len())],
+            md5hex(parent)
+        );
     }
-    let mut name = format!("{}{}", &parent[..31.min(parent.len())], md5hex(&format!("{parent}{suffix}")));
+    let mut name = format!(
+        "{}{}",
+        &parent[..31.min(parent.len())],
+        md5hex(&format!("{parent}{suffix}"))
+    );
     let room = MAX_NAME_LEN.saturating_sub(name.len());
     name.push_str(&suffix[..room.min(suffix.len())]);
-    name.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()).to_string()
+    name.trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_string()
 }
 
 #[cfg(test)]
@@ -70,7 +86,10 @@ mod tests {
     fn dns1035() {
         assert!(dns1035_label_error("hello-world1").is_none());
         for bad in ["Hello", "1abc", "abc-", "a_b", "", &"a".repeat(64)] {
-            assert!(dns1035_label_error(bad).is_some(), "{bad} should be rejected");
+            assert!(
+                dns1035_label_error(bad).is_some(),
+                "{bad} should be rejected"
+            );
         }
     }
 

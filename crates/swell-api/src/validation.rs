@@ -39,7 +39,10 @@ pub const LAST_MODIFIER: &str = "serving.knative.dev/lastModifier";
 /// Validates `metadata` of a top-level Service, Configuration, Route or Revision.
 fn validate_object_meta(meta: &ObjectMeta, allow_autoscaling: bool) -> FieldErrors {
     let mut errs = FieldErrors::default();
-    match (meta.name.as_deref().filter(|n| !n.is_empty()), meta.generate_name.as_deref()) {
+    match (
+        meta.name.as_deref().filter(|n| !n.is_empty()),
+        meta.generate_name.as_deref(),
+    ) {
         (Some(name), _) => {
             if let Some(why) = dns1035_label_error(name) {
                 errs.push(FieldError::invalid(format!("{name:?}"), "name").with_details(why));
@@ -47,13 +50,16 @@ fn validate_object_meta(meta: &ObjectMeta, allow_autoscaling: bool) -> FieldErro
         }
         (None, Some(prefix)) if !prefix.is_empty() => {
             if let Some(why) = generate_name_error(prefix) {
-                errs.push(FieldError::invalid(format!("{prefix:?}"), "generateName").with_details(why));
+                errs.push(
+                    FieldError::invalid(format!("{prefix:?}"), "generateName").with_details(why),
+                );
             }
         }
         _ => errs.push(FieldError::one_of(&[], &["name", "generateName"])),
     }
     if !allow_autoscaling {
-        errs.0.extend(forbid_autoscaling(meta.annotations.as_ref().unwrap_or(&Default::default())).0);
+        errs.0
+            .extend(forbid_autoscaling(meta.annotations.as_ref().unwrap_or(&Default::default())).0);
     }
     errs
 }
@@ -64,20 +70,26 @@ fn annotations(meta: &ObjectMeta) -> std::collections::BTreeMap<String, String> 
 
 /// Validates a Revision template inside a parent named `parent` (relative paths
 /// `metadata.…`, `spec.…`).
-fn validate_template(t: &RevisionTemplateSpec, parent: &ObjectMeta, cfg: &ValidationConfig) -> FieldErrors {
+fn validate_template(
+    t: &RevisionTemplateSpec,
+    parent: &ObjectMeta,
+    cfg: &ValidationConfig,
+) -> FieldErrors {
     let mut errs = FieldErrors::default();
     if let Some(name) = t.metadata.name.as_deref().filter(|n| !n.is_empty()) {
         match parent.name.as_deref().filter(|n| !n.is_empty()) {
             Some(parent_name) => {
                 let prefix = format!("{parent_name}-");
                 if !name.starts_with(&prefix) {
-                    errs.push(FieldError::invalid(format!("{name:?} must have prefix {prefix:?}"), "metadata.name"));
+                    errs.push(FieldError::invalid(
+                        format!("{name:?} must have prefix {prefix:?}"),
+                        "metadata.name",
+                    ));
                 }
             }
-            None => errs.push(
-                FieldError::invalid(name, "metadata.name")
-                    .with_details("a Revision name may not be given when the parent uses generateName"),
-            ),
+            None => errs.push(FieldError::invalid(name, "metadata.name").with_details(
+                "a Revision name may not be given when the parent uses generateName",
+            )),
         }
         if let Some(why) = dns1035_label_error(name) {
             errs.push(FieldError::invalid(name, "metadata.name").with_details(why));
@@ -86,7 +98,10 @@ fn validate_template(t: &RevisionTemplateSpec, parent: &ObjectMeta, cfg: &Valida
     let ann = annotations(&t.metadata);
     errs.extend_via("metadata", validate_autoscaling(&ann, &cfg.autoscaler));
     errs.extend_via("metadata", validate_progress_deadline(&ann));
-    errs.extend_via("spec", validate_revision_spec(&t.spec, &cfg.defaults, &cfg.features));
+    errs.extend_via(
+        "spec",
+        validate_revision_spec(&t.spec, &cfg.defaults, &cfg.features),
+    );
     errs
 }
 
@@ -100,8 +115,13 @@ fn validate_template_update(new: &RevisionTemplateSpec, old: &RevisionTemplateSp
             || new.metadata.annotations != old.metadata.annotations)
     {
         errs.push(
-            FieldError::new("Saw the following changes without a name change (-old +new)", "spec.template.metadata.name")
-                .with_details(format!("the template changed but its Revision name {name:?} did not; give it a new name")),
+            FieldError::new(
+                "Saw the following changes without a name change (-old +new)",
+                "spec.template.metadata.name",
+            )
+            .with_details(format!(
+                "the template changed but its Revision name {name:?} did not; give it a new name"
+            )),
         );
     }
     errs
@@ -113,7 +133,13 @@ fn validate_creator_unchanged(new: &ObjectMeta, old: &ObjectMeta) -> FieldErrors
     if let Some(old_creator) = get(old)
         && get(new) != Some(old_creator.clone())
     {
-        errs.push(FieldError::invalid(format!("{:?}", get(new).unwrap_or_default()), format!("metadata.annotations.{CREATOR}")).with_details("the creator annotation is immutable"));
+        errs.push(
+            FieldError::invalid(
+                format!("{:?}", get(new).unwrap_or_default()),
+                format!("metadata.annotations.{CREATOR}"),
+            )
+            .with_details("the creator annotation is immutable"),
+        );
     }
     errs
 }
@@ -122,30 +148,51 @@ fn validate_creator_unchanged(new: &ObjectMeta, old: &ObjectMeta) -> FieldErrors
 pub fn validate_service(s: &Service, old: Option<&Service>, cfg: &ValidationConfig) -> FieldErrors {
     let mut errs = FieldErrors::default();
     errs.extend_via("metadata", validate_object_meta(&s.metadata, false));
-    errs.extend_via("metadata", validate_rollout_duration(&annotations(&s.metadata)));
-    errs.extend_via("spec.template", validate_template(&s.spec.template, &s.metadata, cfg));
+    errs.extend_via(
+        "metadata",
+        validate_rollout_duration(&annotations(&s.metadata)),
+    );
+    errs.extend_via(
+        "spec.template",
+        validate_template(&s.spec.template, &s.metadata, cfg),
+    );
     errs.extend_via("spec", validate_traffic(&s.spec.traffic, true));
     if let Some(old) = old {
-        errs.0.extend(validate_template_update(&s.spec.template, &old.spec.template).0);
-        errs.0.extend(validate_creator_unchanged(&s.metadata, &old.metadata).0);
+        errs.0
+            .extend(validate_template_update(&s.spec.template, &old.spec.template).0);
+        errs.0
+            .extend(validate_creator_unchanged(&s.metadata, &old.metadata).0);
     }
     errs
 }
 
 /// Validates a Configuration.
-pub fn validate_configuration(c: &Configuration, old: Option<&Configuration>, cfg: &ValidationConfig) -> FieldErrors {
+pub fn validate_configuration(
+    c: &Configuration,
+    old: Option<&Configuration>,
+    cfg: &ValidationConfig,
+) -> FieldErrors {
     let mut errs = FieldErrors::default();
     errs.extend_via("metadata", validate_object_meta(&c.metadata, false));
-    errs.extend_via("spec.template", validate_template(&c.spec.template, &c.metadata, cfg));
+    errs.extend_via(
+        "spec.template",
+        validate_template(&c.spec.template, &c.metadata, cfg),
+    );
     if let Some(old) = old {
-        errs.0.extend(validate_template_update(&c.spec.template, &old.spec.template).0);
-        errs.0.extend(validate_creator_unchanged(&c.metadata, &old.metadata).0);
+        errs.0
+            .extend(validate_template_update(&c.spec.template, &old.spec.template).0);
+        errs.0
+            .extend(validate_creator_unchanged(&c.metadata, &old.metadata).0);
     }
     errs
 }
 
 /// Validates a Revision; its spec is immutable once created.
-pub fn validate_revision(r: &Revision, old: Option<&Revision>, cfg: &ValidationConfig) -> FieldErrors {
+pub fn validate_revision(
+    r: &Revision,
+    old: Option<&Revision>,
+    cfg: &ValidationConfig,
+) -> FieldErrors {
     let mut errs = FieldErrors::default();
     errs.extend_via("metadata", validate_object_meta(&r.metadata, true));
     let ann = annotations(&r.metadata);
@@ -153,11 +200,15 @@ pub fn validate_revision(r: &Revision, old: Option<&Revision>, cfg: &ValidationC
     errs.extend_via("metadata", validate_progress_deadline(&ann));
     match old {
         Some(old) if old.spec != r.spec => errs.push(
-            FieldError::new("Immutable fields changed (-old +new)", "spec")
-                .with_details("a Revision's spec cannot change; change the Configuration or Service instead"),
+            FieldError::new("Immutable fields changed (-old +new)", "spec").with_details(
+                "a Revision's spec cannot change; change the Configuration or Service instead",
+            ),
         ),
         Some(_) => {}
-        None => errs.extend_via("spec", validate_revision_spec(&r.spec, &cfg.defaults, &cfg.features)),
+        None => errs.extend_via(
+            "spec",
+            validate_revision_spec(&r.spec, &cfg.defaults, &cfg.features),
+        ),
     }
     errs
 }
@@ -166,10 +217,14 @@ pub fn validate_revision(r: &Revision, old: Option<&Revision>, cfg: &ValidationC
 pub fn validate_route(r: &Route, old: Option<&Route>) -> FieldErrors {
     let mut errs = FieldErrors::default();
     errs.extend_via("metadata", validate_object_meta(&r.metadata, false));
-    errs.extend_via("metadata", validate_rollout_duration(&annotations(&r.metadata)));
+    errs.extend_via(
+        "metadata",
+        validate_rollout_duration(&annotations(&r.metadata)),
+    );
     errs.extend_via("spec", validate_traffic(&r.spec.traffic, false));
     if let Some(old) = old {
-        errs.0.extend(validate_creator_unchanged(&r.metadata, &old.metadata).0);
+        errs.0
+            .extend(validate_creator_unchanged(&r.metadata, &old.metadata).0);
     }
     errs
 }
@@ -177,22 +232,37 @@ pub fn validate_route(r: &Route, old: Option<&Route>) -> FieldErrors {
 /// Validates a DomainMapping (§1.7): its name is the fully qualified hostname.
 pub fn validate_domain_mapping(dm: &DomainMapping, cluster_domain: &str) -> FieldErrors {
     let mut errs = FieldErrors::default();
-    if dm.metadata.generate_name.as_deref().is_some_and(|g| !g.is_empty()) {
+    if dm
+        .metadata
+        .generate_name
+        .as_deref()
+        .is_some_and(|g| !g.is_empty())
+    {
         errs.push(FieldError::disallowed("metadata.generateName"));
     }
     match dm.metadata.name.as_deref() {
         None | Some("") => errs.push(FieldError::missing("metadata.name")),
         Some(name) => {
             if !is_dns1123_subdomain(name) || !name.contains('.') {
-                errs.push(FieldError::invalid(name, "metadata.name").with_details("must be a fully qualified domain name"));
+                errs.push(
+                    FieldError::invalid(name, "metadata.name")
+                        .with_details("must be a fully qualified domain name"),
+                );
             }
             if name.ends_with(&format!(".svc.{cluster_domain}")) {
-                errs.push(FieldError::invalid(name, "metadata.name").with_details(format!("must not be a subdomain of svc.{cluster_domain}")));
+                errs.push(
+                    FieldError::invalid(name, "metadata.name")
+                        .with_details(format!("must not be a subdomain of svc.{cluster_domain}")),
+                );
             }
         }
     }
     let r = &dm.spec.reference;
-    for (field, v) in [("kind", &r.kind), ("name", &r.name), ("apiVersion", &r.api_version)] {
+    for (field, v) in [
+        ("kind", &r.kind),
+        ("name", &r.name),
+        ("apiVersion", &r.api_version),
+    ] {
         if v.is_empty() {
             errs.push(FieldError::missing(format!("spec.ref.{field}")));
         }
@@ -200,7 +270,10 @@ pub fn validate_domain_mapping(dm: &DomainMapping, cluster_domain: &str) -> Fiel
     if let Some(ns) = &r.namespace
         && dm.metadata.namespace.as_ref().is_some_and(|own| own != ns)
     {
-        errs.push(FieldError::invalid(ns, "spec.ref.namespace").with_details("must be the DomainMapping's own namespace"));
+        errs.push(
+            FieldError::invalid(ns, "spec.ref.namespace")
+                .with_details("must be the DomainMapping's own namespace"),
+        );
     }
     errs
 }

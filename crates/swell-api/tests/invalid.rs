@@ -13,12 +13,21 @@ fn service(template_spec: Value) -> Value {
 
 fn container(extra: Value) -> Value {
     let mut c = json!({"image": "ghcr.io/knative/helloworld-go:latest"});
-    c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    c.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
     json!({"containers": [c]})
 }
 
 fn reject(kind: Kind, obj: &Value) -> String {
-    match admit(kind, obj, None, FieldValidation::Strict, false, &AdmissionContext::default()) {
+    match admit(
+        kind,
+        obj,
+        None,
+        FieldValidation::Strict,
+        false,
+        &AdmissionContext::default(),
+    ) {
         Err(e) => e.to_string(),
         Ok(a) => panic!("accepted: {}", a.object),
     }
@@ -27,37 +36,125 @@ fn reject(kind: Kind, obj: &Value) -> String {
 #[test]
 fn each_rule_names_its_field() {
     let cases: Vec<(Value, &str)> = vec![
-        (container(json!({"ports": [{"containerPort": 8012}]})), "invalid value: 8012: spec.template.spec.containers[0].ports.containerPort"),
-        (container(json!({"ports": [{"containerPort": 9091}]})), "spec.template.spec.containers[0].ports.containerPort"),
-        (container(json!({"ports": [{"containerPort": 8080, "name": "grpc"}]})), "Port name grpc is not allowed: spec.template.spec.containers[0].ports"),
-        (container(json!({"ports": [{"containerPort": 8080, "hostPort": 80}]})), "must not set the field(s): spec.template.spec.containers[0].ports.hostPort"),
-        (container(json!({"ports": [{"containerPort": 8080, "protocol": "UDP"}]})), "invalid value: UDP: spec.template.spec.containers[0].ports.protocol"),
-        (container(json!({"ports": [{"containerPort": 8080}, {"containerPort": 8081}]})), "more than one container port is set: spec.template.spec.containers[*].ports"),
-        (container(json!({"env": [{"name": "PORT", "value": "1"}]})), "invalid value: PORT: spec.template.spec.containers[0].env[0].name"),
-        (container(json!({"env": [{"name": "K_SERVICE", "value": "x"}]})), "spec.template.spec.containers[0].env[0].name"),
-        (container(json!({"lifecycle": {"preStop": {"exec": {"command": ["x"]}}}})), "must not set the field(s): spec.template.spec.containers[0].lifecycle"),
-        (container(json!({"stdin": true, "tty": true})), "must not set the field(s): spec.template.spec.containers[0].stdin, spec.template.spec.containers[0].tty"),
-        (container(json!({"name": "queue-proxy"})), "invalid value: queue-proxy: spec.template.spec.containers[0].name"),
-        (container(json!({"securityContext": {"runAsUser": -10}})), "expected 0 <= -10 <= 2147483647: spec.template.spec.containers[0].securityContext.runAsUser"),
-        (container(json!({"securityContext": {"privileged": true}})), "spec.template.spec.containers[0].securityContext.privileged"),
-        (container(json!({"readinessProbe": {"periodSeconds": 0, "failureThreshold": 2, "tcpSocket": {"port": 0}}})), "must not set the field(s): spec.template.spec.containers[0].readinessProbe.failureThreshold"),
-        (container(json!({"readinessProbe": {"httpGet": {"port": 0}, "tcpSocket": {"port": 0}}})), "expected exactly one, got both: spec.template.spec.containers[0].readinessProbe.httpGet, spec.template.spec.containers[0].readinessProbe.tcpSocket"),
-        (container(json!({"envFrom": [{}]})), "expected exactly one, got neither: spec.template.spec.containers[0].envFrom[0].configMapRef"),
-        (container(json!({"volumeMounts": [{"name": "missing", "mountPath": "/x"}]})), "spec.template.spec.containers[0].volumeMounts[0].name"),
-        (json!({"containers": []}), "missing field(s): spec.template.spec.containers"),
-        (json!({"containers": [{"name": "a"}]}), "missing field(s): spec.template.spec.containers[0].image"),
-        (json!({"containers": [{"image": "Bad Image"}]}), "invalid value: Bad Image: spec.template.spec.containers[0].image"),
-        (json!({"containers": [{"image": "a"}, {"image": "b"}]}), "missing field(s): spec.template.spec.containers.ports"),
-        (json!({"containers": [{"image": "a"}], "restartPolicy": "Never"}), "must not set the field(s): spec.template.spec.restartPolicy"),
-        (json!({"containers": [{"image": "a"}], "nodeSelector": {"a": "b"}}), "must not set the field(s): spec.template.spec.nodeSelector"),
-        (json!({"containers": [{"image": "a"}], "containerConcurrency": 1001}), "expected 0 <= 1001 <= 1000: spec.template.spec.containerConcurrency"),
-        (json!({"containers": [{"image": "a"}], "timeoutSeconds": 601}), "expected 0 <= 601 <= 600: spec.template.spec.timeoutSeconds"),
-        (json!({"containers": [{"image": "a"}], "timeoutSeconds": -1}), "spec.template.spec.timeoutSeconds"),
-        (json!({"containers": [{"image": "a"}], "volumes": [{"name": "v", "configMap": {"name": "c"}}]}), "volume with name \"v\" not mounted: spec.template.spec.volumes[0].name"),
+        (
+            container(json!({"ports": [{"containerPort": 8012}]})),
+            "invalid value: 8012: spec.template.spec.containers[0].ports.containerPort",
+        ),
+        (
+            container(json!({"ports": [{"containerPort": 9091}]})),
+            "spec.template.spec.containers[0].ports.containerPort",
+        ),
+        (
+            container(json!({"ports": [{"containerPort": 8080, "name": "grpc"}]})),
+            "Port name grpc is not allowed: spec.template.spec.containers[0].ports",
+        ),
+        (
+            container(json!({"ports": [{"containerPort": 8080, "hostPort": 80}]})),
+            "must not set the field(s): spec.template.spec.containers[0].ports.hostPort",
+        ),
+        (
+            container(json!({"ports": [{"containerPort": 8080, "protocol": "UDP"}]})),
+            "invalid value: UDP: spec.template.spec.containers[0].ports.protocol",
+        ),
+        (
+            container(json!({"ports": [{"containerPort": 8080}, {"containerPort": 8081}]})),
+            "more than one container port is set: spec.template.spec.containers[*].ports",
+        ),
+        (
+            container(json!({"env": [{"name": "PORT", "value": "1"}]})),
+            "invalid value: PORT: spec.template.spec.containers[0].env[0].name",
+        ),
+        (
+            container(json!({"env": [{"name": "K_SERVICE", "value": "x"}]})),
+            "spec.template.spec.containers[0].env[0].name",
+        ),
+        (
+            container(json!({"lifecycle": {"preStop": {"exec": {"command": ["x"]}}}})),
+            "must not set the field(s): spec.template.spec.containers[0].lifecycle",
+        ),
+        (
+            container(json!({"stdin": true, "tty": true})),
+            "must not set the field(s): spec.template.spec.containers[0].stdin, spec.template.spec.containers[0].tty",
+        ),
+        (
+            container(json!({"name": "queue-proxy"})),
+            "invalid value: queue-proxy: spec.template.spec.containers[0].name",
+        ),
+        (
+            container(json!({"securityContext": {"runAsUser": -10}})),
+            "expected 0 <= -10 <= 2147483647: spec.template.spec.containers[0].securityContext.runAsUser",
+        ),
+        (
+            container(json!({"securityContext": {"privileged": true}})),
+            "spec.template.spec.containers[0].securityContext.privileged",
+        ),
+        (
+            container(
+                json!({"readinessProbe": {"periodSeconds": 0, "failureThreshold": 2, "tcpSocket": {"port": 0}}}),
+            ),
+            "must not set the field(s): spec.template.spec.containers[0].readinessProbe.failureThreshold",
+        ),
+        (
+            container(
+                json!({"readinessProbe": {"httpGet": {"port": 0}, "tcpSocket": {"port": 0}}}),
+            ),
+            "expected exactly one, got both: spec.template.spec.containers[0].readinessProbe.httpGet, spec.template.spec.containers[0].readinessProbe.tcpSocket",
+        ),
+        (
+            container(json!({"envFrom": [{}]})),
+            "expected exactly one, got neither: spec.template.spec.containers[0].envFrom[0].configMapRef",
+        ),
+        (
+            container(json!({"volumeMounts": [{"name": "missing", "mountPath": "/x"}]})),
+            "spec.template.spec.containers[0].volumeMounts[0].name",
+        ),
+        (
+            json!({"containers": []}),
+            "missing field(s): spec.template.spec.containers",
+        ),
+        (
+            json!({"containers": [{"name": "a"}]}),
+            "missing field(s): spec.template.spec.containers[0].image",
+        ),
+        (
+            json!({"containers": [{"image": "Bad Image"}]}),
+            "invalid value: Bad Image: spec.template.spec.containers[0].image",
+        ),
+        (
+            json!({"containers": [{"image": "a"}, {"image": "b"}]}),
+            "missing field(s): spec.template.spec.containers.ports",
+        ),
+        (
+            json!({"containers": [{"image": "a"}], "restartPolicy": "Never"}),
+            "must not set the field(s): spec.template.spec.restartPolicy",
+        ),
+        (
+            json!({"containers": [{"image": "a"}], "nodeSelector": {"a": "b"}}),
+            "must not set the field(s): spec.template.spec.nodeSelector",
+        ),
+        (
+            json!({"containers": [{"image": "a"}], "containerConcurrency": 1001}),
+            "expected 0 <= 1001 <= 1000: spec.template.spec.containerConcurrency",
+        ),
+        (
+            json!({"containers": [{"image": "a"}], "timeoutSeconds": 601}),
+            "expected 0 <= 601 <= 600: spec.template.spec.timeoutSeconds",
+        ),
+        (
+            json!({"containers": [{"image": "a"}], "timeoutSeconds": -1}),
+            "spec.template.spec.timeoutSeconds",
+        ),
+        (
+            json!({"containers": [{"image": "a"}], "volumes": [{"name": "v", "configMap": {"name": "c"}}]}),
+            "volume with name \"v\" not mounted: spec.template.spec.volumes[0].name",
+        ),
     ];
     for (spec, want) in cases {
         let got = reject(Kind::Service, &service(spec.clone()));
-        assert!(got.contains(want), "for {spec}\n  want: {want}\n  got:  {got}");
+        assert!(
+            got.contains(want),
+            "for {spec}\n  want: {want}\n  got:  {got}"
+        );
     }
 }
 
@@ -72,17 +169,26 @@ fn names_annotations_traffic_and_byo_names() {
     assert!(reject(Kind::Service, &top_annotation).contains("spec.template.metadata.annotations"));
 
     let mut bad_window = service(container(json!({})));
-    bad_window["spec"]["template"]["metadata"] = json!({"annotations": {"autoscaling.knative.dev/window": "1s"}});
-    assert!(reject(Kind::Service, &bad_window)
-        .contains("spec.template.metadata.annotations.autoscaling.knative.dev/window"));
+    bad_window["spec"]["template"]["metadata"] =
+        json!({"annotations": {"autoscaling.knative.dev/window": "1s"}});
+    assert!(
+        reject(Kind::Service, &bad_window)
+            .contains("spec.template.metadata.annotations.autoscaling.knative.dev/window")
+    );
 
     let mut ninety_nine = service(container(json!({})));
     ninety_nine["spec"]["traffic"] = json!([{"latestRevision": true, "percent": 99}]);
-    assert!(reject(Kind::Service, &ninety_nine).contains("Traffic targets sum to 99, want 100: spec.traffic"));
+    assert!(
+        reject(Kind::Service, &ninety_nine)
+            .contains("Traffic targets sum to 99, want 100: spec.traffic")
+    );
 
     let mut byo = service(container(json!({})));
     byo["spec"]["template"]["metadata"] = json!({"name": "other-00001"});
-    assert!(reject(Kind::Service, &byo).contains("must have prefix \"hello-\": spec.template.metadata.name"));
+    assert!(
+        reject(Kind::Service, &byo)
+            .contains("must have prefix \"hello-\": spec.template.metadata.name")
+    );
 
     let route = json!({"apiVersion": "serving.knative.dev/v1", "kind": "Route",
         "metadata": {"name": "r"}, "spec": {}});
@@ -92,7 +198,10 @@ fn names_annotations_traffic_and_byo_names() {
         "metadata": {"name": "hello.default.svc.cluster.local", "namespace": "default"},
         "spec": {"ref": {"name": "hello", "kind": "Service"}}});
     let msg = reject(Kind::DomainMapping, &dm);
-    assert!(msg.contains("metadata.name") && msg.contains("spec.ref.apiVersion"), "{msg}");
+    assert!(
+        msg.contains("metadata.name") && msg.contains("spec.ref.apiVersion"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -100,13 +209,43 @@ fn byo_name_must_change_with_the_template() {
     let ctx = AdmissionContext::default();
     let mut v1 = service(container(json!({})));
     v1["spec"]["template"]["metadata"] = json!({"name": "hello-one"});
-    let stored = admit(Kind::Service, &v1, None, FieldValidation::Strict, false, &ctx).unwrap().object;
+    let stored = admit(
+        Kind::Service,
+        &v1,
+        None,
+        FieldValidation::Strict,
+        false,
+        &ctx,
+    )
+    .unwrap()
+    .object;
     let mut v2 = v1.clone();
-    v2["spec"]["template"]["spec"]["containers"][0]["image"] = json!("ghcr.io/knative/helloworld-go:v2");
-    let err = admit(Kind::Service, &v2, Some(&stored), FieldValidation::Strict, false, &ctx).unwrap_err();
-    assert!(err.to_string().contains("Saw the following changes without a name change"), "{err}");
+    v2["spec"]["template"]["spec"]["containers"][0]["image"] =
+        json!("ghcr.io/knative/helloworld-go:v2");
+    let err = admit(
+        Kind::Service,
+        &v2,
+        Some(&stored),
+        FieldValidation::Strict,
+        false,
+        &ctx,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("Saw the following changes without a name change"),
+        "{err}"
+    );
     v2["spec"]["template"]["metadata"]["name"] = json!("hello-two");
-    admit(Kind::Service, &v2, Some(&stored), FieldValidation::Strict, false, &ctx).unwrap();
+    admit(
+        Kind::Service,
+        &v2,
+        Some(&stored),
+        FieldValidation::Strict,
+        false,
+        &ctx,
+    )
+    .unwrap();
 }
 
 #[test]
@@ -114,14 +253,42 @@ fn revision_spec_is_immutable() {
     let ctx = AdmissionContext::default();
     let rev = json!({"apiVersion": "serving.knative.dev/v1", "kind": "Revision",
         "metadata": {"name": "hello-00001"}, "spec": {"containers": [{"image": "a"}]}});
-    let stored = admit(Kind::Revision, &rev, None, FieldValidation::Strict, false, &ctx).unwrap().object;
+    let stored = admit(
+        Kind::Revision,
+        &rev,
+        None,
+        FieldValidation::Strict,
+        false,
+        &ctx,
+    )
+    .unwrap()
+    .object;
     let mut changed = stored.clone();
     changed["spec"]["containers"][0]["image"] = json!("b");
-    let err = admit(Kind::Revision, &changed, Some(&stored), FieldValidation::Strict, false, &ctx).unwrap_err();
-    assert!(err.to_string().contains("Immutable fields changed"), "{err}");
+    let err = admit(
+        Kind::Revision,
+        &changed,
+        Some(&stored),
+        FieldValidation::Strict,
+        false,
+        &ctx,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("Immutable fields changed"),
+        "{err}"
+    );
     let mut relabelled = stored.clone();
     relabelled["metadata"]["labels"] = json!({"team": "a"});
-    admit(Kind::Revision, &relabelled, Some(&stored), FieldValidation::Strict, false, &ctx).unwrap();
+    admit(
+        Kind::Revision,
+        &relabelled,
+        Some(&stored),
+        FieldValidation::Strict,
+        false,
+        &ctx,
+    )
+    .unwrap();
 }
 
 #[test]
@@ -129,20 +296,41 @@ fn unknown_fields_follow_field_validation() {
     let ctx = AdmissionContext::default();
     let mut obj = service(container(json!({"imagee": "typo"})));
     obj["spec"]["foo"] = json!(1);
-    match admit(Kind::Service, &obj, None, FieldValidation::Strict, false, &ctx) {
+    match admit(
+        Kind::Service,
+        &obj,
+        None,
+        FieldValidation::Strict,
+        false,
+        &ctx,
+    ) {
         Err(AdmissionError::UnknownFields(f)) => {
             assert_eq!(f, ["spec.foo", "spec.template.spec.containers[0].imagee"])
         }
         other => panic!("{other:?}"),
     }
-    let warned = admit(Kind::Service, &obj, None, FieldValidation::Warn, false, &ctx).unwrap();
+    let warned = admit(
+        Kind::Service,
+        &obj,
+        None,
+        FieldValidation::Warn,
+        false,
+        &ctx,
+    )
+    .unwrap();
     assert_eq!(warned.warnings.len(), 2);
-    assert!(warned.object["spec"].get("foo").is_none(), "unknown fields are pruned");
+    assert!(
+        warned.object["spec"].get("foo").is_none(),
+        "unknown fields are pruned"
+    );
 }
 
 #[test]
 fn type_errors_name_the_field() {
     let obj = service(container(json!({"ports": [{"containerPort": "eighty"}]})));
     let msg = reject(Kind::Service, &obj);
-    assert!(msg.contains("spec.template.spec.containers[0].ports[0].containerPort"), "{msg}");
+    assert!(
+        msg.contains("spec.template.spec.containers[0].ports[0].containerPort"),
+        "{msg}"
+    );
 }

@@ -13,10 +13,18 @@ fn json_value() -> impl Strategy<Value = Value> {
     ];
     leaf.prop_recursive(5, 64, 6, |inner| {
         let keys = prop_oneof![
-            Just("metadata".to_string()), Just("spec".to_string()), Just("template".to_string()),
-            Just("containers".to_string()), Just("image".to_string()), Just("ports".to_string()),
-            Just("containerPort".to_string()), Just("traffic".to_string()), Just("percent".to_string()),
-            Just("name".to_string()), Just("env".to_string()), Just("annotations".to_string()),
+            Just("metadata".to_string()),
+            Just("spec".to_string()),
+            Just("template".to_string()),
+            Just("containers".to_string()),
+            Just("image".to_string()),
+            Just("ports".to_string()),
+            Just("containerPort".to_string()),
+            Just("traffic".to_string()),
+            Just("percent".to_string()),
+            Just("name".to_string()),
+            Just("env".to_string()),
+            Just("annotations".to_string()),
             "[a-zA-Z]{1,8}",
         ];
         prop_oneof![

@@ -43,12 +43,27 @@ fn knative_samples_load_unchanged() {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path).unwrap();
         let obj: Value = serde_saphyr::from_str(&text).unwrap();
-        let admitted = admit(kind_of(&obj), &obj, None, FieldValidation::Strict, false, &AdmissionContext::default())
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert!(admitted.warnings.is_empty(), "{}: {:?}", path.display(), admitted.warnings);
+        let admitted = admit(
+            kind_of(&obj),
+            &obj,
+            None,
+            FieldValidation::Strict,
+            false,
+            &AdmissionContext::default(),
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            admitted.warnings.is_empty(),
+            "{}: {:?}",
+            path.display(),
+            admitted.warnings
+        );
         // The webhook records the requesting user on create, whatever the manifest says.
         let mut expected = obj.clone();
-        if let Some(ann) = expected.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut) {
+        if let Some(ann) = expected
+            .pointer_mut("/metadata/annotations")
+            .and_then(Value::as_object_mut)
+        {
             ann.remove("serving.knative.dev/creator");
             ann.remove("serving.knative.dev/lastModifier");
         }
@@ -61,20 +76,48 @@ fn knative_samples_load_unchanged() {
 #[test]
 fn defaults_match_knative() {
     let obj: Value = serde_saphyr::from_str(include_str!("samples/helloworld-go.yaml")).unwrap();
-    let out = admit(Kind::Service, &obj, None, FieldValidation::Strict, false, &AdmissionContext::default())
-        .unwrap()
-        .object;
+    let out = admit(
+        Kind::Service,
+        &obj,
+        None,
+        FieldValidation::Strict,
+        false,
+        &AdmissionContext::default(),
+    )
+    .unwrap()
+    .object;
     let spec = &out["spec"]["template"]["spec"];
     assert_eq!(spec["timeoutSeconds"], 300);
     assert_eq!(spec["containerConcurrency"], 0);
     assert_eq!(spec["enableServiceLinks"], false);
-    assert_eq!(spec["containers"][0]["name"], "user-container");
-    assert_eq!(spec["containers"][0]["resources"], serde_json::json!({}));
+    // The template's lists stay as written; the Revision stamped from it gets them.
     assert_eq!(
-        spec["containers"][0]["readinessProbe"],
+        spec["containers"],
+        obj["spec"]["template"]["spec"]["containers"]
+    );
+    let rev = serde_json::json!({"apiVersion": "serving.knative.dev/v1", "kind": "Revision",
+        "metadata": {"name": "helloworld-go-00001"}, "spec": obj["spec"]["template"]["spec"]});
+    let rev = admit(
+        Kind::Revision,
+        &rev,
+        None,
+        FieldValidation::Strict,
+        false,
+        &AdmissionContext::default(),
+    )
+    .unwrap()
+    .object;
+    let c = &rev["spec"]["containers"][0];
+    assert_eq!(c["name"], "user-container");
+    assert_eq!(c["resources"], serde_json::json!({}));
+    assert_eq!(
+        c["readinessProbe"],
         serde_json::json!({"successThreshold": 1, "tcpSocket": {"port": 0}})
     );
-    assert_eq!(out["spec"]["traffic"], serde_json::json!([{"latestRevision": true, "percent": 100}]));
+    assert_eq!(
+        out["spec"]["traffic"],
+        serde_json::json!([{"latestRevision": true, "percent": 100}])
+    );
     let ann = &out["metadata"]["annotations"];
     assert_eq!(ann["serving.knative.dev/creator"], "swell-admin");
     assert_eq!(ann["serving.knative.dev/lastModifier"], "swell-admin");

@@ -1,1 +1,253 @@
-//! placeholder
+//! A Kubernetes-compatible REST API server for Knative Serving's resources, over a
+//! [`swell_store::Store`].
+//!
+//! It follows the Kubernetes API conventions closely enough that the real `kubectl` and
+//! kube-rs clients work against it unchanged: discovery (plain and aggregated), OpenAPI
+//! v2/v3, CRUD with the `status` subresource, merge/JSON/apply patches, server-side
+//! Tables with Knative's printer columns, label and field selectors, dry runs, and
+//! watches. Every write goes through admission (Knative's defaulting then validation)
+//! and errors come back as `Status` objects.
+//!
+//! Start at [`router`].
+
+mod core;
+mod discovery;
+mod error;
+mod openapi;
+mod patch;
+mod read;
+mod registry;
+mod request;
+mod selector;
+mod table;
+mod write;
+
+pub use error::{ApiError, ApiResult};
+pub use registry::{Registry, ResourceDef};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::{Method, StatusCode, header};
+use serde_json::{Value, json};
+use std::sync::{Arc, LazyLock, RwLock};
+use swell_api::AdmissionContext;
+use swell_store::{ObjectKey, Store, StoreError, WriteOptions};
+use tokio_util::sync::CancellationToken;
+
+static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::default);
+
+/// The resources this server serves.
+pub fn registry() -> &'static Registry {
+    &REGISTRY
+}
+
+/// Namespaces that exist from the first start.
+pub const BUILTIN_NAMESPACES: [&str; 2] = ["default", "knative-serving"];
+
+/// Shared state of the API server.
+pub struct ApiState {
+    /// Where objects live.
+    pub store: Arc<dyn Store>,
+    admission: RwLock<Arc<AdmissionContext>>,
+    /// Cancelled on shutdown: open watches end so the server can drain.
+    pub shutdown: CancellationToken,
+    /// `host:port` clients reach the server at (for `/api`).
+    pub server_addr: String,
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState")
+            .field("server_addr", &self.server_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiState {
+    /// State over `store`, with Knative's default admission configuration.
+    pub fn new(store: Arc<dyn Store>, server_addr: String, shutdown: CancellationToken) -> Self {
+        Self {
+            store,
+            admission: RwLock::new(Arc::new(AdmissionContext::default())),
+            shutdown,
+            server_addr,
+        }
+    }
+
+    /// The admission configuration in force.
+    pub fn admission_context(&self) -> Arc<AdmissionContext> {
+        self.admission
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the admission configuration (when `config-*` ConfigMaps change).
+    pub fn set_admission_context(&self, ctx: AdmissionContext) {
+        *self
+            .admission
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(ctx);
+    }
+}
+
+/// Creates the built-in namespaces if they are missing.
+pub fn bootstrap(store: &dyn Store) -> Result<(), StoreError> {
+    for ns in BUILTIN_NAMESPACES {
+        let key = ObjectKey::new("", "namespaces", "", ns);
+        if store.get(&key)?.is_none() {
+            let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "spec": {}, "status": {"phase": "Active"}});
+            match store.create(&key, obj, &WriteOptions::default()) {
+                Ok(_) | Err(StoreError::AlreadyExists(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The axum router serving the whole API.
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/version", get(|| async { Json(discovery::version()) }))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ok" }))
+        .route("/livez", get(|| async { "ok" }))
+        .route("/api", get(api_root))
+        .route("/apis", get(apis_root))
+        .route("/openapi/v2", get(openapi_v2))
+        .route(
+            "/openapi/v3",
+            get(|| async { Json(openapi::v3_index(registry())) }),
+        )
+        .route("/openapi/v3/{*path}", get(openapi_v3))
+        .fallback(dispatch)
+        .with_state(state)
+}
+
+struct Json(Value);
+
+impl IntoResponse for Json {
+    fn into_response(self) -> Response {
+        request::json_response(StatusCode::OK, &self.0, &[])
+    }
+}
+
+fn accept(req: &Request) -> &str {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+fn aggregated_or(req: &Request, core: bool, plain: Value) -> Response {
+    match discovery::aggregated_version(accept(req)) {
+        Some(v) => {
+            let body =
+                serde_json::to_vec(&discovery::aggregated(registry(), core, v)).unwrap_or_default();
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, discovery::aggregated_content_type(v))],
+                body,
+            )
+                .into_response()
+        }
+        None => Json(plain).into_response(),
+    }
+}
+
+async fn api_root(State(state): State<Arc<ApiState>>, req: Request) -> Response {
+    aggregated_or(&req, true, discovery::core_versions(&state.server_addr))
+}
+
+async fn apis_root(req: Request) -> Response {
+    aggregated_or(&req, false, discovery::group_list(registry()))
+}
+
+async fn openapi_v2() -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, openapi::OPENAPI_V2_CONTENT_TYPE)],
+        openapi::OPENAPI_V2_PROTOBUF,
+    )
+        .into_response()
+}
+
+async fn openapi_v3(axum::extract::Path(path): axum::extract::Path<String>) -> Response {
+    let segs: Vec<&str> = path.split('/').collect();
+    let doc = match segs.as_slice() {
+        ["api", v] => openapi::v3_document(registry(), "", v),
+        ["apis", g, v] => openapi::v3_document(registry(), g, v),
+        _ => None,
+    };
+    match doc {
+        Some(d) => Json(d).into_response(),
+        None => ApiError::no_route().into_response(),
+    }
+}
+
+/// Routes `/api/v1/…` and `/apis/<group>/<version>/…` requests.
+async fn dispatch(State(state): State<Arc<ApiState>>, req: Request) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().trim_end_matches('/').to_string();
+    let started = tokio::time::Instant::now();
+    let resp = match handle(&state, req).await {
+        Ok(r) => r,
+        Err(e) => {
+            if e.code >= 500 {
+                tracing::error!(%method, %path, code = e.code, message = %e.message, "request failed");
+            }
+            e.into_response()
+        }
+    };
+    tracing::debug!(%method, %path, status = resp.status().as_u16(), elapsed = ?started.elapsed(), "request");
+    resp
+}
+
+async fn handle(state: &Arc<ApiState>, req: Request) -> ApiResult<Response> {
+    let path = req.uri().path().trim_end_matches('/').to_string();
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let (group, version, rest): (&str, &str, &[&str]) = match segs.as_slice() {
+        ["api", v, rest @ ..] => ("", v, rest),
+        ["apis", g] => {
+            return discovery::group(registry(), g)
+                .map(|g| Json(g).into_response())
+                .ok_or_else(ApiError::no_route);
+        }
+        ["apis", g, v, rest @ ..] => (g, v, rest),
+        _ => return Err(ApiError::no_route()),
+    };
+    if rest.is_empty() {
+        return match discovery::resource_list(registry(), group, version) {
+            Some(list) if req.method() == Method::GET => Ok(Json(list).into_response()),
+            Some(_) => Err(ApiError::method_not_allowed("discovery")),
+            None => Err(ApiError::no_route()),
+        };
+    }
+    let target = request::parse_target(registry(), group, version, rest)?;
+    let params = request::Params::parse(req.uri().query())?;
+    let as_table = request::wants_table(req.headers());
+    let method = req.method().clone();
+    let headers = req.headers().clone();
+    let body = request::read_body(req.into_body()).await?;
+    let name = target.name.clone();
+    match (method, name.as_deref()) {
+        (Method::GET, Some(n)) => read::get(state, &target, n, as_table).await,
+        (Method::GET, None) if params.is_watch() => {
+            read::watch(state, &target, &params, as_table).await
+        }
+        (Method::GET, None) => read::list(state, &target, &params, as_table).await,
+        (Method::POST, None) if !target.status => {
+            write::create(state, &target, &params, &headers, &body).await
+        }
+        (Method::PUT, Some(n)) => write::update(state, &target, n, &params, &headers, &body).await,
+        (Method::PATCH, Some(n)) => write::patch(state, &target, n, &params, &headers, &body).await,
+        (Method::DELETE, Some(n)) if !target.status => {
+            write::delete(state, &target, n, &params, &body).await
+        }
+        (Method::DELETE, None) => write::delete_collection(state, &target, &params, &body).await,
+        (m, _) => Err(ApiError::method_not_allowed(m.as_str())),
+    }
+}

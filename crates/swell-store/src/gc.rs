@@ -15,8 +15,14 @@ pub const FOREGROUND_DELETION: &str = "foregroundDeletion";
 
 /// Deletes `key`: marks it if finalizers (or Foreground dependents) hold it, otherwise
 /// removes it and propagates to its dependents.
-pub(crate) fn delete(txn: &mut Txn<'_>, key: &ObjectKey, propagation: Propagation) -> Result<Deleted> {
-    let mut obj = txn.get(key)?.ok_or_else(|| StoreError::NotFound(key.clone()))?;
+pub(crate) fn delete(
+    txn: &mut Txn<'_>,
+    key: &ObjectKey,
+    propagation: Propagation,
+) -> Result<Deleted> {
+    let mut obj = txn
+        .get(key)?
+        .ok_or_else(|| StoreError::NotFound(key.clone()))?;
     let uid = meta_str(&obj, "uid").unwrap_or_default().to_string();
     let mut fins = finalizers(&obj);
     if propagation == Propagation::Foreground && !txn.dependents_of(&uid)?.is_empty() {
@@ -54,16 +60,25 @@ fn mark_deleting(obj: &mut Value) {
 
 /// Removes an object for good, then deals with its dependents and with owners waiting
 /// for it under Foreground deletion.
-pub(crate) fn remove(txn: &mut Txn<'_>, key: &ObjectKey, obj: Value, propagation: Propagation) -> Result<Value> {
+pub(crate) fn remove(
+    txn: &mut Txn<'_>,
+    key: &ObjectKey,
+    obj: Value,
+    propagation: Propagation,
+) -> Result<Value> {
     let uid = meta_str(&obj, "uid").unwrap_or_default().to_string();
     let owners = owner_uids(&obj);
     let gone = txn.remove_object(key, obj)?;
     for dep in txn.dependents_of(&uid)? {
-        let Some(mut dep_obj) = txn.get(&dep)? else { continue };
+        let Some(mut dep_obj) = txn.get(&dep)? else {
+            continue;
+        };
         let other_owner_alive = owner_uids(&dep_obj)
             .iter()
             .filter(|o| **o != uid)
-            .try_fold(false, |alive, o| Ok::<_, StoreError>(alive || txn.key_of_uid(o)?.is_some()))?;
+            .try_fold(false, |alive, o| {
+                Ok::<_, StoreError>(alive || txn.key_of_uid(o)?.is_some())
+            })?;
         if propagation == Propagation::Orphan || other_owner_alive {
             strip_owner(&mut dep_obj, &uid);
             txn.put(&dep, dep_obj, EventType::Modified)?;
@@ -107,7 +122,10 @@ fn finish_foreground(txn: &mut Txn<'_>, key: &ObjectKey) -> Result<Deleted> {
 }
 
 fn strip_owner(obj: &mut Value, uid: &str) {
-    if let Some(refs) = obj.pointer_mut("/metadata/ownerReferences").and_then(Value::as_array_mut) {
+    if let Some(refs) = obj
+        .pointer_mut("/metadata/ownerReferences")
+        .and_then(Value::as_array_mut)
+    {
         refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(uid));
         if refs.is_empty()
             && let Some(meta) = metadata_mut(obj)

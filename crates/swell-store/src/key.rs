@@ -40,12 +40,20 @@ impl ObjectKey {
 
     /// The key's encoding in the database; prefixes of it select a resource or namespace.
     pub(crate) fn encode(&self) -> String {
-        format!("{}/{}/{}/{}", self.group, self.resource, self.namespace, self.name)
+        format!(
+            "{}/{}/{}/{}",
+            self.group, self.resource, self.namespace, self.name
+        )
     }
 
     pub(crate) fn decode(s: &str) -> Option<Self> {
         let mut parts = s.splitn(4, '/');
-        Some(Self::new(parts.next()?, parts.next()?, parts.next()?, parts.next()?))
+        Some(Self::new(
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+        ))
     }
 
     /// The scope of this key's resource in its namespace.
@@ -76,12 +84,20 @@ impl fmt::Display for ObjectKey {
 impl ListScope {
     /// Every object of a resource in every namespace.
     pub fn all(group: &str, resource: &str) -> Self {
-        Self { group: group.into(), resource: resource.into(), namespace: None }
+        Self {
+            group: group.into(),
+            resource: resource.into(),
+            namespace: None,
+        }
     }
 
     /// Every object of a resource in one namespace.
     pub fn namespaced(group: &str, resource: &str, namespace: &str) -> Self {
-        Self { group: group.into(), resource: resource.into(), namespace: Some(namespace.into()) }
+        Self {
+            group: group.into(),
+            resource: resource.into(),
+            namespace: Some(namespace.into()),
+        }
     }
 
     pub(crate) fn prefix(&self) -> String {
@@ -95,6 +111,9 @@ impl ListScope {
     pub fn contains(&self, key: &ObjectKey) -> bool {
         key.group == self.group
             && key.resource == self.resource
-            && self.namespace.as_ref().is_none_or(|ns| *ns == key.namespace)
+            && self
+                .namespace
+                .as_ref()
+                .is_none_or(|ns| *ns == key.namespace)
     }
 }

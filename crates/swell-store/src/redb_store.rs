@@ -8,8 +8,7 @@ use crate::watch::{EventType, Watch, WatchEvent};
 use crate::{DeleteOptions, Deleted, List, Store, WriteOptions};
 use redb::{
     Database, MultimapTableDefinition, ReadableDatabase, ReadableMultimapTable, ReadableTable,
-    TableDefinition,
-    WriteTransaction,
+    TableDefinition, WriteTransaction,
 };
 use serde_json::{Value, json};
 use std::collections::VecDeque;
@@ -26,7 +25,8 @@ const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 /// uid → encoded key, for finding owners.
 const UIDS: TableDefinition<'_, &str, &str> = TableDefinition::new("uids");
 /// owner uid → encoded keys of its dependents.
-const DEPENDENTS: MultimapTableDefinition<'_, &str, &str> = MultimapTableDefinition::new("dependents");
+const DEPENDENTS: MultimapTableDefinition<'_, &str, &str> =
+    MultimapTableDefinition::new("dependents");
 
 /// Tunables of the store.
 #[derive(Clone, Debug)]
@@ -39,7 +39,10 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { event_log_len: 10_000, watch_buffer: 16_384 }
+        Self {
+            event_log_len: 10_000,
+            watch_buffer: 16_384,
+        }
     }
 }
 
@@ -54,7 +57,9 @@ pub struct RedbStore {
 
 impl std::fmt::Debug for RedbStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedbStore").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("RedbStore")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -72,13 +77,21 @@ impl RedbStore {
         }
         tx.commit()?;
         let (events, _) = broadcast::channel(config.watch_buffer);
-        Ok(Self { db, write_lock: Mutex::new(()), events, config })
+        Ok(Self {
+            db,
+            write_lock: Mutex::new(()),
+            events,
+            config,
+        })
     }
 
     /// Runs `f` in one write transaction; commits (unless `dry_run`) and then publishes
     /// the changes to watchers in resourceVersion order.
     fn write<T>(&self, dry_run: bool, f: impl FnOnce(&mut Txn<'_>) -> Result<T>) -> Result<T> {
-        let _guard = self.write_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _guard = self
+            .write_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let tx = self.db.begin_write()?;
         let (out, emitted) = {
             let mut txn = Txn::open(&tx, self.config.event_log_len)?;
@@ -108,14 +121,19 @@ fn encode(v: &Value) -> Vec<u8> {
 }
 
 fn rv_of(obj: &Value) -> u64 {
-    meta_str(obj, "resourceVersion").and_then(|s| s.parse().ok()).unwrap_or(0)
+    meta_str(obj, "resourceVersion")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 impl Store for RedbStore {
     fn get(&self, key: &ObjectKey) -> Result<Option<Value>> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(OBJECTS)?;
-        table.get(key.encode().as_str())?.map(|v| decode(v.value())).transpose()
+        table
+            .get(key.encode().as_str())?
+            .map(|v| decode(v.value()))
+            .transpose()
     }
 
     fn list(&self, scope: &ListScope) -> Result<List> {
@@ -131,12 +149,21 @@ impl Store for RedbStore {
             }
             items.push(decode(v.value())?);
         }
-        Ok(List { items, resource_version: rv })
+        Ok(List {
+            items,
+            resource_version: rv,
+        })
     }
 
     fn create(&self, key: &ObjectKey, mut object: Value, opts: &WriteOptions) -> Result<Value> {
-        let meta = metadata_mut(&mut object).ok_or_else(|| StoreError::Invalid("not an object".into()))?;
-        for f in ["deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion", "generation"] {
+        let meta =
+            metadata_mut(&mut object).ok_or_else(|| StoreError::Invalid("not an object".into()))?;
+        for f in [
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "resourceVersion",
+            "generation",
+        ] {
             meta.remove(f);
         }
         meta.insert("name".into(), json!(key.name));
@@ -160,21 +187,38 @@ impl Store for RedbStore {
 
     fn update(&self, key: &ObjectKey, mut object: Value, opts: &WriteOptions) -> Result<Value> {
         self.write(opts.dry_run, |txn| {
-            let old = txn.get(key)?.ok_or_else(|| StoreError::NotFound(key.clone()))?;
+            let old = txn
+                .get(key)?
+                .ok_or_else(|| StoreError::NotFound(key.clone()))?;
             let current = rv_of(&old);
             if let Some(given) = meta_str(&object, "resourceVersion").filter(|s| !s.is_empty()) {
                 if given.parse::<u64>().ok() != Some(current) {
-                    return Err(StoreError::Conflict { key: key.clone(), expected: given.into(), actual: current });
+                    return Err(StoreError::Conflict {
+                        key: key.clone(),
+                        expected: given.into(),
+                        actual: current,
+                    });
                 }
             }
             if let Some(uid) = meta_str(&object, "uid").filter(|s| !s.is_empty())
                 && Some(uid) != meta_str(&old, "uid")
             {
-                return Err(StoreError::Precondition { key: key.clone(), message: format!("uid {uid} does not match the stored object") });
+                return Err(StoreError::Precondition {
+                    key: key.clone(),
+                    message: format!("uid {uid} does not match the stored object"),
+                });
             }
             let generation = old.pointer("/metadata/generation").and_then(Value::as_i64);
-            let meta = metadata_mut(&mut object).ok_or_else(|| StoreError::Invalid("not an object".into()))?;
-            for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "name", "namespace"] {
+            let meta = metadata_mut(&mut object)
+                .ok_or_else(|| StoreError::Invalid("not an object".into()))?;
+            for f in [
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "name",
+                "namespace",
+            ] {
                 match old["metadata"].get(f) {
                     Some(v) => meta.insert(f.into(), v.clone()),
                     None => meta.remove(f),
@@ -185,7 +229,9 @@ impl Store for RedbStore {
             if opts.track_generation {
                 let bump = i64::from(old.get("spec") != object.get("spec"));
                 let g = generation.unwrap_or(1) + bump;
-                metadata_mut(&mut object).expect("checked above").insert("generation".into(), json!(g));
+                metadata_mut(&mut object)
+                    .expect("checked above")
+                    .insert("generation".into(), json!(g));
             }
             if object == old {
                 return Ok(old);
@@ -200,16 +246,25 @@ impl Store for RedbStore {
 
     fn delete(&self, key: &ObjectKey, opts: &DeleteOptions) -> Result<Deleted> {
         self.write(opts.dry_run, |txn| {
-            let obj = txn.get(key)?.ok_or_else(|| StoreError::NotFound(key.clone()))?;
+            let obj = txn
+                .get(key)?
+                .ok_or_else(|| StoreError::NotFound(key.clone()))?;
             if let Some(uid) = &opts.uid
                 && Some(uid.as_str()) != meta_str(&obj, "uid")
             {
-                return Err(StoreError::Precondition { key: key.clone(), message: format!("uid {uid} does not match the stored object") });
+                return Err(StoreError::Precondition {
+                    key: key.clone(),
+                    message: format!("uid {uid} does not match the stored object"),
+                });
             }
             if let Some(rv) = opts.resource_version
                 && rv != rv_of(&obj)
             {
-                return Err(StoreError::Conflict { key: key.clone(), expected: rv.to_string(), actual: rv_of(&obj) });
+                return Err(StoreError::Conflict {
+                    key: key.clone(),
+                    expected: rv.to_string(),
+                    actual: rv_of(&obj),
+                });
             }
             gc::delete(txn, key, opts.propagation)
         })
@@ -224,11 +279,21 @@ impl Store for RedbStore {
         let rv = meta.get("rv")?.map_or(0, |v| v.value());
         let compacted = meta.get("compacted")?.map_or(0, |v| v.value());
         let from = match from {
-            None => return Ok(Watch { scope: scope.clone(), replay: VecDeque::new(), live, last: rv }),
+            None => {
+                return Ok(Watch {
+                    scope: scope.clone(),
+                    replay: VecDeque::new(),
+                    live,
+                    last: rv,
+                });
+            }
             Some(from) => from,
         };
         if from < compacted {
-            return Err(StoreError::Expired { requested: from, oldest: compacted });
+            return Err(StoreError::Expired {
+                requested: from,
+                oldest: compacted,
+            });
         }
         let mut replay = VecDeque::new();
         let events = tx.open_table(EVENTS)?;
@@ -239,7 +304,12 @@ impl Store for RedbStore {
                 replay.push_back(Arc::new(e));
             }
         }
-        Ok(Watch { scope: scope.clone(), replay, live, last: from })
+        Ok(Watch {
+            scope: scope.clone(),
+            replay,
+            live,
+            last: from,
+        })
     }
 
     fn resource_version(&self) -> Result<u64> {
@@ -287,11 +357,17 @@ impl<'t> Txn<'t> {
     }
 
     pub(crate) fn get(&self, key: &ObjectKey) -> Result<Option<Value>> {
-        self.objects.get(key.encode().as_str())?.map(|v| decode(v.value())).transpose()
+        self.objects
+            .get(key.encode().as_str())?
+            .map(|v| decode(v.value()))
+            .transpose()
     }
 
     pub(crate) fn key_of_uid(&self, uid: &str) -> Result<Option<ObjectKey>> {
-        Ok(self.uids.get(uid)?.and_then(|k| ObjectKey::decode(k.value())))
+        Ok(self
+            .uids
+            .get(uid)?
+            .and_then(|k| ObjectKey::decode(k.value())))
     }
 
     pub(crate) fn dependents_of(&self, uid: &str) -> Result<Vec<ObjectKey>> {
@@ -319,9 +395,15 @@ impl<'t> Txn<'t> {
     }
 
     fn record(&mut self, type_: EventType, key: &ObjectKey, object: &Value) -> Result<()> {
-        let event = json!({"rv": self.rv, "type": type_.as_str(), "key": key.encode(), "object": object});
+        let event =
+            json!({"rv": self.rv, "type": type_.as_str(), "key": key.encode(), "object": object});
         self.events.insert(self.rv, encode(&event).as_slice())?;
-        self.emitted.push(WatchEvent { resource_version: self.rv, type_, key: key.clone(), object: object.clone() });
+        self.emitted.push(WatchEvent {
+            resource_version: self.rv,
+            type_,
+            key: key.clone(),
+            object: object.clone(),
+        });
         Ok(())
     }
 
@@ -347,14 +429,20 @@ impl<'t> Txn<'t> {
     }
 
     /// Writes `object` under a new resourceVersion and records the event.
-    pub(crate) fn put(&mut self, key: &ObjectKey, mut object: Value, type_: EventType) -> Result<Value> {
+    pub(crate) fn put(
+        &mut self,
+        key: &ObjectKey,
+        mut object: Value,
+        type_: EventType,
+    ) -> Result<Value> {
         self.rv += 1;
         metadata_mut(&mut object)
             .ok_or_else(|| StoreError::Invalid("not an object".into()))?
             .insert("resourceVersion".into(), json!(self.rv.to_string()));
         let old = self.get(key)?;
         self.reindex(key, old.as_ref(), Some(&object))?;
-        self.objects.insert(key.encode().as_str(), encode(&object).as_slice())?;
+        self.objects
+            .insert(key.encode().as_str(), encode(&object).as_slice())?;
         self.record(type_, key, &object)?;
         Ok(object)
     }

@@ -18,11 +18,18 @@ fn key(resource: &str, name: &str) -> ObjectKey {
 }
 
 fn tracked() -> WriteOptions {
-    WriteOptions { track_generation: true, ..Default::default() }
+    WriteOptions {
+        track_generation: true,
+        ..Default::default()
+    }
 }
 
 fn rv(obj: &Value) -> u64 {
-    obj["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap()
+    obj["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 fn owned_by(owner: &Value, name: &str) -> Value {
@@ -36,16 +43,31 @@ fn owned_by(owner: &Value, name: &str) -> Value {
 fn create_assigns_server_fields_and_rvs_increase() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    let a = store.create(&key("services", "a"), json!({"metadata": {"resourceVersion": "99"}, "spec": {"x": 1}}), &tracked()).unwrap();
-    let b = store.create(&key("routes", "b"), json!({"spec": {}}), &tracked()).unwrap();
+    let a = store
+        .create(
+            &key("services", "a"),
+            json!({"metadata": {"resourceVersion": "99"}, "spec": {"x": 1}}),
+            &tracked(),
+        )
+        .unwrap();
+    let b = store
+        .create(&key("routes", "b"), json!({"spec": {}}), &tracked())
+        .unwrap();
     assert_eq!(a["metadata"]["name"], "a");
     assert_eq!(a["metadata"]["namespace"], "default");
     assert_eq!(a["metadata"]["generation"], 1);
     assert_eq!(a["metadata"]["uid"].as_str().unwrap().len(), 36);
-    assert!(a["metadata"]["creationTimestamp"].as_str().unwrap().ends_with('Z'));
+    assert!(
+        a["metadata"]["creationTimestamp"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
     assert!(rv(&b) > rv(&a));
     assert_eq!(store.resource_version().unwrap(), rv(&b));
-    let err = store.create(&key("services", "a"), json!({}), &tracked()).unwrap_err();
+    let err = store
+        .create(&key("services", "a"), json!({}), &tracked())
+        .unwrap_err();
     assert!(matches!(err, StoreError::AlreadyExists(_)), "{err}");
 }
 
@@ -54,12 +76,17 @@ fn updates_check_resource_version_and_bump_generation_on_spec_changes() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     let k = key("services", "a");
-    let v1 = store.create(&k, json!({"spec": {"x": 1}}), &tracked()).unwrap();
+    let v1 = store
+        .create(&k, json!({"spec": {"x": 1}}), &tracked())
+        .unwrap();
 
     let mut labelled = v1.clone();
     labelled["metadata"]["labels"] = json!({"team": "a"});
     let v2 = store.update(&k, labelled, &tracked()).unwrap();
-    assert_eq!(v2["metadata"]["generation"], 1, "metadata edits keep the generation");
+    assert_eq!(
+        v2["metadata"]["generation"], 1,
+        "metadata edits keep the generation"
+    );
     assert!(rv(&v2) > rv(&v1));
 
     let mut stale = v1.clone();
@@ -74,7 +101,10 @@ fn updates_check_resource_version_and_bump_generation_on_spec_changes() {
     let v3 = store.update(&k, changed, &tracked()).unwrap();
     assert_eq!(v3["metadata"]["generation"], 2);
     assert_eq!(v3["metadata"]["uid"], v1["metadata"]["uid"], "uid is kept");
-    assert_eq!(v3["metadata"]["creationTimestamp"], v1["metadata"]["creationTimestamp"]);
+    assert_eq!(
+        v3["metadata"]["creationTimestamp"],
+        v1["metadata"]["creationTimestamp"]
+    );
 
     let same = store.update(&k, v3.clone(), &tracked()).unwrap();
     assert_eq!(rv(&same), rv(&v3), "a no-op update writes nothing");
@@ -85,7 +115,13 @@ fn finalizers_hold_deletion_until_removed() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     let k = key("services", "a");
-    store.create(&k, json!({"metadata": {"finalizers": ["test/hold"]}}), &tracked()).unwrap();
+    store
+        .create(
+            &k,
+            json!({"metadata": {"finalizers": ["test/hold"]}}),
+            &tracked(),
+        )
+        .unwrap();
     let Deleted::Pending(marked) = store.delete(&k, &DeleteOptions::default()).unwrap() else {
         panic!("finalizer should hold the object")
     };
@@ -100,27 +136,74 @@ fn finalizers_hold_deletion_until_removed() {
 fn background_deletion_removes_dependents_transitively() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    let svc = store.create(&key("services", "hello"), json!({}), &tracked()).unwrap();
-    let cfg = store.create(&key("configurations", "hello"), owned_by(&svc, "hello"), &tracked()).unwrap();
-    store.create(&key("routes", "hello"), owned_by(&svc, "hello"), &tracked()).unwrap();
-    store.create(&key("revisions", "hello-00001"), owned_by(&cfg, "hello-00001"), &tracked()).unwrap();
-    let other = store.create(&key("services", "other"), json!({}), &tracked()).unwrap();
-    store.create(&key("routes", "other"), owned_by(&other, "other"), &tracked()).unwrap();
+    let svc = store
+        .create(&key("services", "hello"), json!({}), &tracked())
+        .unwrap();
+    let cfg = store
+        .create(
+            &key("configurations", "hello"),
+            owned_by(&svc, "hello"),
+            &tracked(),
+        )
+        .unwrap();
+    store
+        .create(&key("routes", "hello"), owned_by(&svc, "hello"), &tracked())
+        .unwrap();
+    store
+        .create(
+            &key("revisions", "hello-00001"),
+            owned_by(&cfg, "hello-00001"),
+            &tracked(),
+        )
+        .unwrap();
+    let other = store
+        .create(&key("services", "other"), json!({}), &tracked())
+        .unwrap();
+    store
+        .create(
+            &key("routes", "other"),
+            owned_by(&other, "other"),
+            &tracked(),
+        )
+        .unwrap();
 
-    assert!(matches!(store.delete(&key("services", "hello"), &DeleteOptions::default()).unwrap(), Deleted::Gone(_)));
-    for (r, n) in [("configurations", "hello"), ("routes", "hello"), ("revisions", "hello-00001")] {
-        assert_eq!(store.get(&key(r, n)).unwrap(), None, "{r}/{n} should be collected");
+    assert!(matches!(
+        store
+            .delete(&key("services", "hello"), &DeleteOptions::default())
+            .unwrap(),
+        Deleted::Gone(_)
+    ));
+    for (r, n) in [
+        ("configurations", "hello"),
+        ("routes", "hello"),
+        ("revisions", "hello-00001"),
+    ] {
+        assert_eq!(
+            store.get(&key(r, n)).unwrap(),
+            None,
+            "{r}/{n} should be collected"
+        );
     }
-    assert!(store.get(&key("routes", "other")).unwrap().is_some(), "other owners' children stay");
+    assert!(
+        store.get(&key("routes", "other")).unwrap().is_some(),
+        "other owners' children stay"
+    );
 }
 
 #[test]
 fn orphan_deletion_keeps_dependents_without_the_owner_reference() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    let svc = store.create(&key("services", "hello"), json!({}), &tracked()).unwrap();
-    store.create(&key("routes", "hello"), owned_by(&svc, "hello"), &tracked()).unwrap();
-    let opts = DeleteOptions { propagation: Propagation::Orphan, ..Default::default() };
+    let svc = store
+        .create(&key("services", "hello"), json!({}), &tracked())
+        .unwrap();
+    store
+        .create(&key("routes", "hello"), owned_by(&svc, "hello"), &tracked())
+        .unwrap();
+    let opts = DeleteOptions {
+        propagation: Propagation::Orphan,
+        ..Default::default()
+    };
     store.delete(&key("services", "hello"), &opts).unwrap();
     let route = store.get(&key("routes", "hello")).unwrap().unwrap();
     assert!(route["metadata"].get("ownerReferences").is_none());
@@ -130,40 +213,81 @@ fn orphan_deletion_keeps_dependents_without_the_owner_reference() {
 fn foreground_deletion_waits_for_dependents() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    let svc = store.create(&key("services", "hello"), json!({}), &tracked()).unwrap();
+    let svc = store
+        .create(&key("services", "hello"), json!({}), &tracked())
+        .unwrap();
     let mut held = owned_by(&svc, "hello");
     held["metadata"]["finalizers"] = json!(["test/hold"]);
-    store.create(&key("routes", "hello"), held, &tracked()).unwrap();
-    store.create(&key("configurations", "hello"), owned_by(&svc, "hello"), &tracked()).unwrap();
+    store
+        .create(&key("routes", "hello"), held, &tracked())
+        .unwrap();
+    store
+        .create(
+            &key("configurations", "hello"),
+            owned_by(&svc, "hello"),
+            &tracked(),
+        )
+        .unwrap();
 
-    let opts = DeleteOptions { propagation: Propagation::Foreground, ..Default::default() };
+    let opts = DeleteOptions {
+        propagation: Propagation::Foreground,
+        ..Default::default()
+    };
     let Deleted::Pending(owner) = store.delete(&key("services", "hello"), &opts).unwrap() else {
         panic!("owner must wait for its dependents")
     };
-    assert_eq!(owner["metadata"]["finalizers"], json!(["foregroundDeletion"]));
+    assert_eq!(
+        owner["metadata"]["finalizers"],
+        json!(["foregroundDeletion"])
+    );
     assert_eq!(store.get(&key("configurations", "hello")).unwrap(), None);
 
     let mut route = store.get(&key("routes", "hello")).unwrap().unwrap();
     route["metadata"]["finalizers"] = json!([]);
-    store.update(&key("routes", "hello"), route, &tracked()).unwrap();
+    store
+        .update(&key("routes", "hello"), route, &tracked())
+        .unwrap();
     assert_eq!(store.get(&key("routes", "hello")).unwrap(), None);
-    assert_eq!(store.get(&key("services", "hello")).unwrap(), None, "owner goes with its last dependent");
+    assert_eq!(
+        store.get(&key("services", "hello")).unwrap(),
+        None,
+        "owner goes with its last dependent"
+    );
 }
 
 #[test]
 fn a_dependent_with_another_live_owner_survives() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    let a = store.create(&key("services", "a"), json!({}), &tracked()).unwrap();
-    let b = store.create(&key("services", "b"), json!({}), &tracked()).unwrap();
+    let a = store
+        .create(&key("services", "a"), json!({}), &tracked())
+        .unwrap();
+    let b = store
+        .create(&key("services", "b"), json!({}), &tracked())
+        .unwrap();
     let mut shared = owned_by(&a, "shared");
     let second = owned_by(&b, "shared")["metadata"]["ownerReferences"][0].clone();
-    shared["metadata"]["ownerReferences"].as_array_mut().unwrap().push(second);
-    store.create(&key("routes", "shared"), shared, &tracked()).unwrap();
-    store.delete(&key("services", "a"), &DeleteOptions::default()).unwrap();
+    shared["metadata"]["ownerReferences"]
+        .as_array_mut()
+        .unwrap()
+        .push(second);
+    store
+        .create(&key("routes", "shared"), shared, &tracked())
+        .unwrap();
+    store
+        .delete(&key("services", "a"), &DeleteOptions::default())
+        .unwrap();
     let left = store.get(&key("routes", "shared")).unwrap().unwrap();
-    assert_eq!(left["metadata"]["ownerReferences"].as_array().unwrap().len(), 1);
-    store.delete(&key("services", "b"), &DeleteOptions::default()).unwrap();
+    assert_eq!(
+        left["metadata"]["ownerReferences"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    store
+        .delete(&key("services", "b"), &DeleteOptions::default())
+        .unwrap();
     assert_eq!(store.get(&key("routes", "shared")).unwrap(), None);
 }
 
@@ -172,10 +296,14 @@ fn deleting_a_namespace_deletes_its_contents() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     let ns = ObjectKey::new("", "namespaces", "", "team");
-    store.create(&ns, json!({}), &WriteOptions::default()).unwrap();
+    store
+        .create(&ns, json!({}), &WriteOptions::default())
+        .unwrap();
     let inside = ObjectKey::new(G, "services", "team", "a");
     store.create(&inside, json!({}), &tracked()).unwrap();
-    store.create(&key("services", "outside"), json!({}), &tracked()).unwrap();
+    store
+        .create(&key("services", "outside"), json!({}), &tracked())
+        .unwrap();
     store.delete(&ns, &DeleteOptions::default()).unwrap();
     assert_eq!(store.get(&inside).unwrap(), None);
     assert!(store.get(&key("services", "outside")).unwrap().is_some());
@@ -186,12 +314,22 @@ fn dry_run_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     let before = store.resource_version().unwrap();
-    let dry = WriteOptions { dry_run: true, track_generation: true };
-    let out = store.create(&key("services", "a"), json!({}), &dry).unwrap();
+    let dry = WriteOptions {
+        dry_run: true,
+        track_generation: true,
+    };
+    let out = store
+        .create(&key("services", "a"), json!({}), &dry)
+        .unwrap();
     assert_eq!(out["metadata"]["name"], "a");
     assert_eq!(store.get(&key("services", "a")).unwrap(), None);
-    store.create(&key("services", "a"), json!({}), &tracked()).unwrap();
-    let opts = DeleteOptions { dry_run: true, ..Default::default() };
+    store
+        .create(&key("services", "a"), json!({}), &tracked())
+        .unwrap();
+    let opts = DeleteOptions {
+        dry_run: true,
+        ..Default::default()
+    };
     store.delete(&key("services", "a"), &opts).unwrap();
     assert!(store.get(&key("services", "a")).unwrap().is_some());
     assert_eq!(store.resource_version().unwrap(), before + 1);
@@ -201,32 +339,72 @@ fn dry_run_changes_nothing() {
 async fn watch_replays_then_follows_in_scope() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    let first = store.create(&key("services", "a"), json!({}), &tracked()).unwrap();
-    store.create(&key("routes", "a"), json!({}), &tracked()).unwrap();
-    let b = store.create(&key("services", "b"), json!({}), &tracked()).unwrap();
+    let first = store
+        .create(&key("services", "a"), json!({}), &tracked())
+        .unwrap();
+    store
+        .create(&key("routes", "a"), json!({}), &tracked())
+        .unwrap();
+    let b = store
+        .create(&key("services", "b"), json!({}), &tracked())
+        .unwrap();
 
-    let mut w = store.watch(&ListScope::all(G, "services"), Some(rv(&first))).unwrap();
+    let mut w = store
+        .watch(&ListScope::all(G, "services"), Some(rv(&first)))
+        .unwrap();
     let e = w.next().await.unwrap().unwrap();
-    assert_eq!((e.type_, e.key.name.as_str(), e.resource_version), (EventType::Added, "b", rv(&b)));
+    assert_eq!(
+        (e.type_, e.key.name.as_str(), e.resource_version),
+        (EventType::Added, "b", rv(&b))
+    );
 
-    store.delete(&key("routes", "a"), &DeleteOptions::default()).unwrap();
-    store.delete(&key("services", "a"), &DeleteOptions::default()).unwrap();
-    let e = tokio::time::timeout(Duration::from_secs(5), w.next()).await.unwrap().unwrap().unwrap();
+    store
+        .delete(&key("routes", "a"), &DeleteOptions::default())
+        .unwrap();
+    store
+        .delete(&key("services", "a"), &DeleteOptions::default())
+        .unwrap();
+    let e = tokio::time::timeout(Duration::from_secs(5), w.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!((e.type_, e.key.name.as_str()), (EventType::Deleted, "a"));
-    assert_eq!(e.object["metadata"]["resourceVersion"], e.resource_version.to_string());
+    assert_eq!(
+        e.object["metadata"]["resourceVersion"],
+        e.resource_version.to_string()
+    );
 }
 
 #[tokio::test]
 async fn watch_from_a_compacted_version_is_expired() {
     let dir = tempfile::tempdir().unwrap();
-    let config = StoreConfig { event_log_len: 5, ..Default::default() };
+    let config = StoreConfig {
+        event_log_len: 5,
+        ..Default::default()
+    };
     let store = RedbStore::open(&dir.path().join("s.redb"), config).unwrap();
     for i in 0..20 {
-        store.create(&key("services", &format!("s{i}")), json!({}), &tracked()).unwrap();
+        store
+            .create(&key("services", &format!("s{i}")), json!({}), &tracked())
+            .unwrap();
     }
-    let err = store.watch(&ListScope::all(G, "services"), Some(3)).unwrap_err();
-    assert!(matches!(err, StoreError::Expired { requested: 3, oldest: 15 }), "{err}");
-    let mut ok = store.watch(&ListScope::all(G, "services"), Some(16)).unwrap();
+    let err = store
+        .watch(&ListScope::all(G, "services"), Some(3))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Expired {
+                requested: 3,
+                oldest: 15
+            }
+        ),
+        "{err}"
+    );
+    let mut ok = store
+        .watch(&ListScope::all(G, "services"), Some(16))
+        .unwrap();
     assert_eq!(ok.next().await.unwrap().unwrap().resource_version, 17);
 }
 
@@ -235,14 +413,23 @@ fn state_and_resource_versions_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let last = {
         let store = open(&dir);
-        store.create(&key("services", "a"), json!({"spec": {"x": 1}}), &tracked()).unwrap();
+        store
+            .create(&key("services", "a"), json!({"spec": {"x": 1}}), &tracked())
+            .unwrap();
         store.resource_version().unwrap()
     };
     let store = open(&dir);
-    assert_eq!(store.get(&key("services", "a")).unwrap().unwrap()["spec"]["x"], 1);
-    let next = store.create(&key("services", "b"), json!({}), &tracked()).unwrap();
+    assert_eq!(
+        store.get(&key("services", "a")).unwrap().unwrap()["spec"]["x"],
+        1
+    );
+    let next = store
+        .create(&key("services", "b"), json!({}), &tracked())
+        .unwrap();
     assert!(rv(&next) > last);
-    let list = store.list(&ListScope::namespaced(G, "services", "default")).unwrap();
+    let list = store
+        .list(&ListScope::namespaced(G, "services", "default"))
+        .unwrap();
     assert_eq!(list.items.len(), 2);
     assert_eq!(list.resource_version, rv(&next));
 }

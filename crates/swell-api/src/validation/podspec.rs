@@ -30,13 +30,19 @@ const SPEC_FIELDS: &[&str] = &[
 /// PodSpec fields that a `config-features` flag lets through.
 const GATED_SPEC_FIELDS: &[(&str, &str)] = &[
     ("affinity", "kubernetes.podspec-affinity"),
-    ("topologySpreadConstraints", "kubernetes.podspec-topologyspreadconstraints"),
+    (
+        "topologySpreadConstraints",
+        "kubernetes.podspec-topologyspreadconstraints",
+    ),
     ("hostAliases", "kubernetes.podspec-hostaliases"),
     ("nodeSelector", "kubernetes.podspec-nodeselector"),
     ("runtimeClassName", "kubernetes.podspec-runtimeclassname"),
     ("tolerations", "kubernetes.podspec-tolerations"),
     ("securityContext", "kubernetes.podspec-securitycontext"),
-    ("shareProcessNamespace", "kubernetes.podspec-shareprocessnamespace"),
+    (
+        "shareProcessNamespace",
+        "kubernetes.podspec-shareprocessnamespace",
+    ),
     ("priorityClassName", "kubernetes.podspec-priorityclassname"),
     ("schedulerName", "kubernetes.podspec-schedulername"),
     ("initContainers", "kubernetes.podspec-init-containers"),
@@ -83,7 +89,10 @@ const VOLUME_SOURCES: &[(&str, Option<&str>)] = &[
     ("configMap", None),
     ("projected", None),
     ("emptyDir", Some("kubernetes.podspec-volumes-emptydir")),
-    ("persistentVolumeClaim", Some("kubernetes.podspec-persistent-volume-claim")),
+    (
+        "persistentVolumeClaim",
+        Some("kubernetes.podspec-persistent-volume-claim"),
+    ),
     ("hostPath", Some("kubernetes.podspec-volumes-hostpath")),
     ("csi", Some("kubernetes.podspec-volumes-csi")),
     ("ephemeral", Some("kubernetes.podspec-volumes-ephemeral")),
@@ -94,8 +103,11 @@ const VOLUME_SOURCES: &[(&str, Option<&str>)] = &[
 fn mask(obj: &Value, allowed: &[&str]) -> FieldErrors {
     let mut errs = FieldErrors::default();
     if let Value::Object(map) = obj {
-        let extra: Vec<&str> =
-            map.keys().map(String::as_str).filter(|k| !allowed.contains(k)).collect();
+        let extra: Vec<&str> = map
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !allowed.contains(k))
+            .collect();
         if !extra.is_empty() {
             errs.push(FieldError {
                 message: "must not set the field(s)".into(),
@@ -112,7 +124,12 @@ pub fn validate_revision_spec(spec: &RevisionSpec, d: &Defaults, f: &Features) -
     let mut errs = FieldErrors::default();
     let json = serde_json::to_value(spec).unwrap_or(Value::Null);
     let mut allowed: Vec<&str> = SPEC_FIELDS.to_vec();
-    allowed.extend(GATED_SPEC_FIELDS.iter().filter(|(_, flag)| f.allows(flag)).map(|(k, _)| *k));
+    allowed.extend(
+        GATED_SPEC_FIELDS
+            .iter()
+            .filter(|(_, flag)| f.allows(flag))
+            .map(|(k, _)| *k),
+    );
     errs.0.extend(mask(&json, &allowed).0);
 
     let pod = &spec.pod_spec;
@@ -125,20 +142,37 @@ pub fn validate_revision_spec(spec: &RevisionSpec, d: &Defaults, f: &Features) -
         errs.push(FieldError::invalid(sa, "serviceAccountName"));
     }
     if let Some(cc) = spec.container_concurrency {
-        let lo = if d.allow_container_concurrency_zero { 0 } else { 1 };
+        let lo = if d.allow_container_concurrency_zero {
+            0
+        } else {
+            1
+        };
         if cc < lo || cc > d.container_concurrency_max_limit {
-            errs.push(FieldError::out_of_bounds(cc, lo, d.container_concurrency_max_limit, "containerConcurrency"));
+            errs.push(FieldError::out_of_bounds(
+                cc,
+                lo,
+                d.container_concurrency_max_limit,
+                "containerConcurrency",
+            ));
         }
     }
     let max_timeout = d.max_revision_timeout_seconds;
     if let Some(t) = spec.timeout_seconds
         && (t <= 0 || t > max_timeout)
     {
-        errs.push(FieldError::out_of_bounds(t, 0, max_timeout, "timeoutSeconds"));
+        errs.push(FieldError::out_of_bounds(
+            t,
+            0,
+            max_timeout,
+            "timeoutSeconds",
+        ));
     }
     let timeout = spec.timeout_seconds.unwrap_or(d.revision_timeout_seconds);
     for (field, value) in [
-        ("responseStartTimeoutSeconds", spec.response_start_timeout_seconds),
+        (
+            "responseStartTimeoutSeconds",
+            spec.response_start_timeout_seconds,
+        ),
         ("idleTimeoutSeconds", spec.idle_timeout_seconds),
     ] {
         if let Some(v) = value
@@ -158,22 +192,32 @@ pub fn validate_revision_spec(spec: &RevisionSpec, d: &Defaults, f: &Features) -
         }
     }
     let mut mounted = BTreeSet::new();
-    for c in pod.containers.iter().chain(pod.init_containers.iter().flatten()) {
+    for c in pod
+        .containers
+        .iter()
+        .chain(pod.init_containers.iter().flatten())
+    {
         for m in c.volume_mounts.iter().flatten() {
             mounted.insert(m.name.clone());
         }
     }
     for (i, name) in volumes.iter().enumerate() {
         if !mounted.contains(name) {
-            errs.push(
-                FieldError::new(format!("volume with name {name:?} not mounted"), format!("volumes[{i}].name")),
-            );
+            errs.push(FieldError::new(
+                format!("volume with name {name:?} not mounted"),
+                format!("volumes[{i}].name"),
+            ));
         }
     }
     errs
 }
 
-fn validate_volumes(json: &Value, pod: &k8s_openapi::api::core::v1::PodSpec, f: &Features, errs: &mut FieldErrors) -> Vec<String> {
+fn validate_volumes(
+    json: &Value,
+    pod: &k8s_openapi::api::core::v1::PodSpec,
+    f: &Features,
+    errs: &mut FieldErrors,
+) -> Vec<String> {
     let mut names = Vec::new();
     for (i, v) in pod.volumes.iter().flatten().enumerate() {
         let path = format!("volumes[{i}]");
@@ -181,7 +225,10 @@ fn validate_volumes(json: &Value, pod: &k8s_openapi::api::core::v1::PodSpec, f: 
             errs.push(FieldError::invalid(&v.name, format!("{path}.name")));
         }
         if names.contains(&v.name) {
-            errs.push(FieldError::new(format!("duplicate volume name {:?}", v.name), format!("{path}.name")));
+            errs.push(FieldError::new(
+                format!("duplicate volume name {:?}", v.name),
+                format!("{path}.name"),
+            ));
         }
         names.push(v.name.clone());
         let vjson = &json["volumes"][i];
@@ -198,12 +245,22 @@ fn validate_volumes(json: &Value, pod: &k8s_openapi::api::core::v1::PodSpec, f: 
             .map(|k| format!("{path}.{k}"))
             .collect();
         if !others.is_empty() {
-            errs.push(FieldError { message: "must not set the field(s)".into(), paths: others, details: None });
+            errs.push(FieldError {
+                message: "must not set the field(s)".into(),
+                paths: others,
+                details: None,
+            });
         }
         match sources.as_slice() {
-            [] => errs.push(FieldError::one_of(&[], &["secret", "configMap", "projected", "emptyDir"]).via(&path)),
+            [] => errs.push(
+                FieldError::one_of(&[], &["secret", "configMap", "projected", "emptyDir"])
+                    .via(&path),
+            ),
             [one] => {
-                let flag = VOLUME_SOURCES.iter().find(|(k, _)| k == one).and_then(|(_, f)| *f);
+                let flag = VOLUME_SOURCES
+                    .iter()
+                    .find(|(k, _)| k == one)
+                    .and_then(|(_, f)| *f);
                 if flag.is_some_and(|flag| !f.allows(flag)) {
                     errs.push(FieldError::disallowed(format!("{path}.{one}")));
                 }
@@ -221,15 +278,27 @@ fn validate_volumes(json: &Value, pod: &k8s_openapi::api::core::v1::PodSpec, f: 
     names
 }
 
-fn validate_containers(json: &Value, containers: &[Container], volumes: &[String], f: &Features, errs: &mut FieldErrors) {
+fn validate_containers(
+    json: &Value,
+    containers: &[Container],
+    volumes: &[String],
+    f: &Features,
+    errs: &mut FieldErrors,
+) {
     if containers.is_empty() {
         errs.push(FieldError::missing("containers"));
         return;
     }
     if containers.len() > 1 && !f.allows("multi-container") {
-        errs.push(FieldError::new("multi-container is off, but found 2 containers", "containers"));
+        errs.push(FieldError::new(
+            "multi-container is off, but found 2 containers",
+            "containers",
+        ));
     }
-    let ports: usize = containers.iter().map(|c| c.ports.as_ref().map_or(0, Vec::len)).sum();
+    let ports: usize = containers
+        .iter()
+        .map(|c| c.ports.as_ref().map_or(0, Vec::len))
+        .sum();
     if ports > 1 {
         errs.push(
             FieldError::new("more than one container port is set", "containers[*].ports")
@@ -245,7 +314,10 @@ fn validate_containers(json: &Value, containers: &[Container], volumes: &[String
     for (i, c) in containers.iter().enumerate() {
         let path = format!("containers[{i}]");
         if !c.name.is_empty() && !names.insert(c.name.clone()) {
-            errs.push(FieldError::new(format!("duplicate container name {:?}", c.name), format!("{path}.name")));
+            errs.push(FieldError::new(
+                format!("duplicate container name {:?}", c.name),
+                format!("{path}.name"),
+            ));
         }
         let e = validate_container(&json["containers"][i], c, Some(i) == serving, volumes, f);
         errs.extend_via(&path, e);
@@ -253,10 +325,19 @@ fn validate_containers(json: &Value, containers: &[Container], volumes: &[String
 }
 
 /// Validates one container (relative paths).
-fn validate_container(json: &Value, c: &Container, serving: bool, volumes: &[String], f: &Features) -> FieldErrors {
+fn validate_container(
+    json: &Value,
+    c: &Container,
+    serving: bool,
+    volumes: &[String],
+    f: &Features,
+) -> FieldErrors {
     let mut errs = mask(json, CONTAINER_FIELDS);
     if c.name == "queue-proxy" {
-        errs.push(FieldError::invalid(&c.name, "name").with_details("queue-proxy is a reserved container name"));
+        errs.push(
+            FieldError::invalid(&c.name, "name")
+                .with_details("queue-proxy is a reserved container name"),
+        );
     } else if !c.name.is_empty() && !is_dns1123_label(&c.name) {
         errs.push(FieldError::invalid(&c.name, "name"));
     }
@@ -273,10 +354,10 @@ fn validate_container(json: &Value, c: &Container, serving: bool, volumes: &[Str
         if e.name.is_empty() {
             errs.push(FieldError::missing(format!("{path}.name")));
         } else if RESERVED_ENV.contains(&e.name.as_str()) && (serving || e.name != "PORT") {
-            errs.push(FieldError::invalid(&e.name, format!("{path}.name")).with_details(format!(
-                "{:?} is a reserved environment variable",
-                e.name
-            )));
+            errs.push(
+                FieldError::invalid(&e.name, format!("{path}.name"))
+                    .with_details(format!("{:?} is a reserved environment variable", e.name)),
+            );
         }
         if let Some(vf) = &e.value_from {
             let vjson = &json["env"][i]["valueFrom"];
@@ -285,20 +366,48 @@ fn validate_container(json: &Value, c: &Container, serving: bool, volumes: &[Str
                 allowed.extend(["fieldRef", "resourceFieldRef"]);
             }
             errs.extend_via(&format!("{path}.valueFrom"), mask(vjson, &allowed));
-            let set = [vf.config_map_key_ref.is_some(), vf.secret_key_ref.is_some(), vf.field_ref.is_some(), vf.resource_field_ref.is_some()];
+            let set = [
+                vf.config_map_key_ref.is_some(),
+                vf.secret_key_ref.is_some(),
+                vf.field_ref.is_some(),
+                vf.resource_field_ref.is_some(),
+            ];
             if set.iter().filter(|b| **b).count() != 1 {
-                errs.push(FieldError::one_of(if set.iter().any(|b| *b) { &["configMapKeyRef", "secretKeyRef"] } else { &[] }, &["configMapKeyRef", "secretKeyRef"]).via(&format!("{path}.valueFrom")));
+                errs.push(
+                    FieldError::one_of(
+                        if set.iter().any(|b| *b) {
+                            &["configMapKeyRef", "secretKeyRef"]
+                        } else {
+                            &[]
+                        },
+                        &["configMapKeyRef", "secretKeyRef"],
+                    )
+                    .via(&format!("{path}.valueFrom")),
+                );
             }
         }
     }
     for (i, e) in c.env_from.iter().flatten().enumerate() {
         match (&e.config_map_ref, &e.secret_ref) {
             (Some(_), None) | (None, Some(_)) => {}
-            (Some(_), Some(_)) => errs.push(FieldError::one_of(&["configMapRef", "secretRef"], &["configMapRef", "secretRef"]).via(&format!("envFrom[{i}]"))),
-            (None, None) => errs.push(FieldError::one_of(&[], &["configMapRef", "secretRef"]).via(&format!("envFrom[{i}]"))),
+            (Some(_), Some(_)) => errs.push(
+                FieldError::one_of(
+                    &["configMapRef", "secretRef"],
+                    &["configMapRef", "secretRef"],
+                )
+                .via(&format!("envFrom[{i}]")),
+            ),
+            (None, None) => errs.push(
+                FieldError::one_of(&[], &["configMapRef", "secretRef"])
+                    .via(&format!("envFrom[{i}]")),
+            ),
         }
     }
-    let port_name = c.ports.as_ref().and_then(|p| p.first()).and_then(|p| p.name.clone());
+    let port_name = c
+        .ports
+        .as_ref()
+        .and_then(|p| p.first())
+        .and_then(|p| p.name.clone());
     if let Some(p) = c.ports.as_ref().and_then(|p| p.first()) {
         let mut e = mask(&json["ports"][0], PORT_FIELDS);
         if let Some(proto) = &p.protocol
@@ -308,10 +417,18 @@ fn validate_container(json: &Value, c: &Container, serving: bool, volumes: &[Str
             e.push(FieldError::invalid(proto, "protocol"));
         }
         if RESERVED_PORTS.contains(&p.container_port) {
-            e.push(FieldError::invalid(p.container_port, "containerPort").with_details(format!("port {} is reserved by Knative", p.container_port)));
+            e.push(
+                FieldError::invalid(p.container_port, "containerPort")
+                    .with_details(format!("port {} is reserved by Knative", p.container_port)),
+            );
         }
         if !(0..=65535).contains(&p.container_port) {
-            e.push(FieldError::out_of_bounds(p.container_port, 0, 65535, "containerPort"));
+            e.push(FieldError::out_of_bounds(
+                p.container_port,
+                0,
+                65535,
+                "containerPort",
+            ));
         }
         if let Some(name) = &p.name
             && !matches!(name.as_str(), "" | "h2c" | "http1")
@@ -333,11 +450,17 @@ fn validate_container(json: &Value, c: &Container, serving: bool, volumes: &[Str
                 errs.push(FieldError::disallowed(field));
                 continue;
             }
-            errs.extend_via(field, validate_probe(p, field == "readinessProbe", port_name.as_deref()));
+            errs.extend_via(
+                field,
+                validate_probe(p, field == "readinessProbe", port_name.as_deref()),
+            );
         }
     }
     if c.security_context.is_some() {
-        errs.extend_via("securityContext", validate_security_context(&json["securityContext"], c, f));
+        errs.extend_via(
+            "securityContext",
+            validate_security_context(&json["securityContext"], c, f),
+        );
     }
     if let Some(r) = json.get("resources") {
         errs.extend_via("resources", mask(r, RESOURCE_FIELDS));
@@ -351,17 +474,31 @@ fn validate_container(json: &Value, c: &Container, serving: bool, volumes: &[Str
     for (i, m) in c.volume_mounts.iter().flatten().enumerate() {
         let path = format!("volumeMounts[{i}]");
         if !volumes.contains(&m.name) {
-            errs.push(FieldError::invalid(&m.name, format!("{path}.name")).with_details("volumeMount has no matching volume"));
+            errs.push(
+                FieldError::invalid(&m.name, format!("{path}.name"))
+                    .with_details("volumeMount has no matching volume"),
+            );
         }
         if !m.mount_path.starts_with('/') {
-            errs.push(FieldError::invalid(&m.mount_path, format!("{path}.mountPath")).with_details("must be an absolute path"));
+            errs.push(
+                FieldError::invalid(&m.mount_path, format!("{path}.mountPath"))
+                    .with_details("must be an absolute path"),
+            );
         } else if matches!(m.mount_path.trim_end_matches('/'), "" | "/dev" | "/dev/log") {
-            errs.push(FieldError::invalid(&m.mount_path, format!("{path}.mountPath")).with_details("mountPath may not be /, /dev or /dev/log"));
+            errs.push(
+                FieldError::invalid(&m.mount_path, format!("{path}.mountPath"))
+                    .with_details("mountPath may not be /, /dev or /dev/log"),
+            );
         }
         if !paths.insert(m.mount_path.clone()) {
-            errs.push(FieldError::new(format!("{:?} must be unique", m.mount_path), format!("{path}.mountPath")));
+            errs.push(FieldError::new(
+                format!("{:?} must be unique", m.mount_path),
+                format!("{path}.mountPath"),
+            ));
         }
-        if m.mount_propagation.is_some() && !f.allows("kubernetes.podspec-volumes-mount-propagation") {
+        if m.mount_propagation.is_some()
+            && !f.allows("kubernetes.podspec-volumes-mount-propagation")
+        {
             errs.push(FieldError::disallowed(format!("{path}.mountPropagation")));
         }
     }
@@ -380,13 +517,23 @@ fn validate_probe(p: &Probe, readiness: bool, port_name: Option<&str>) -> FieldE
     .filter_map(|(k, set)| set.then_some(k))
     .collect();
     if handlers.len() != 1 {
-        errs.push(FieldError::one_of(&handlers, &["httpGet", "tcpSocket", "exec", "grpc"]));
+        errs.push(FieldError::one_of(
+            &handlers,
+            &["httpGet", "tcpSocket", "exec", "grpc"],
+        ));
     }
-    let named_port = p.http_get.as_ref().map(|h| &h.port).or(p.tcp_socket.as_ref().map(|t| &t.port));
+    let named_port = p
+        .http_get
+        .as_ref()
+        .map(|h| &h.port)
+        .or(p.tcp_socket.as_ref().map(|t| &t.port));
     if let Some(IntOrString::String(name)) = named_port
         && Some(name.as_str()) != port_name
     {
-        errs.push(FieldError::invalid(name, "port").with_details("a named probe port must be the container port's name"));
+        errs.push(
+            FieldError::invalid(name, "port")
+                .with_details("a named probe port must be the container port's name"),
+        );
     }
     let nonneg = |v: Option<i32>, field: &str, errs: &mut FieldErrors| {
         if let Some(v) = v
@@ -399,16 +546,30 @@ fn validate_probe(p: &Probe, readiness: bool, port_name: Option<&str>) -> FieldE
     nonneg(p.period_seconds, "periodSeconds", &mut errs);
     if readiness {
         if p.success_threshold.is_some_and(|s| s < 1) {
-            errs.push(FieldError::out_of_bounds(p.success_threshold.unwrap_or(0), 1, "+Inf", "successThreshold"));
+            errs.push(FieldError::out_of_bounds(
+                p.success_threshold.unwrap_or(0),
+                1,
+                "+Inf",
+                "successThreshold",
+            ));
         }
         if p.period_seconds.unwrap_or(0) == 0 {
-            for (field, v) in [("failureThreshold", p.failure_threshold), ("timeoutSeconds", p.timeout_seconds)] {
+            for (field, v) in [
+                ("failureThreshold", p.failure_threshold),
+                ("timeoutSeconds", p.timeout_seconds),
+            ] {
                 if v.is_some_and(|v| v != 0) {
-                    errs.push(FieldError::disallowed(field).with_details("when periodSeconds is 0 (aggressive probing)"));
+                    errs.push(
+                        FieldError::disallowed(field)
+                            .with_details("when periodSeconds is 0 (aggressive probing)"),
+                    );
                 }
             }
         } else {
-            for (field, v) in [("failureThreshold", p.failure_threshold), ("timeoutSeconds", p.timeout_seconds)] {
+            for (field, v) in [
+                ("failureThreshold", p.failure_threshold),
+                ("timeoutSeconds", p.timeout_seconds),
+            ] {
                 if v.is_some_and(|v| v < 1) {
                     errs.push(FieldError::out_of_bounds(v.unwrap_or(0), 1, "+Inf", field));
                 }
@@ -420,8 +581,13 @@ fn validate_probe(p: &Probe, readiness: bool, port_name: Option<&str>) -> FieldE
 
 fn validate_security_context(json: &Value, c: &Container, f: &Features) -> FieldErrors {
     let mut errs = mask(json, SECURITY_CONTEXT_FIELDS);
-    let Some(sc) = &c.security_context else { return errs };
-    for (field, v) in [("runAsUser", sc.run_as_user), ("runAsGroup", sc.run_as_group)] {
+    let Some(sc) = &c.security_context else {
+        return errs;
+    };
+    for (field, v) in [
+        ("runAsUser", sc.run_as_user),
+        ("runAsGroup", sc.run_as_group),
+    ] {
         if let Some(v) = v
             && !(0..=2_147_483_647).contains(&v)
         {
@@ -461,7 +627,9 @@ pub fn check_image_reference(image: &str) -> Result<(), String> {
     if let Some(t) = tag
         && (t.is_empty()
             || t.len() > 128
-            || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+            || !t
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
             || t.starts_with(['.', '-']))
     {
         return Err(format!("invalid tag {t:?}"));
@@ -469,17 +637,25 @@ pub fn check_image_reference(image: &str) -> Result<(), String> {
     let mut parts: Vec<&str> = repo.split('/').collect();
     if parts.len() > 1 && (parts[0].contains(['.', ':']) || parts[0] == "localhost") {
         let host = parts.remove(0);
-        if host.is_empty() || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b)) {
+        if host.is_empty()
+            || !host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+        {
             return Err(format!("invalid registry {host:?}"));
         }
     }
     for p in parts {
         let ok = !p.is_empty()
-            && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+            && p.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
             && p.as_bytes()[0].is_ascii_alphanumeric()
             && p.as_bytes()[p.len() - 1].is_ascii_alphanumeric();
         if !ok {
-            return Err("repository name must be lowercase alphanumerics separated by '.', '_' or '-'".into());
+            return Err(
+                "repository name must be lowercase alphanumerics separated by '.', '_' or '-'"
+                    .into(),
+            );
         }
     }
     Ok(())

@@ -25,19 +25,24 @@ pub fn validate_traffic(traffic: &[TrafficTarget], in_service: bool) -> FieldErr
                     &["revisionName", "configurationName"],
                     &["revisionName", "configurationName"],
                 )),
-                (None, None) => {
-                    e.push(FieldError::one_of(&[], &["revisionName", "configurationName"]))
-                }
+                (None, None) => e.push(FieldError::one_of(
+                    &[],
+                    &["revisionName", "configurationName"],
+                )),
                 _ => {}
             }
         }
         if let Some(latest) = t.latest_revision
             && latest == rev.is_some()
         {
-            e.push(FieldError::invalid(latest, "latestRevision").with_details(match rev {
-                Some(r) => format!("may not set revisionName {r:?} when latestRevision is true"),
-                None => "may not set latestRevision to false without a revisionName".into(),
-            }));
+            e.push(
+                FieldError::invalid(latest, "latestRevision").with_details(match rev {
+                    Some(r) => {
+                        format!("may not set revisionName {r:?} when latestRevision is true")
+                    }
+                    None => "may not set latestRevision to false without a revisionName".into(),
+                }),
+            );
         }
         if let Some(r) = rev
             && let Some(why) = dns1035_label_error(r)
@@ -59,13 +64,19 @@ pub fn validate_traffic(traffic: &[TrafficTarget], in_service: bool) -> FieldErr
                 e.push(FieldError::invalid(tag, "tag").with_details(why));
             }
             if !tags.insert(tag.clone()) {
-                e.push(FieldError::new(format!("Multiple definitions for {tag:?}"), "tag"));
+                e.push(FieldError::new(
+                    format!("Multiple definitions for {tag:?}"),
+                    "tag",
+                ));
             }
         }
         errs.extend_via(&format!("traffic[{i}]"), e);
     }
     if sum != 100 {
-        errs.push(FieldError::new(format!("Traffic targets sum to {sum}, want 100"), "traffic"));
+        errs.push(FieldError::new(
+            format!("Traffic targets sum to {sum}, want 100"),
+            "traffic",
+        ));
     }
     errs
 }
@@ -91,13 +102,19 @@ mod tests {
             validate_traffic(&t, true).to_string(),
             "Traffic targets sum to 99, want 100: traffic"
         );
-        let t = [target(Some("current"), Some("a-1"), 90), target(Some("candidate"), None, 10)];
+        let t = [
+            target(Some("current"), Some("a-1"), 90),
+            target(Some("candidate"), None, 10),
+        ];
         assert!(validate_traffic(&t, true).is_empty());
     }
 
     #[test]
     fn tags_are_unique() {
-        let t = [target(Some("x"), Some("a-1"), 50), target(Some("x"), None, 50)];
+        let t = [
+            target(Some("x"), Some("a-1"), 50),
+            target(Some("x"), None, 50),
+        ];
         assert_eq!(
             validate_traffic(&t, true).to_string(),
             "Multiple definitions for \"x\": traffic[1].tag"
@@ -110,10 +127,21 @@ mod tests {
         t.configuration_name = Some("a".into());
         let msg = validate_traffic(&[t], false).to_string();
         assert!(msg.contains("expected exactly one, got both"), "{msg}");
-        let t = TrafficTarget { percent: Some(100), ..Default::default() };
-        assert!(validate_traffic(&[t.clone()], false).to_string().contains("got neither"));
+        let t = TrafficTarget {
+            percent: Some(100),
+            ..Default::default()
+        };
+        assert!(
+            validate_traffic(&[t.clone()], false)
+                .to_string()
+                .contains("got neither")
+        );
         let mut svc = t;
         svc.configuration_name = Some("a".into());
-        assert!(validate_traffic(&[svc], true).to_string().contains("must not set"));
+        assert!(
+            validate_traffic(&[svc], true)
+                .to_string()
+                .contains("must not set")
+        );
     }
 }

@@ -1,0 +1,113 @@
+//! `swell server`: opens the store, serves the API, writes a kubeconfig, and shuts down
+//! gracefully on SIGTERM or Ctrl-C.
+
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use swell_apiserver::ApiState;
+use swell_store::{RedbStore, StoreConfig};
+use tokio_util::sync::CancellationToken;
+
+/// Options of `swell server`.
+#[derive(Debug, clap::Args)]
+pub struct ServerArgs {
+    /// Where state (the database) and the kubeconfig live.
+    #[arg(long, env = "SWELL_DATA_DIR", default_value_os_t = default_data_dir())]
+    pub data_dir: PathBuf,
+    /// Address of the Kubernetes-compatible API (plain HTTP; keep it on loopback).
+    #[arg(long, env = "SWELL_API_ADDR", default_value = "127.0.0.1:6443")]
+    pub api_addr: SocketAddr,
+}
+
+/// `$XDG_DATA_HOME/swell`, else `~/.local/share/swell`, else `./swell-data`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x).join("swell");
+    }
+    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        Some(home) => PathBuf::from(home).join(".local/share/swell"),
+        None => PathBuf::from("swell-data"),
+    }
+}
+
+/// The kubeconfig `swell server` writes into its data directory.
+pub fn kubeconfig_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("kubeconfig")
+}
+
+fn kubeconfig_yaml(server: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: swell\n  cluster:\n    server: {server}\ncontexts:\n- name: swell\n  context:\n    cluster: swell\n    namespace: default\n    user: swell\ncurrent-context: swell\nusers:\n- name: swell\n  user: {{}}\n"
+    )
+}
+
+/// Runs the server until SIGTERM or Ctrl-C.
+pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create data directory {}", args.data_dir.display()))?;
+    let db = args.data_dir.join("swell.redb");
+    let store = RedbStore::open(&db, StoreConfig::default()).with_context(|| {
+        format!(
+            "cannot open the store at {} (is another swell server using this data directory?)",
+            db.display()
+        )
+    })?;
+    swell_apiserver::bootstrap(&store).context("cannot create the built-in namespaces")?;
+    let listener = tokio::net::TcpListener::bind(args.api_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.api_addr))?;
+    let addr = listener.local_addr()?;
+    let url = format!("http://{addr}");
+    let kubeconfig = kubeconfig_path(&args.data_dir);
+    write_atomically(&kubeconfig, &kubeconfig_yaml(&url))
+        .with_context(|| format!("cannot write {}", kubeconfig.display()))?;
+
+    let shutdown = CancellationToken::new();
+    let state = Arc::new(ApiState::new(
+        Arc::new(store),
+        addr.to_string(),
+        shutdown.clone(),
+    ));
+    let app = swell_apiserver::router(state);
+    tracing::info!(api = %url, data_dir = %args.data_dir.display(), "swell server started");
+    println!("Swell API server listening on {url}");
+    println!("Use it with kubectl or swell:");
+    println!("  export KUBECONFIG={}", kubeconfig.display());
+    println!("  kubectl get ksvc");
+
+    let serve = axum::serve(listener, app).with_graceful_shutdown({
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown_signal().await;
+            tracing::info!("shutdown requested, draining");
+            shutdown.cancel();
+        }
+    });
+    serve.await.context("API server failed")?;
+    tracing::info!("drained cleanly");
+    Ok(())
+}
+
+/// Writes a file by renaming a complete temporary file over it.
+fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, contents)?;
+    std::fs::rename(tmp, path)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops the server");
+            let _ = ctrl_c.await;
+        }
+    }
+}
