@@ -196,7 +196,8 @@ fn merge_string_data(obj: &mut Value) {
     }
 }
 
-fn base64_encode(input: &[u8]) -> String {
+/// Standard base64 with padding.
+pub(crate) fn base64_encode(input: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {

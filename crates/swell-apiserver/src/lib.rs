@@ -15,6 +15,7 @@ mod discovery;
 mod error;
 mod openapi;
 mod patch;
+mod protobuf;
 mod read;
 mod registry;
 mod request;

@@ -170,7 +170,21 @@ pub fn content_type(headers: &HeaderMap) -> String {
 }
 
 /// Decodes a JSON (or, for YAML media types, YAML) body into an object.
-pub fn decode_object(bytes: &[u8], media_type: &str) -> ApiResult<Value> {
+pub fn decode_object(bytes: &[u8], media_type: &str, res: &ResourceDef) -> ApiResult<Value> {
+    if media_type == "application/vnd.kubernetes.protobuf"
+        && matches!(res.kind, "Namespace" | "ConfigMap" | "Secret")
+    {
+        return crate::protobuf::decode(bytes, res.kind);
+    }
+    if media_type.contains("protobuf") || media_type.contains("cbor") {
+        return Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml ({media_type} is not supported)"
+            ),
+        ));
+    }
     let value: Value = if media_type.contains("yaml") {
         let text = std::str::from_utf8(bytes)
             .map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;

@@ -172,7 +172,7 @@ pub async fn create(
     headers: &HeaderMap,
     body: &[u8],
 ) -> ApiResult<Response> {
-    let mut obj = decode_object(body, &content_type(headers))?;
+    let mut obj = decode_object(body, &content_type(headers), t.res)?;
     reconcile_identity(t, &mut obj, None)?;
     namespace_exists(state, t)?;
     if t.res.status_subresource {
@@ -233,7 +233,7 @@ pub async fn update(
     headers: &HeaderMap,
     body: &[u8],
 ) -> ApiResult<Response> {
-    let mut obj = decode_object(body, &content_type(headers))?;
+    let mut obj = decode_object(body, &content_type(headers), t.res)?;
     reconcile_identity(t, &mut obj, Some(name))?;
     let key = key(t, name);
     let old = state
@@ -292,7 +292,7 @@ pub async fn patch(
         "application/apply-patch+yaml" | "application/apply-patch+cbor"
             if media.ends_with("yaml") =>
         {
-            let mut applied = decode_object(body, "yaml")?;
+            let mut applied = decode_object(body, "yaml", t.res)?;
             if params.field_manager.as_deref().is_none_or(str::is_empty) {
                 return Err(ApiError::bad_request(
                     "PATCH requests with an apply patch must set fieldManager",

@@ -31,13 +31,17 @@ pub(crate) fn delete(
         }
         set_finalizers(&mut obj, &fins);
         mark_deleting(&mut obj);
-        txn.put(key, obj, EventType::Modified)?;
+        let marked = txn.put(key, obj, EventType::Modified)?;
         for dep in txn.dependents_of(&uid)? {
             if txn.get(&dep)?.is_some() {
                 delete(txn, &dep, Propagation::Foreground)?;
             }
         }
-        return finish_foreground(txn, key);
+        // Removing the last dependent may already have completed the owner's deletion.
+        return match txn.get(key)? {
+            None => Ok(Deleted::Gone(marked)),
+            Some(_) => finish_foreground(txn, key),
+        };
     }
     if !fins.is_empty() {
         if obj.pointer("/metadata/deletionTimestamp").is_none() {

@@ -256,6 +256,28 @@ fn foreground_deletion_waits_for_dependents() {
 }
 
 #[test]
+fn foreground_deletion_without_finalizers_completes_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let svc = store
+        .create(&key("services", "hello"), json!({}), &tracked())
+        .unwrap();
+    store
+        .create(&key("routes", "hello"), owned_by(&svc, "hello"), &tracked())
+        .unwrap();
+    let opts = DeleteOptions {
+        propagation: Propagation::Foreground,
+        ..Default::default()
+    };
+    assert!(matches!(
+        store.delete(&key("services", "hello"), &opts).unwrap(),
+        Deleted::Gone(_)
+    ));
+    assert_eq!(store.get(&key("routes", "hello")).unwrap(), None);
+    assert_eq!(store.get(&key("services", "hello")).unwrap(), None);
+}
+
+#[test]
 fn a_dependent_with_another_live_owner_survives() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);

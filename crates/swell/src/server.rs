@@ -18,6 +18,10 @@ pub struct ServerArgs {
     /// Address of the Kubernetes-compatible API (plain HTTP; keep it on loopback).
     #[arg(long, env = "SWELL_API_ADDR", default_value = "127.0.0.1:6443")]
     pub api_addr: SocketAddr,
+    /// How many recent changes watches can resume from; a client further behind gets
+    /// 410 Expired and lists again.
+    #[arg(long, env = "SWELL_WATCH_HISTORY", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub watch_history: u64,
 }
 
 /// `$XDG_DATA_HOME/swell`, else `~/.local/share/swell`, else `./swell-data`.
@@ -47,7 +51,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create data directory {}", args.data_dir.display()))?;
     let db = args.data_dir.join("swell.redb");
-    let store = RedbStore::open(&db, StoreConfig::default()).with_context(|| {
+    let config = StoreConfig {
+        event_log_len: args.watch_history,
+        ..StoreConfig::default()
+    };
+    let store = RedbStore::open(&db, config).with_context(|| {
         format!(
             "cannot open the store at {} (is another swell server using this data directory?)",
             db.display()

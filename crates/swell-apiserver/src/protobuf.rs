@@ -1,0 +1,219 @@
+//! Decoding of the Kubernetes protobuf encoding (`application/vnd.kubernetes.protobuf`)
+//! for the core kinds kubectl sends that way (`kubectl create namespace|configmap|secret`).
+//! Only what those objects carry is decoded; other fields are skipped.
+
+use crate::error::{ApiError, ApiResult};
+use serde_json::{Map, Value, json};
+
+/// The four bytes every Kubernetes protobuf body starts with.
+const MAGIC: &[u8] = b"k8s\0";
+
+/// One decoded protobuf field.
+enum Field<'a> {
+    Varint(u64),
+    Bytes(&'a [u8]),
+}
+
+fn bad(why: &str) -> ApiError {
+    ApiError::bad_request(format!("error decoding protobuf body: {why}"))
+}
+
+fn varint(buf: &mut &[u8]) -> ApiResult<u64> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&b, rest) = buf.split_first().ok_or_else(|| bad("truncated varint"))?;
+        *buf = rest;
+        value |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err(bad("varint too long"))
+}
+
+/// Splits a message into its fields.
+fn fields(mut buf: &[u8]) -> ApiResult<Vec<(u64, Field<'_>)>> {
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        let key = varint(&mut buf)?;
+        let (number, wire) = (key >> 3, key & 7);
+        let field = match wire {
+            0 => Field::Varint(varint(&mut buf)?),
+            1 | 5 => {
+                let n = if wire == 1 { 8 } else { 4 };
+                if buf.len() < n {
+                    return Err(bad("truncated fixed-width field"));
+                }
+                buf = &buf[n..];
+                continue;
+            }
+            2 => {
+                let len = usize::try_from(varint(&mut buf)?).map_err(|_| bad("length overflow"))?;
+                if buf.len() < len {
+                    return Err(bad("truncated field"));
+                }
+                let (data, rest) = buf.split_at(len);
+                buf = rest;
+                Field::Bytes(data)
+            }
+            _ => return Err(bad("unsupported wire type")),
+        };
+        out.push((number, field));
+    }
+    Ok(out)
+}
+
+fn string(f: &Field<'_>) -> ApiResult<String> {
+    match f {
+        Field::Bytes(b) => String::from_utf8(b.to_vec()).map_err(|_| bad("string is not UTF-8")),
+        Field::Varint(_) => Err(bad("expected a string")),
+    }
+}
+
+fn message<'a>(f: &Field<'a>) -> ApiResult<&'a [u8]> {
+    match f {
+        Field::Bytes(b) => Ok(b),
+        Field::Varint(_) => Err(bad("expected a message")),
+    }
+}
+
+/// A `map<string, string>` entry (or, with `base64`, `map<string, bytes>` as base64).
+fn map_entry(f: &Field<'_>, base64: bool) -> ApiResult<(String, Value)> {
+    let mut key = String::new();
+    let mut value = Value::String(String::new());
+    for (n, inner) in fields(message(f)?)? {
+        match n {
+            1 => key = string(&inner)?,
+            2 if base64 => value = json!(crate::core::base64_encode(message(&inner)?)),
+            2 => value = json!(string(&inner)?),
+            _ => {}
+        }
+    }
+    Ok((key, value))
+}
+
+fn insert_entry(obj: &mut Value, field: &str, f: &Field<'_>, base64: bool) -> ApiResult<()> {
+    let (k, v) = map_entry(f, base64)?;
+    if !obj.get(field).is_some_and(Value::is_object) {
+        obj[field] = json!({});
+    }
+    obj[field][k] = v;
+    Ok(())
+}
+
+fn object_meta(buf: &[u8]) -> ApiResult<Value> {
+    let mut meta = json!({});
+    for (n, f) in fields(buf)? {
+        match n {
+            1 => meta["name"] = json!(string(&f)?),
+            2 => meta["generateName"] = json!(string(&f)?),
+            3 => meta["namespace"] = json!(string(&f)?),
+            6 => meta["resourceVersion"] = json!(string(&f)?),
+            11 => insert_entry(&mut meta, "labels", &f, false)?,
+            12 => insert_entry(&mut meta, "annotations", &f, false)?,
+            14 => {
+                let list = meta
+                    .as_object_mut()
+                    .expect("object")
+                    .entry("finalizers")
+                    .or_insert_with(|| json!([]));
+                if let Some(a) = list.as_array_mut() {
+                    a.push(json!(string(&f)?));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(meta)
+}
+
+/// Decodes a protobuf body of `kind` (`Namespace`, `ConfigMap` or `Secret`) into JSON.
+pub fn decode(body: &[u8], kind: &str) -> ApiResult<Value> {
+    let unknown = body
+        .strip_prefix(MAGIC)
+        .ok_or_else(|| bad("missing the k8s protobuf prefix"))?;
+    let mut raw: &[u8] = &[];
+    let mut type_meta = Map::new();
+    for (n, f) in fields(unknown)? {
+        match n {
+            1 => {
+                for (tn, tf) in fields(message(&f)?)? {
+                    match tn {
+                        1 => type_meta.insert("apiVersion".into(), json!(string(&tf)?)),
+                        2 => type_meta.insert("kind".into(), json!(string(&tf)?)),
+                        _ => None,
+                    };
+                }
+            }
+            2 => raw = message(&f)?,
+            _ => {}
+        }
+    }
+    let mut obj = Value::Object(type_meta);
+    for (n, f) in fields(raw)? {
+        match (kind, n) {
+            (_, 1) => obj["metadata"] = object_meta(message(&f)?)?,
+            ("ConfigMap", 2) => insert_entry(&mut obj, "data", &f, false)?,
+            ("ConfigMap", 3) => insert_entry(&mut obj, "binaryData", &f, true)?,
+            ("ConfigMap", 4) | ("Secret", 5) => {
+                obj["immutable"] = json!(matches!(f, Field::Varint(1)))
+            }
+            ("Secret", 2) => insert_entry(&mut obj, "data", &f, true)?,
+            ("Secret", 3) => obj["type"] = json!(string(&f)?),
+            ("Secret", 4) => insert_entry(&mut obj, "stringData", &f, false)?,
+            ("Namespace", 2) => {
+                let mut finalizers = Vec::new();
+                for (sn, sf) in fields(message(&f)?)? {
+                    if sn == 1 {
+                        finalizers.push(json!(string(&sf)?));
+                    }
+                }
+                obj["spec"] = json!({"finalizers": finalizers});
+            }
+            _ => {}
+        }
+    }
+    Ok(obj)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ld(field: u8, data: &[u8]) -> Vec<u8> {
+        let mut v = vec![(field << 3) | 2, u8::try_from(data.len()).unwrap()];
+        v.extend_from_slice(data);
+        v
+    }
+
+    #[test]
+    fn decodes_a_configmap() {
+        let meta = [
+            ld(1, b"settings"),
+            ld(3, b"team"),
+            ld(11, &[ld(1, b"app"), ld(2, b"web")].concat()),
+        ]
+        .concat();
+        let cm = [
+            ld(1, &meta),
+            ld(2, &[ld(1, b"level"), ld(2, b"debug")].concat()),
+            ld(3, &[ld(1, b"bin"), ld(2, b"\x00\x01")].concat()),
+        ]
+        .concat();
+        let type_meta = [ld(1, b"v1"), ld(2, b"ConfigMap")].concat();
+        let body = [MAGIC.to_vec(), ld(1, &type_meta), ld(2, &cm)].concat();
+        let obj = decode(&body, "ConfigMap").unwrap();
+        assert_eq!(
+            obj,
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": "settings", "namespace": "team", "labels": {"app": "web"}},
+                   "data": {"level": "debug"}, "binaryData": {"bin": "AAE="}})
+        );
+    }
+
+    #[test]
+    fn truncated_bodies_are_refused() {
+        assert!(decode(b"k8s\0\x0a\x05ab", "ConfigMap").is_err());
+        assert!(decode(b"nope", "ConfigMap").is_err());
+    }
+}

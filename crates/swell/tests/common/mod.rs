@@ -1,0 +1,233 @@
+//! Test harness: starts the real `swell` binary on a free loopback port with its own
+//! data directory, and runs the real kubectl binaries against it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long anything in these tests may take before it counts as hung.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// The kubectl on PATH.
+pub const KUBECTL: &str = "kubectl";
+/// A versioned kubectl from the machine image's google-cloud-sdk.
+pub fn versioned_kubectl(minor: u32) -> String {
+    let path = format!("/usr/lib/google-cloud-sdk/bin/kubectl.1.{minor}");
+    assert!(
+        Path::new(&path).exists(),
+        "{path} is missing: the machine image ships it"
+    );
+    path
+}
+
+/// A running `swell server`, killed (SIGTERM, then waited for) on drop.
+pub struct Server {
+    pub child: Child,
+    pub data_dir: PathBuf,
+    pub url: String,
+    pub addr: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Starts a server with a fresh data directory.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Self::start_in(dir.path(), "127.0.0.1:0", &[]);
+        s._dir = Some(dir);
+        s
+    }
+
+    /// Starts a server on `data_dir` listening on `addr`, with extra flags.
+    pub fn start_in(data_dir: &Path, addr: &str, extra: &[&str]) -> Self {
+        let log =
+            std::fs::File::create(data_dir.join(format!("server-{}.log", std::process::id()))).ok();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_swell"))
+            .args(["server", "--data-dir"])
+            .arg(data_dir)
+            .args(["--api-addr", addr])
+            .args(extra)
+            .env("SWELL_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(log.map_or(Stdio::null(), Stdio::from))
+            .spawn()
+            .expect("swell binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let url = loop {
+            let line = rx
+                .recv_timeout(PATIENCE)
+                .expect("swell server prints its address");
+            if let Some(url) = line.strip_prefix("Swell API server listening on ") {
+                break url.trim().to_string();
+            }
+        };
+        let addr = url.trim_start_matches("http://").to_string();
+        Self {
+            child,
+            data_dir: data_dir.to_path_buf(),
+            url,
+            addr,
+            _dir: None,
+        }
+    }
+
+    /// The kubeconfig the server wrote.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.data_dir.join("kubeconfig")
+    }
+
+    /// Stops the server with SIGTERM and waits for it to exit; returns whether it
+    /// exited successfully.
+    pub fn stop(&mut self) -> bool {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.success();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "swell server did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the server with SIGKILL.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// A kubectl bound to this server, with its own discovery cache.
+    pub fn kubectl(&self, binary: &str) -> Kubectl {
+        Kubectl {
+            binary: binary.to_string(),
+            kubeconfig: self.kubeconfig(),
+            cache: tempfile::tempdir().unwrap(),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A kubectl binary with a kubeconfig and a private cache directory.
+pub struct Kubectl {
+    pub binary: String,
+    pub kubeconfig: PathBuf,
+    pub cache: tempfile::TempDir,
+}
+
+impl Kubectl {
+    /// The command, with `--kubeconfig` and `--cache-dir` set.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.binary);
+        c.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.cache.path())
+            .args(args);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// Runs kubectl to completion.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("kubectl runs")
+    }
+
+    /// Runs kubectl and returns stdout, failing the test if it failed.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{} {args:?} failed:\n{}{}",
+            self.binary,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs kubectl expecting failure and returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "{} {args:?} should have failed:\n{}",
+            self.binary,
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    /// Runs kubectl with `stdin` as standard input.
+    pub fn ok_stdin(&self, args: &[&str], stdin: &str) -> String {
+        use std::io::Write;
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+/// Polls `f` until it returns `Some`, or panics naming `what` after [`PATIENCE`].
+pub fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Writes a manifest into a temporary file and returns its path (kept with the dir).
+pub fn manifest(dir: &tempfile::TempDir, name: &str, yaml: &str) -> String {
+    let p = dir.path().join(name);
+    std::fs::write(&p, yaml).unwrap();
+    p.display().to_string()
+}
+
+/// A minimal Knative Service manifest.
+pub fn service_yaml(name: &str, image: &str) -> String {
+    format!(
+        "apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  template:\n    spec:\n      containers:\n        - image: {image}\n          env:\n            - name: TARGET\n              value: World\n"
+    )
+}
