@@ -53,8 +53,16 @@ fn read_documents(path: &Path) -> anyhow::Result<Vec<Document>> {
     }
     let mut docs = Vec::new();
     for (source, text) in sources {
-        let values: Vec<Value> = serde_saphyr::from_multiple(&text)
-            .map_err(|e| anyhow::anyhow!("error parsing {source}: {e}"))?;
+        let values: Vec<Value> = serde_saphyr::from_multiple(&text).map_err(|e| {
+            let first = e
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ")
+                .to_string();
+            anyhow::anyhow!("error parsing {source}: {first}")
+        })?;
         for v in values.into_iter().filter(|v| !v.is_null()) {
             if !v.is_object() {
                 bail!("error parsing {source}: a document is not an object");

@@ -1,0 +1,205 @@
+//! `swell apply`, `swell get` and `swell delete` against the real server.
+
+mod common;
+
+use common::{Server, manifest, service_yaml};
+use std::process::{Command, Output, Stdio};
+
+fn swell(server: &Server, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_swell"))
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(server.kubeconfig())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn ok(server: &Server, args: &[&str]) -> String {
+    let out = swell(server, args);
+    assert!(
+        out.status.success(),
+        "swell {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(server: &Server, args: &[&str]) -> String {
+    let out = swell(server, args);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "swell {args:?} should fail: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.trim().lines().count(), 1, "errors are one line: {err}");
+    err
+}
+
+#[test]
+fn apply_get_delete() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let hello = manifest(
+        &dir,
+        "hello.yaml",
+        &service_yaml("hello", "example.com/app:1"),
+    );
+    assert_eq!(
+        ok(&server, &["apply", "-f", &hello]).trim(),
+        "service.serving.knative.dev/hello created"
+    );
+    assert_eq!(
+        ok(&server, &["apply", "-f", &hello]).trim(),
+        "service.serving.knative.dev/hello unchanged"
+    );
+    let changed = manifest(
+        &dir,
+        "hello2.yaml",
+        &service_yaml("hello", "example.com/app:2"),
+    );
+    assert_eq!(
+        ok(&server, &["apply", "-f", &changed]).trim(),
+        "service.serving.knative.dev/hello configured"
+    );
+
+    let multi = format!(
+        "{}---\n{}",
+        service_yaml("one", "example.com/app:1"),
+        service_yaml("two", "example.com/app:1")
+    );
+    let sub = tempfile::tempdir_in(dir.path()).unwrap();
+    manifest(&sub, "multi.yaml", &multi);
+    manifest(
+        &sub,
+        "cm.json",
+        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"settings"},"data":{"a":"b"}}"#,
+    );
+    let out = ok(&server, &["apply", "-f", sub.path().to_str().unwrap()]);
+    assert_eq!(
+        out,
+        "configmap/settings created\nservice.serving.knative.dev/one created\nservice.serving.knative.dev/two created\n"
+    );
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_swell"))
+        .args(["apply", "-f", "-", "--kubeconfig"])
+        .arg(server.kubeconfig())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        service_yaml("piped", "example.com/app:1").as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(
+        String::from_utf8(child.wait_with_output().unwrap().stdout)
+            .unwrap()
+            .trim(),
+        "service.serving.knative.dev/piped created"
+    );
+
+    let table = ok(&server, &["get", "ksvc"]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "URL",
+            "LATESTCREATED",
+            "LATESTREADY",
+            "READY",
+            "REASON"
+        ]
+    );
+    assert_eq!(table.lines().count(), 5, "{table}");
+    let all = ok(&server, &["get", "services", "-A"]);
+    assert!(
+        all.starts_with("NAMESPACE") && all.contains("default"),
+        "{all}"
+    );
+
+    let yaml = ok(&server, &["get", "ksvc", "hello", "-o", "yaml"]);
+    assert!(
+        yaml.contains("kind: Service") && yaml.contains("image: example.com/app:2"),
+        "{yaml}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&server, &["get", "kservice", "-o", "json"])).unwrap();
+    assert_eq!(json["items"].as_array().unwrap().len(), 4);
+    assert!(ok(&server, &["get", "cm", "-n", "default"]).contains("settings"));
+
+    assert_eq!(
+        ok(&server, &["delete", "ksvc", "hello"]).trim(),
+        "services.serving.knative.dev \"hello\" deleted"
+    );
+    let err = fails(&server, &["get", "ksvc", "hello"]);
+    assert_eq!(
+        err.trim(),
+        "Error from server (NotFound): services.serving.knative.dev \"hello\" not found"
+    );
+    let err = fails(&server, &["get", "widgets"]);
+    assert!(
+        err.contains("doesn't have a resource type \"widgets\""),
+        "{err}"
+    );
+    let err = fails(&server, &["get", "ksvc", "-o", "wide"]);
+    assert!(err.contains("unknown output format"), "{err}");
+
+    let bad = manifest(
+        &dir,
+        "bad.yaml",
+        "apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata:\n  name: bad\nspec:\n  template:\n    spec:\n      containers:\n        - image: x\n          ports:\n            - containerPort: 8012\n",
+    );
+    let err = fails(&server, &["apply", "-f", &bad]);
+    assert!(
+        err.contains("spec.template.spec.containers[0].ports.containerPort"),
+        "{err}"
+    );
+    let broken = manifest(&dir, "broken.yaml", "kind: [unclosed");
+    let err = fails(&server, &["apply", "-f", &broken]);
+    assert!(err.contains("error parsing"), "{err}");
+}
+
+#[test]
+fn unreachable_server_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = manifest(
+        &dir,
+        "kubeconfig",
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:1\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user: {}\n",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_swell"))
+        .args(["get", "ksvc", "--kubeconfig", &kubeconfig])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("cannot reach the API server") && err.contains("swell server"),
+        "{err}"
+    );
+}
+
+#[test]
+fn server_stops_cleanly_on_sigterm_and_keeps_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_in(dir.path(), "127.0.0.1:0", &[]);
+    let hello = manifest(
+        &dir,
+        "hello.yaml",
+        &service_yaml("hello", "example.com/app:1"),
+    );
+    ok(&server, &["apply", "-f", &hello]);
+    assert!(server.stop(), "swell server exits 0 on SIGTERM");
+    let again = Server::start_in(dir.path(), "127.0.0.1:0", &[]);
+    assert!(ok(&again, &["get", "ksvc"]).contains("hello"));
+    let kubeconfig = std::fs::read_to_string(again.kubeconfig()).unwrap();
+    assert!(
+        kubeconfig.contains(&again.url),
+        "the kubeconfig points at the running server"
+    );
+}

@@ -1,0 +1,129 @@
+//! Acknowledged writes survive `kill -9` and restart; resourceVersions keep increasing.
+
+mod common;
+
+use common::Server;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+const SERVICES: &str = "/apis/serving.knative.dev/v1/namespaces/default/services";
+
+fn service(name: &str) -> Value {
+    json!({"apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": {"name": name},
+           "spec": {"template": {"spec": {"containers": [{"image": "example.com/app:1"}]}}}})
+}
+
+fn rv(obj: &Value) -> u64 {
+    obj["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acknowledged_writes_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let mut server =
+        tokio::task::spawn_blocking(move || Server::start_in(&path, "127.0.0.1:0", &[]))
+            .await
+            .unwrap();
+    let base = server.url.clone();
+    let http = reqwest::Client::new();
+
+    // Writers keep creating Services while the server is killed under them.
+    let stop = Arc::new(AtomicBool::new(false));
+    let acks = Arc::new(AtomicUsize::new(0));
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let (http, base, stop, acks) = (http.clone(), base.clone(), stop.clone(), acks.clone());
+        writers.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for i in 0..10_000 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let name = format!("w{w}-{i}");
+                match http
+                    .post(format!("{base}{SERVICES}"))
+                    .json(&service(&name))
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status() == 201 => {
+                        acked.push((name, rv(&r.json::<Value>().await.unwrap())));
+                        acks.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(r) => panic!("unexpected status {}", r.status()),
+                    Err(_) => break,
+                }
+            }
+            acked
+        }));
+    }
+    tokio::task::block_in_place(|| {
+        common::eventually("40 acknowledged writes", || {
+            (acks.load(Ordering::Relaxed) >= 40).then_some(())
+        });
+        server.kill9();
+    });
+    stop.store(true, Ordering::Relaxed);
+    let mut acked = Vec::new();
+    for w in writers {
+        acked.extend(w.await.unwrap());
+    }
+    assert!(
+        acked.len() >= 40,
+        "writes were acknowledged before the kill ({})",
+        acked.len()
+    );
+    let highest = acked.iter().map(|(_, rv)| *rv).max().unwrap();
+
+    let path = dir.path().to_path_buf();
+    let restarted =
+        tokio::task::spawn_blocking(move || Server::start_in(&path, "127.0.0.1:0", &[]))
+            .await
+            .unwrap();
+    let list: Value = http
+        .get(format!("{}{SERVICES}", restarted.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: std::collections::HashSet<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["metadata"]["name"].as_str().unwrap())
+        .collect();
+    for (name, _) in &acked {
+        assert!(
+            names.contains(name.as_str()),
+            "acknowledged {name} was lost"
+        );
+    }
+    for item in list["items"].as_array().unwrap() {
+        assert_eq!(
+            item["spec"]["template"]["spec"]["containers"][0]["image"], "example.com/app:1",
+            "no partially written object"
+        );
+    }
+    let after: Value = http
+        .post(format!("{}{SERVICES}", restarted.url))
+        .json(&service("after-restart"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        rv(&after) > highest,
+        "resourceVersion {} must exceed {highest} from before the crash",
+        rv(&after)
+    );
+}
