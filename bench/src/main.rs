@@ -1,1 +1,342 @@
-fn main() {}
+//! Swell's benchmark runner. `bench/run api` measures the API server: create throughput,
+//! get and list latency with many Services stored, watch fan-out, and server memory.
+//! Results are printed as a Markdown section to paste into `bench/RESULTS.md`.
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SERVICES: &str = "/apis/serving.knative.dev/v1/namespaces/default/services";
+
+struct Server {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server() -> anyhow::Result<Server> {
+    let exe = std::env::current_exe()?.with_file_name("swell");
+    let dir = tempfile::tempdir()?;
+    let mut child = Command::new(&exe)
+        .args(["server", "--api-addr", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("SWELL_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| {
+            format!(
+                "cannot start {} (run bench/run, which builds it)",
+                exe.display()
+            )
+        })?;
+    let mut lines = BufReader::new(child.stdout.take().context("no stdout")?).lines();
+    let url = loop {
+        let line = lines.next().context("server exited")??;
+        if let Some(u) = line.strip_prefix("Swell API server listening on ") {
+            break u.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Ok(Server {
+        child,
+        url,
+        _dir: dir,
+    })
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn service(name: &str) -> Value {
+    json!({"apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": {"name": name, "labels": {"app": name}},
+           "spec": {"template": {"spec": {"containers": [{"image": "ghcr.io/knative/helloworld-go:latest", "env": [{"name": "TARGET", "value": "bench"}]}]}}}})
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx]
+}
+
+fn fmt(d: Duration) -> String {
+    if d < Duration::from_millis(1) {
+        format!("{} µs", d.as_micros())
+    } else {
+        format!("{:.2} ms", d.as_secs_f64() * 1e3)
+    }
+}
+
+async fn timed<F: std::future::Future<Output = anyhow::Result<()>>>(
+    n: usize,
+    mut f: impl FnMut(usize) -> F,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = Instant::now();
+        f(i).await?;
+        out.push(t.elapsed());
+    }
+    out.sort();
+    Ok(out)
+}
+
+async fn api(services: usize) -> anyhow::Result<()> {
+    let server = start_server()?;
+    let pid = server.child.id();
+    let http = reqwest::Client::new();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idle_rss = rss_kib(pid);
+
+    // Create throughput: 16 concurrent clients.
+    let started = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (http, url, next) = (http.clone(), server.url.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= services {
+                    return anyhow::Ok(());
+                }
+                let r = http
+                    .post(format!("{url}{SERVICES}"))
+                    .json(&service(&format!("svc-{i}")))
+                    .send()
+                    .await?;
+                if r.status() != 201 {
+                    bail!("create failed: {}", r.status());
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let create_secs = started.elapsed().as_secs_f64();
+
+    let gets = timed(2000, |i| {
+        let (http, url) = (http.clone(), server.url.clone());
+        async move {
+            let name = format!("svc-{}", (i * 7919) % services);
+            let r = http.get(format!("{url}{SERVICES}/{name}")).send().await?;
+            anyhow::ensure!(r.status() == 200);
+            r.bytes().await?;
+            Ok(())
+        }
+    })
+    .await?;
+    let lists = timed(20, |_| {
+        let (http, url) = (http.clone(), server.url.clone());
+        async move {
+            let body: Value = http
+                .get(format!("{url}{SERVICES}"))
+                .send()
+                .await?
+                .json()
+                .await?;
+            anyhow::ensure!(body["items"].as_array().map_or(0, Vec::len) == services);
+            Ok(())
+        }
+    })
+    .await?;
+    let tables = timed(20, |_| {
+        let (http, url) = (http.clone(), server.url.clone());
+        async move {
+            let r = http
+                .get(format!("{url}{SERVICES}?limit=500"))
+                .header("accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+                .send()
+                .await?;
+            r.bytes().await?;
+            Ok(())
+        }
+    })
+    .await?;
+    let selected = timed(50, |i| {
+        let (http, url) = (http.clone(), server.url.clone());
+        async move {
+            let body: Value = http
+                .get(format!(
+                    "{url}{SERVICES}?labelSelector=app%3Dsvc-{}",
+                    i % services
+                ))
+                .send()
+                .await?
+                .json()
+                .await?;
+            anyhow::ensure!(body["items"].as_array().map_or(0, Vec::len) == 1);
+            Ok(())
+        }
+    })
+    .await?;
+    let loaded_rss = rss_kib(pid);
+
+    // Watch fan-out: 100 watchers, then 100 updates; latency from the write's answer to
+    // the last watcher receiving it.
+    let rv = {
+        let body: Value = http
+            .get(format!("{}{SERVICES}?limit=1", server.url))
+            .send()
+            .await?
+            .json()
+            .await?;
+        body["metadata"]["resourceVersion"]
+            .as_str()
+            .context("no rv")?
+            .to_string()
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Instant)>();
+    let mut watchers = Vec::new();
+    for w in 0..100 {
+        let (http, url, rv, tx) = (http.clone(), server.url.clone(), rv.clone(), tx.clone());
+        watchers.push(tokio::spawn(async move {
+            let mut resp = http
+                .get(format!("{url}{SERVICES}?watch=true&resourceVersion={rv}"))
+                .send()
+                .await?;
+            let mut buf = Vec::new();
+            while let Some(chunk) = resp.chunk().await? {
+                buf.extend_from_slice(&chunk);
+                while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=pos).collect();
+                    let ev: Value = serde_json::from_slice(&line)?;
+                    if let Some(n) = ev["object"]["metadata"]["labels"]["round"].as_str() {
+                        let _ = tx.send((n.parse()?, Instant::now()));
+                    }
+                }
+            }
+            let _ = w;
+            anyhow::Ok(())
+        }));
+    }
+    drop(tx);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut fanout = Vec::new();
+    let fan_started = Instant::now();
+    for round in 0..100usize {
+        let patch = json!({"metadata": {"labels": {"round": round.to_string()}}});
+        let r = http
+            .patch(format!("{}{SERVICES}/svc-0", server.url))
+            .header("content-type", "application/merge-patch+json")
+            .body(patch.to_string())
+            .send()
+            .await?;
+        let acked = Instant::now();
+        anyhow::ensure!(r.status() == 200);
+        let mut got = 0;
+        let mut last = acked;
+        while got < 100 {
+            let (n, at) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await?
+                .context("watchers ended")?;
+            if n == round {
+                got += 1;
+                last = last.max(at);
+            }
+        }
+        fanout.push(last.saturating_duration_since(acked));
+    }
+    let fan_secs = fan_started.elapsed().as_secs_f64();
+    fanout.sort();
+    for w in watchers {
+        w.abort();
+    }
+
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    let date = Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    println!("## API server ({date})\n");
+    println!(
+        "Machine: {} cores, {cpu}; release build; store on local disk with fsync per write.\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!("| measure | result |\n|---|---|");
+    println!(
+        "| create {services} Services, 16 concurrent clients | {:.0} objects/s ({create_secs:.1} s) |",
+        services as f64 / create_secs
+    );
+    println!(
+        "| get one Service ({services} stored), sequential | p50 {} · p99 {} |",
+        fmt(percentile(&gets, 0.5)),
+        fmt(percentile(&gets, 0.99))
+    );
+    println!(
+        "| list all {services} Services (JSON) | p50 {} · p99 {} |",
+        fmt(percentile(&lists, 0.5)),
+        fmt(percentile(&lists, 0.99))
+    );
+    println!(
+        "| list as Table, limit=500 (what kubectl asks) | p50 {} · p99 {} |",
+        fmt(percentile(&tables, 0.5)),
+        fmt(percentile(&tables, 0.99))
+    );
+    println!(
+        "| list with labelSelector matching 1 of {services} | p50 {} · p99 {} |",
+        fmt(percentile(&selected, 0.5)),
+        fmt(percentile(&selected, 0.99))
+    );
+    println!(
+        "| watch fan-out: write answered → all 100 watchers have it | p50 {} · p99 {} ({:.0} events/s delivered) |",
+        fmt(percentile(&fanout, 0.5)),
+        fmt(percentile(&fanout, 0.99)),
+        100.0 * 100.0 / fan_secs
+    );
+    println!(
+        "| server RSS idle (fresh start) | {:.1} MiB |",
+        idle_rss as f64 / 1024.0
+    );
+    println!(
+        "| server RSS with {services} Services (after the lists) | {:.1} MiB |",
+        loaded_rss as f64 / 1024.0
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let scenario = args.first().map_or("api", String::as_str);
+    let services = args
+        .iter()
+        .position(|a| a == "--services")
+        .and_then(|i| args.get(i + 1))
+        .map_or(Ok(10_000), |s| s.parse())
+        .context("--services takes a number")?;
+    match scenario {
+        "api" => api(services).await,
+        other => bail!("unknown scenario {other:?}; scenarios: api"),
+    }
+}

@@ -86,42 +86,44 @@ pub async fn list(
     as_table: bool,
 ) -> ApiResult<Response> {
     let filter = Filter::new(params, t.res.plural)?;
-    let list = state
+    let after = params
+        .continue_
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .map(|c| decode_continue(t, c))
+        .transpose()?;
+    let limit = params.limit.filter(|l| *l > 0);
+    let mut items = Vec::new();
+    let mut more = false;
+    let rv = state
         .store
-        .list(&scope(t))
+        .scan(&scope(t), after.as_ref(), &mut |o| {
+            if !filter.matches(&o) {
+                return true;
+            }
+            if limit.is_some_and(|l| items.len() >= l) {
+                more = true;
+                return false;
+            }
+            items.push(o);
+            true
+        })
         .map_err(|e| ApiError::from_store(e, t.res, ""))?;
     if params.resource_version_match.as_deref() == Some("Exact")
         && params
             .resource_version
             .as_deref()
             .and_then(|r| r.parse::<u64>().ok())
-            != Some(list.resource_version)
+            != Some(rv)
     {
         return Err(ApiError::expired(
             "resourceVersionMatch=Exact is only served for the current resourceVersion",
         ));
     }
-    let mut items: Vec<Value> = list
-        .items
-        .into_iter()
-        .filter(|o| filter.matches(o))
-        .collect();
-    let after = params
-        .continue_
-        .as_deref()
-        .filter(|c| !c.is_empty())
-        .map(decode_continue)
-        .transpose()?;
-    if let Some((ns, name)) = &after {
-        items.retain(|o| (namespace_of(o), name_of(o)) > (ns.as_str(), name.as_str()));
-    }
-    let mut meta = json!({"resourceVersion": list.resource_version.to_string()});
-    if let Some(limit) = params.limit.filter(|l| *l > 0 && items.len() > *l) {
-        let remaining = items.len() - limit;
-        items.truncate(limit);
-        let last = items.last().expect("limit > 0 keeps an item");
+    let mut meta = json!({"resourceVersion": rv.to_string()});
+    if more {
+        let last = items.last().expect("a full page has a last item");
         meta["continue"] = json!(format!("{}/{}", namespace_of(last), name_of(last)));
-        meta["remainingItemCount"] = json!(remaining);
     }
     if as_table {
         let include = IncludeObject::parse(params.include_object.as_deref());
@@ -143,11 +145,12 @@ fn name_of(o: &Value) -> &str {
         .unwrap_or("")
 }
 
-fn decode_continue(token: &str) -> ApiResult<(String, String)> {
-    token
+/// A continue token names the last object of the previous page: `namespace/name`.
+fn decode_continue(t: &Target<'_>, token: &str) -> ApiResult<ObjectKey> {
+    let (ns, name) = token
         .split_once('/')
-        .map(|(ns, n)| (ns.to_string(), n.to_string()))
-        .ok_or_else(|| ApiError::bad_request(format!("invalid continue token {token:?}")))
+        .ok_or_else(|| ApiError::bad_request(format!("invalid continue token {token:?}")))?;
+    Ok(ObjectKey::new(t.res.group, t.res.plural, ns, name))
 }
 
 /// One event of a watch stream, as JSON text plus newline.

@@ -83,7 +83,26 @@ pub trait Store: Send + Sync + 'static {
     /// Reads one object.
     fn get(&self, key: &ObjectKey) -> Result<Option<Value>>;
     /// Lists every object of a resource, in one namespace or all.
-    fn list(&self, scope: &ListScope) -> Result<List>;
+    fn list(&self, scope: &ListScope) -> Result<List> {
+        let mut items = Vec::new();
+        let resource_version = self.scan(scope, None, &mut |o| {
+            items.push(o);
+            true
+        })?;
+        Ok(List {
+            items,
+            resource_version,
+        })
+    }
+    /// Visits the objects in scope in key order (namespace, then name), starting after
+    /// `start_after` if given, until `visit` returns false. Returns the resourceVersion
+    /// the scan read at. Paged lists use this to stop at the page boundary.
+    fn scan(
+        &self,
+        scope: &ListScope,
+        start_after: Option<&ObjectKey>,
+        visit: &mut dyn FnMut(Value) -> bool,
+    ) -> Result<u64>;
     /// Creates an object; fails with `AlreadyExists` if the name is taken.
     fn create(&self, key: &ObjectKey, object: Value, opts: &WriteOptions) -> Result<Value>;
     /// Replaces an object. A `metadata.resourceVersion` in `object` must match the stored

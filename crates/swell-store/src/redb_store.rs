@@ -5,13 +5,14 @@ use crate::gc;
 use crate::key::{ListScope, ObjectKey};
 use crate::meta::{meta_str, metadata_mut, now, owner_uids};
 use crate::watch::{EventType, Watch, WatchEvent};
-use crate::{DeleteOptions, Deleted, List, Store, WriteOptions};
+use crate::{DeleteOptions, Deleted, Store, WriteOptions};
 use redb::{
     Database, MultimapTableDefinition, ReadableDatabase, ReadableMultimapTable, ReadableTable,
     TableDefinition, WriteTransaction,
 };
 use serde_json::{Value, json};
 use std::collections::VecDeque;
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
@@ -136,23 +137,33 @@ impl Store for RedbStore {
             .transpose()
     }
 
-    fn list(&self, scope: &ListScope) -> Result<List> {
+    fn scan(
+        &self,
+        scope: &ListScope,
+        start_after: Option<&ObjectKey>,
+        visit: &mut dyn FnMut(Value) -> bool,
+    ) -> Result<u64> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(OBJECTS)?;
         let rv = tx.open_table(META)?.get("rv")?.map_or(0, |v| v.value());
         let prefix = scope.prefix();
-        let mut items = Vec::new();
-        for entry in table.range(prefix.as_str()..)? {
+        let after = start_after.map(ObjectKey::encode);
+        let range = match &after {
+            Some(a) if a.as_str() >= prefix.as_str() => {
+                table.range::<&str>((Bound::Excluded(a.as_str()), Bound::Unbounded))?
+            }
+            _ => table.range::<&str>(prefix.as_str()..)?,
+        };
+        for entry in range {
             let (k, v) = entry?;
             if !k.value().starts_with(&prefix) {
                 break;
             }
-            items.push(decode(v.value())?);
+            if !visit(decode(v.value())?) {
+                break;
+            }
         }
-        Ok(List {
-            items,
-            resource_version: rv,
-        })
+        Ok(rv)
     }
 
     fn create(&self, key: &ObjectKey, mut object: Value, opts: &WriteOptions) -> Result<Value> {

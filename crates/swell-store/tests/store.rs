@@ -431,6 +431,45 @@ async fn watch_from_a_compacted_version_is_expired() {
 }
 
 #[test]
+fn scans_resume_after_a_key_and_stop_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    for ns in ["a", "b"] {
+        for name in ["x", "y"] {
+            store
+                .create(
+                    &ObjectKey::new(G, "services", ns, name),
+                    json!({}),
+                    &tracked(),
+                )
+                .unwrap();
+        }
+    }
+    store
+        .create(
+            &ObjectKey::new(G, "routes", "a", "x"),
+            json!({}),
+            &tracked(),
+        )
+        .unwrap();
+    let mut seen = Vec::new();
+    let after = ObjectKey::new(G, "services", "a", "y");
+    store
+        .scan(&ListScope::all(G, "services"), Some(&after), &mut |o| {
+            seen.push(format!(
+                "{}/{}",
+                o["metadata"]["namespace"].as_str().unwrap(),
+                o["metadata"]["name"].as_str().unwrap()
+            ));
+            seen.len() < 1
+        })
+        .unwrap();
+    assert_eq!(seen, ["b/x"]);
+    let all = store.list(&ListScope::all(G, "services")).unwrap();
+    assert_eq!(all.items.len(), 4, "other resources are not in scope");
+}
+
+#[test]
 fn state_and_resource_versions_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let last = {

@@ -87,6 +87,12 @@ fn everyday_flow(binary: &str) {
     assert!(table.lines().any(|l| l.starts_with("hello ")), "{table}");
     assert!(table.lines().any(|l| l.starts_with("other ")), "{table}");
 
+    let paged = k.ok(&["get", "ksvc", "--chunk-size=1", "-o", "name"]);
+    assert_eq!(
+        paged, "service.serving.knative.dev/hello\nservice.serving.knative.dev/other\n",
+        "pages of one, joined by continue tokens"
+    );
+
     let all = k.ok(&["get", "ksvc", "-A"]);
     assert!(
         all.lines().next().unwrap().starts_with("NAMESPACE"),
