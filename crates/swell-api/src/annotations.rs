@@ -207,13 +207,13 @@ pub fn validate_autoscaling(ann: &Annotations, limits: &AutoscalerLimits) -> Fie
             ),
         );
     }
-    if let Some(act) = int_at_least(ann, &["activation-scale"], 2, &mut errs) {
-        if min.is_some_and(|m| act < m) || max.is_some_and(|m| m > 0 && act > m) {
-            errs.push(
-                FieldError::invalid(act, key("activation-scale"))
-                    .with_details("activation-scale must be between min-scale and max-scale"),
-            );
-        }
+    if let Some(act) = int_at_least(ann, &["activation-scale"], 2, &mut errs)
+        && (min.is_some_and(|m| act < m) || max.is_some_and(|m| m > 0 && act > m))
+    {
+        errs.push(
+            FieldError::invalid(act, key("activation-scale"))
+                .with_details("activation-scale must be between min-scale and max-scale"),
+        );
     }
     let hour = Duration::from_secs(3600);
     duration_in(

@@ -18,11 +18,11 @@ pub fn validate_metadata(res: &ResourceDef, name: &str, obj: &Value) -> ApiResul
     if let Some(labels) = obj.pointer("/metadata/labels").and_then(Value::as_object) {
         for (k, v) in labels {
             if !valid_label_key(k) {
-                causes.push((format!("metadata.labels"), format!("Invalid value: {k:?}: name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character")));
+                causes.push(("metadata.labels".to_string(), format!("Invalid value: {k:?}: name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character")));
             }
             match v.as_str() {
                 Some(s) if valid_label_value(s) => {}
-                _ => causes.push((format!("metadata.labels"), format!("Invalid value: {v}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"))),
+                _ => causes.push(("metadata.labels".to_string(), format!("Invalid value: {v}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"))),
             }
         }
     }
@@ -149,16 +149,11 @@ pub fn admit_core(
             )],
         ));
     }
-    match res.plural {
-        "namespaces" => {
-            out["status"] = json!({"phase": "Active"});
-        }
-        "secrets" => {
-            if out.get("type").is_none() {
-                out["type"] = json!("Opaque");
-            }
-        }
-        _ => {}
+    if res.plural == "namespaces" {
+        out["status"] = json!({"phase": "Active"});
+    }
+    if res.plural == "secrets" && out.get("type").is_none() {
+        out["type"] = json!("Opaque");
     }
     if let Some(old) = old
         && old.get("immutable") == Some(&json!(true))

@@ -367,6 +367,12 @@ pub async fn patch(
             != current.pointer("/metadata/resourceVersion");
         let merged = split_status(t, patched, &current);
         let (admitted, warnings) = admit(state, t, name, &merged, Some(&current), fv)?;
+        if matches!(patch, Kind::Apply(_))
+            && without_managed_fields(&admitted) == without_managed_fields(&current)
+        {
+            // An apply that changes nothing writes nothing, not even a new timestamp.
+            return Ok(json_response(StatusCode::OK, &current, &warnings));
+        }
         match state.store.update(&key, admitted, &write_opts(t, dry_run)) {
             Ok(updated) => return Ok(json_response(StatusCode::OK, &updated, &warnings)),
             Err(StoreError::Conflict { .. }) if !explicit_rv => continue,
@@ -374,6 +380,14 @@ pub async fn patch(
         }
     }
     Err(ApiError::conflict(t.res, name))
+}
+
+fn without_managed_fields(obj: &Value) -> Value {
+    let mut o = obj.clone();
+    if let Some(meta) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
+    }
+    o
 }
 
 /// Parses DeleteOptions from the body and query.

@@ -7,15 +7,15 @@ use crate::key::ObjectKey;
 pub enum StoreError {
     /// The object does not exist.
     #[error("{0} not found")]
-    NotFound(ObjectKey),
+    NotFound(Box<ObjectKey>),
     /// An object of that name exists already.
     #[error("{0} already exists")]
-    AlreadyExists(ObjectKey),
+    AlreadyExists(Box<ObjectKey>),
     /// Optimistic concurrency check failed; re-read and retry.
     #[error("{key}: resourceVersion {expected} is stale (current {actual})")]
     Conflict {
         /// The object.
-        key: ObjectKey,
+        key: Box<ObjectKey>,
         /// The resourceVersion the caller had.
         expected: String,
         /// The stored one.
@@ -25,7 +25,7 @@ pub enum StoreError {
     #[error("{key}: precondition failed: {message}")]
     Precondition {
         /// The object.
-        key: ObjectKey,
+        key: Box<ObjectKey>,
         /// What did not match.
         message: String,
     },

@@ -22,7 +22,7 @@ pub(crate) fn delete(
 ) -> Result<Deleted> {
     let mut obj = txn
         .get(key)?
-        .ok_or_else(|| StoreError::NotFound(key.clone()))?;
+        .ok_or_else(|| StoreError::NotFound(Box::new(key.clone())))?;
     let uid = meta_str(&obj, "uid").unwrap_or_default().to_string();
     let mut fins = finalizers(&obj);
     if propagation == Propagation::Foreground && !txn.dependents_of(&uid)?.is_empty() {
@@ -108,7 +108,7 @@ pub(crate) fn remove(
 /// Completes a Foreground deletion once the owner has no dependents left.
 fn finish_foreground(txn: &mut Txn<'_>, key: &ObjectKey) -> Result<Deleted> {
     let Some(mut obj) = txn.get(key)? else {
-        return Err(StoreError::NotFound(key.clone()));
+        return Err(StoreError::NotFound(Box::new(key.clone())));
     };
     let mut fins = finalizers(&obj);
     let waiting = fins.iter().any(|f| f == FOREGROUND_DELETION);

@@ -190,7 +190,7 @@ impl Store for RedbStore {
         }
         self.write(opts.dry_run, |txn| {
             if txn.get(key)?.is_some() {
-                return Err(StoreError::AlreadyExists(key.clone()));
+                return Err(StoreError::AlreadyExists(Box::new(key.clone())));
             }
             txn.put(key, object, EventType::Added)
         })
@@ -200,22 +200,22 @@ impl Store for RedbStore {
         self.write(opts.dry_run, |txn| {
             let old = txn
                 .get(key)?
-                .ok_or_else(|| StoreError::NotFound(key.clone()))?;
+                .ok_or_else(|| StoreError::NotFound(Box::new(key.clone())))?;
             let current = rv_of(&old);
-            if let Some(given) = meta_str(&object, "resourceVersion").filter(|s| !s.is_empty()) {
-                if given.parse::<u64>().ok() != Some(current) {
-                    return Err(StoreError::Conflict {
-                        key: key.clone(),
-                        expected: given.into(),
-                        actual: current,
-                    });
-                }
+            if let Some(given) = meta_str(&object, "resourceVersion").filter(|s| !s.is_empty())
+                && given.parse::<u64>().ok() != Some(current)
+            {
+                return Err(StoreError::Conflict {
+                    key: Box::new(key.clone()),
+                    expected: given.into(),
+                    actual: current,
+                });
             }
             if let Some(uid) = meta_str(&object, "uid").filter(|s| !s.is_empty())
                 && Some(uid) != meta_str(&old, "uid")
             {
                 return Err(StoreError::Precondition {
-                    key: key.clone(),
+                    key: Box::new(key.clone()),
                     message: format!("uid {uid} does not match the stored object"),
                 });
             }
@@ -259,12 +259,12 @@ impl Store for RedbStore {
         self.write(opts.dry_run, |txn| {
             let obj = txn
                 .get(key)?
-                .ok_or_else(|| StoreError::NotFound(key.clone()))?;
+                .ok_or_else(|| StoreError::NotFound(Box::new(key.clone())))?;
             if let Some(uid) = &opts.uid
                 && Some(uid.as_str()) != meta_str(&obj, "uid")
             {
                 return Err(StoreError::Precondition {
-                    key: key.clone(),
+                    key: Box::new(key.clone()),
                     message: format!("uid {uid} does not match the stored object"),
                 });
             }
@@ -272,7 +272,7 @@ impl Store for RedbStore {
                 && rv != rv_of(&obj)
             {
                 return Err(StoreError::Conflict {
-                    key: key.clone(),
+                    key: Box::new(key.clone()),
                     expected: rv.to_string(),
                     actual: rv_of(&obj),
                 });
@@ -289,16 +289,13 @@ impl Store for RedbStore {
         let meta = tx.open_table(META)?;
         let rv = meta.get("rv")?.map_or(0, |v| v.value());
         let compacted = meta.get("compacted")?.map_or(0, |v| v.value());
-        let from = match from {
-            None => {
-                return Ok(Watch {
-                    scope: scope.clone(),
-                    replay: VecDeque::new(),
-                    live,
-                    last: rv,
-                });
-            }
-            Some(from) => from,
+        let Some(from) = from else {
+            return Ok(Watch {
+                scope: scope.clone(),
+                replay: VecDeque::new(),
+                live,
+                last: rv,
+            });
         };
         if from < compacted {
             return Err(StoreError::Expired {

@@ -461,7 +461,7 @@ fn scans_resume_after_a_key_and_stop_when_asked() {
                 o["metadata"]["namespace"].as_str().unwrap(),
                 o["metadata"]["name"].as_str().unwrap()
             ));
-            seen.len() < 1
+            seen.is_empty()
         })
         .unwrap();
     assert_eq!(seen, ["b/x"]);

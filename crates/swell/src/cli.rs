@@ -166,7 +166,7 @@ pub fn resolve<'a>(all: &'a [Served], name: &str) -> anyhow::Result<&'a Served> 
                 && (s.api.plural == base
                     || s.singular == base
                     || s.api.kind.to_lowercase() == base
-                    || s.short_names.iter().any(|n| *n == base))
+                    || s.short_names.contains(&base))
         })
         .ok_or_else(|| anyhow::anyhow!("error: the server doesn't have a resource type {name:?}"))
 }

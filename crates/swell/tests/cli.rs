@@ -55,6 +55,12 @@ fn apply_get_delete() {
         ok(&server, &["apply", "-f", &hello]).trim(),
         "service.serving.knative.dev/hello unchanged"
     );
+    // A second later the managedFields time would differ: an unchanged apply still writes nothing.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(
+        ok(&server, &["apply", "-f", &hello]).trim(),
+        "service.serving.knative.dev/hello unchanged"
+    );
     let changed = manifest(
         &dir,
         "hello2.yaml",

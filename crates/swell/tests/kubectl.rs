@@ -69,6 +69,26 @@ fn everyday_flow(binary: &str) {
         ]),
         "kubectl"
     );
+    let rv = k.ok(&[
+        "get",
+        "ksvc",
+        "other",
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+    ]);
+    std::thread::sleep(Duration::from_millis(1100));
+    k.ok(&["apply", "--server-side", "-f", &other]);
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "ksvc",
+            "other",
+            "-o",
+            "jsonpath={.metadata.resourceVersion}"
+        ]),
+        rv,
+        "an unchanged server-side apply writes nothing"
+    );
 
     let table = k.ok(&["get", "ksvc"]);
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();

@@ -132,7 +132,7 @@ mod tests {
             ..Default::default()
         };
         assert!(
-            validate_traffic(&[t.clone()], false)
+            validate_traffic(std::slice::from_ref(&t), false)
                 .to_string()
                 .contains("got neither")
         );
