@@ -11,6 +11,7 @@ use crate::revision::Revision;
 use crate::route::Route;
 use crate::service::Service;
 use crate::validation::{self, CREATOR, LAST_MODIFIER, ValidationConfig};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -295,18 +296,13 @@ pub fn admit(
             ctx,
             |c, old, ctx| {
                 default_template(&mut c.spec.template, &ctx.config.defaults);
-                if c.metadata
-                    .owner_references
-                    .as_ref()
-                    .is_none_or(Vec::is_empty)
-                {
-                    set_user_info(
-                        &mut c.metadata,
-                        old.map(|o| &o.metadata),
-                        old.is_none_or(|o| o.spec != c.spec),
-                        &ctx.user,
-                    );
-                }
+                let changed = old.is_none_or(|o| o.spec != c.spec);
+                record_user_unless_owned(
+                    &mut c.metadata,
+                    old.map(|o| &o.metadata),
+                    changed,
+                    &ctx.user,
+                );
                 let mut full = c.clone();
                 default_containers(&mut full.spec.template.spec, &ctx.config.defaults);
                 validation::validate_configuration(&full, old, &ctx.config)
@@ -332,18 +328,13 @@ pub fn admit(
             status_only,
             ctx,
             |r, old, ctx| {
-                if r.metadata
-                    .owner_references
-                    .as_ref()
-                    .is_none_or(Vec::is_empty)
-                {
-                    set_user_info(
-                        &mut r.metadata,
-                        old.map(|o| &o.metadata),
-                        old.is_none_or(|o| o.spec != r.spec),
-                        &ctx.user,
-                    );
-                }
+                let changed = old.is_none_or(|o| o.spec != r.spec);
+                record_user_unless_owned(
+                    &mut r.metadata,
+                    old.map(|o| &o.metadata),
+                    changed,
+                    &ctx.user,
+                );
                 let mut full = r.clone();
                 default_traffic_entries(&mut full.spec.traffic);
                 validation::validate_route(&full, old)
@@ -422,14 +413,22 @@ fn run<T: DeserializeOwned + Serialize>(
     Ok(Admitted { object, warnings })
 }
 
-/// Records the requesting user: `creator` and `lastModifier` on create, `lastModifier`
-/// when the spec changed, and the creator carried over if the new object dropped it.
-fn set_user_info(
-    meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-    old: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
+/// Records the requesting user on objects a person manages; Routes and Configurations
+/// owned by a Service get the Service's annotations instead (Knative §1.1).
+fn record_user_unless_owned(
+    meta: &mut ObjectMeta,
+    old: Option<&ObjectMeta>,
     spec_changed: bool,
     user: &str,
 ) {
+    if meta.owner_references.as_ref().is_none_or(Vec::is_empty) {
+        set_user_info(meta, old, spec_changed, user);
+    }
+}
+
+/// Records the requesting user: `creator` and `lastModifier` on create, `lastModifier`
+/// when the spec changed, and the creator carried over if the new object dropped it.
+fn set_user_info(meta: &mut ObjectMeta, old: Option<&ObjectMeta>, spec_changed: bool, user: &str) {
     let ann = meta.annotations.get_or_insert_with(Default::default);
     match old {
         None => {

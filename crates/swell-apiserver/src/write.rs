@@ -164,6 +164,19 @@ fn namespace_exists(state: &ApiState, t: &Target<'_>) -> ApiResult<()> {
     }
 }
 
+/// Reads the object a write is aimed at.
+fn fetch(
+    state: &ApiState,
+    t: &Target<'_>,
+    key: &ObjectKey,
+    name: &str,
+) -> ApiResult<Option<Value>> {
+    state
+        .store
+        .get(key)
+        .map_err(|e| ApiError::from_store(e, t.res, name))
+}
+
 /// POST to a collection.
 pub async fn create(
     state: &Arc<ApiState>,
@@ -236,11 +249,7 @@ pub async fn update(
     let mut obj = decode_object(body, &content_type(headers), t.res)?;
     reconcile_identity(t, &mut obj, Some(name))?;
     let key = key(t, name);
-    let old = state
-        .store
-        .get(&key)
-        .map_err(|e| ApiError::from_store(e, t.res, name))?
-        .ok_or_else(|| ApiError::not_found(t.res, name))?;
+    let old = fetch(state, t, &key, name)?.ok_or_else(|| ApiError::not_found(t.res, name))?;
     let merged = split_status(t, obj, &old);
     let (admitted, warnings) = admit(
         state,
@@ -305,10 +314,7 @@ pub async fn patch(
     };
     let key = key(t, name);
     for _ in 0..PATCH_RETRIES {
-        let current = state
-            .store
-            .get(&key)
-            .map_err(|e| ApiError::from_store(e, t.res, name))?;
+        let current = fetch(state, t, &key, name)?;
         let (current, created) = match (current, &patch) {
             (Some(c), _) => (c, false),
             (None, Kind::Apply(applied)) if !t.status => {
