@@ -8,6 +8,7 @@ use std::sync::Arc;
 use swell_apiserver::ApiState;
 use swell_store::{RedbStore, StoreConfig};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Options of `swell server`.
 #[derive(Debug, clap::Args)]
@@ -22,6 +23,24 @@ pub struct ServerArgs {
     /// 410 Expired and lists again.
     #[arg(long, env = "SWELL_WATCH_HISTORY", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub watch_history: u64,
+    /// What runs Revisions' replicas. `none` (until the process and runc backends land):
+    /// Revisions report that nothing can run them. `fake`: replicas count as ready at
+    /// once and nothing runs — for testing and benchmarking the control plane.
+    #[arg(long, env = "SWELL_BACKEND", value_enum, default_value_t = BackendKind::None)]
+    pub backend: BackendKind,
+    /// Serve the API only: no controller reconciles anything (for API-level testing and
+    /// debugging).
+    #[arg(long, env = "SWELL_NO_CONTROLLERS")]
+    pub no_controllers: bool,
+}
+
+/// The workload backends `--backend` can choose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendKind {
+    /// No workload backend.
+    None,
+    /// Replicas are ready at once; nothing runs.
+    Fake,
 }
 
 /// `$XDG_DATA_HOME/swell`, else `~/.local/share/swell`, else `./swell-data`.
@@ -78,6 +97,27 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
     let app = swell_apiserver::router(state);
+
+    // The controllers reach the API through the router itself, in-process.
+    let backend: Arc<dyn swell_controller::Backend> = match args.backend {
+        BackendKind::None => Arc::new(swell_controller::NoBackend),
+        BackendKind::Fake => Arc::new(swell_controller::FakeBackend::default()),
+    };
+    let ctx = Arc::new(swell_controller::Ctx {
+        client: kube::Client::new(app.clone(), "default"),
+        backend,
+        ingress: swell_controller::RoutingTables::default(),
+    });
+    let controllers = tokio::spawn({
+        let shutdown = shutdown.clone();
+        let enabled = !args.no_controllers;
+        async move {
+            if enabled {
+                swell_controller::run(ctx, shutdown).await;
+            }
+        }
+        .instrument(tracing::info_span!("controllers"))
+    });
     tracing::info!(api = %url, data_dir = %args.data_dir.display(), "swell server started");
     println!("Swell API server listening on {url}");
     println!("Use it with kubectl or swell:");
@@ -93,6 +133,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         }
     });
     serve.await.context("API server failed")?;
+    shutdown.cancel();
+    controllers.await.context("controllers panicked")?;
     tracing::info!("drained cleanly");
     Ok(())
 }

@@ -127,7 +127,7 @@ async fn wait_for(rx: &mut Events, want: &str) -> Result<(), tokio::time::error:
 async fn watcher_relists_after_a_restart_with_an_expired_version() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();
-    let history = ["--watch-history", "5"];
+    let history = ["--watch-history", "5", "--no-controllers"];
     let mut server =
         tokio::task::spawn_blocking(move || Server::start_in(&path, "127.0.0.1:0", &history))
             .await

@@ -303,8 +303,8 @@ fn get_watch_shows_rows_as_objects_change() {
 }
 
 #[test]
-fn wait_returns_when_the_service_becomes_ready() {
-    let server = Server::start();
+fn wait_returns_when_the_controllers_make_the_service_ready() {
+    let server = Server::start_with(&["--backend", "fake"]);
     let k = server.kubectl(KUBECTL);
     let dir = tempfile::tempdir().unwrap();
     k.ok(&[
@@ -312,48 +312,41 @@ fn wait_returns_when_the_service_becomes_ready() {
         "-f",
         &manifest(&dir, "a.yaml", &service_yaml("hello", "example.com/app:1")),
     ]);
-    let waiter = k
-        .command(&[
-            "wait",
-            "--for=condition=Ready",
-            "ksvc/hello",
-            "--timeout=60s",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    let ready =
-        r#"{"status":{"observedGeneration":1,"conditions":[{"type":"Ready","status":"True"}]}}"#;
-    k.ok(&[
-        "patch",
-        "ksvc",
-        "hello",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        ready,
+    let out = k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "ksvc/hello",
+        "--timeout=60s",
     ]);
-    let out = waiter.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
+        out.trim(),
         "service.serving.knative.dev/hello condition met"
     );
+    assert_eq!(
+        k.ok(&["get", "ksvc", "hello", "-o", "jsonpath={.status.url}"]),
+        "http://hello.default.localhost"
+    );
+    // A new generation is not Ready until the controllers have observed it.
+    k.ok(&[
+        "apply",
+        "-f",
+        &manifest(&dir, "b.yaml", &service_yaml("hello", "example.com/app:2")),
+    ]);
+    k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "ksvc/hello",
+        "--timeout=60s",
+    ]);
     assert_eq!(
         k.ok(&[
             "get",
             "ksvc",
             "hello",
             "-o",
-            "jsonpath={.status.conditions[0].type}"
+            "jsonpath={.status.latestReadyRevisionName}"
         ]),
-        "Ready"
+        "hello-00002"
     );
 }
 

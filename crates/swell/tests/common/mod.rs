@@ -34,10 +34,16 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts a server with a fresh data directory.
+    /// Starts a server with a fresh data directory that serves the API only (no
+    /// controller writes anything behind the test's back).
     pub fn start() -> Self {
+        Self::start_with(&["--no-controllers"])
+    }
+
+    /// Starts a server with a fresh data directory and extra flags.
+    pub fn start_with(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = Self::start_in(dir.path(), "127.0.0.1:0", &[]);
+        let mut s = Self::start_in(dir.path(), "127.0.0.1:0", extra);
         s._dir = Some(dir);
         s
     }

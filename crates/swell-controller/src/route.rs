@@ -1,0 +1,371 @@
+//! Route: resolves traffic targets to Revisions, names the URLs, and publishes the
+//! routing table for the data plane (§1.5, §2.1, §2.2).
+
+use crate::condition::{self, FALSE, TRUE, UNKNOWN};
+use crate::ingress::{RouteKey, RoutingTable, Split};
+use crate::labels;
+use crate::{Ctx, ReconcileError};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+use swell_api::{Addressable, Configuration, Revision, Route, RouteStatus, TrafficTarget};
+
+/// The default domain: `http://<route>.<namespace>.localhost` resolves to loopback with
+/// no DNS set-up (docs: design decision 6).
+pub const DEFAULT_DOMAIN: &str = "localhost";
+/// The cluster domain of cluster-local addresses.
+pub const CLUSTER_DOMAIN: &str = "cluster.local";
+
+/// Why traffic could not be assigned: the condition to report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrafficError {
+    /// `False` for failures, `Unknown` for "not ready yet".
+    pub status: &'static str,
+    /// Knative's reason.
+    pub reason: &'static str,
+    /// Knative's message, naming the target.
+    pub message: String,
+}
+
+/// What a target refers to, as the reconciler found it.
+#[derive(Clone, Debug)]
+pub enum Lookup<T> {
+    /// Exists.
+    Found(T),
+    /// Does not exist.
+    Missing,
+}
+
+fn rev_ready(rev: &Revision) -> Option<&str> {
+    rev.status
+        .as_ref()
+        .and_then(|s| condition::status_of(&s.status.conditions, "Ready"))
+        .map(|c| c.status.as_str())
+}
+
+/// Resolves `spec.traffic` into `status.traffic`: every entry gets its Revision; entries
+/// with the same (tag, revision, latestRevision) are merged. Failures override
+/// not-ready-yet errors, as in Knative.
+pub fn resolve(
+    route: &Route,
+    config: impl Fn(&str) -> Lookup<Configuration>,
+    revision: impl Fn(&str) -> Lookup<Revision>,
+) -> Result<Vec<TrafficTarget>, TrafficError> {
+    let service = route
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(labels::SERVICE))
+        .cloned();
+    let mut out: Vec<TrafficTarget> = Vec::new();
+    let mut worst: Option<TrafficError> = None;
+    let mut note = |e: TrafficError| {
+        if worst.as_ref().is_none_or(|w| w.status != FALSE) {
+            worst = Some(e);
+        }
+    };
+    for t in &route.spec.traffic {
+        let rev_name = match (
+            t.revision_name.as_deref().filter(|s| !s.is_empty()),
+            t.configuration_name.as_deref(),
+        ) {
+            (Some(r), _) => r.to_string(),
+            (None, Some(c)) => match config(c) {
+                Lookup::Missing => {
+                    note(TrafficError {
+                        status: FALSE,
+                        reason: "ConfigurationMissing",
+                        message: format!("Configuration {c:?} referenced in traffic not found."),
+                    });
+                    continue;
+                }
+                Lookup::Found(cfg) => match cfg
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.fields.latest_ready_revision_name.clone())
+                {
+                    Some(r) => r,
+                    None => {
+                        let failed = cfg
+                            .status
+                            .as_ref()
+                            .and_then(|s| condition::status_of(&s.status.conditions, "Ready"))
+                            .is_some_and(|c| c.status == FALSE);
+                        note(if failed {
+                            TrafficError {
+                                status: FALSE,
+                                reason: "RevisionMissing",
+                                message: format!(
+                                    "Configuration {c:?} does not have any ready Revision."
+                                ),
+                            }
+                        } else {
+                            TrafficError {
+                                status: UNKNOWN,
+                                reason: "RevisionMissing",
+                                message: format!(
+                                    "Configuration {c:?} is waiting for a Revision to become ready."
+                                ),
+                            }
+                        });
+                        continue;
+                    }
+                },
+            },
+            (None, None) => continue,
+        };
+        match revision(&rev_name) {
+            Lookup::Missing => note(TrafficError {
+                status: FALSE,
+                reason: "RevisionMissing",
+                message: format!("Revision {rev_name:?} referenced in traffic not found."),
+            }),
+            Lookup::Found(rev) => {
+                let rev_service = rev
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(labels::SERVICE))
+                    .cloned();
+                if service.is_some() && rev_service != service {
+                    note(TrafficError {
+                        status: FALSE,
+                        reason: "RevisionNotOwned",
+                        message: format!("Revision {rev_name:?} does not belong to this Service."),
+                    });
+                    continue;
+                }
+                match rev_ready(&rev) {
+                    Some("True") => {}
+                    Some("False") => {
+                        note(TrafficError {
+                            status: FALSE,
+                            reason: "RevisionMissing",
+                            message: format!("Revision {rev_name:?} failed to become ready."),
+                        });
+                        continue;
+                    }
+                    _ => {
+                        note(TrafficError {
+                            status: UNKNOWN,
+                            reason: "RevisionMissing",
+                            message: format!("Revision {rev_name:?} is not yet ready."),
+                        });
+                        continue;
+                    }
+                }
+                let entry = TrafficTarget {
+                    tag: t.tag.clone(),
+                    revision_name: Some(rev_name),
+                    configuration_name: None,
+                    latest_revision: Some(
+                        t.latest_revision
+                            .unwrap_or(t.revision_name.as_deref().unwrap_or("").is_empty()),
+                    ),
+                    percent: t.percent,
+                    url: None,
+                };
+                match out.iter_mut().find(|o| {
+                    o.tag == entry.tag
+                        && o.revision_name == entry.revision_name
+                        && o.latest_revision == entry.latest_revision
+                }) {
+                    Some(o) => {
+                        o.percent = Some(o.percent.unwrap_or(0) + entry.percent.unwrap_or(0))
+                    }
+                    None => out.push(entry),
+                }
+            }
+        }
+    }
+    match worst {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// True when the Route is visible only inside the cluster.
+pub fn cluster_local(route: &Route) -> bool {
+    route
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(labels::VISIBILITY))
+        .is_some_and(|v| v == "cluster-local")
+}
+
+/// The host of the Route (or of one of its tags): `<name>.<ns>.<domain>`.
+pub fn host(route: &Route, tag: Option<&str>) -> String {
+    let name = route.metadata.name.as_deref().unwrap_or_default();
+    let ns = route.metadata.namespace.as_deref().unwrap_or_default();
+    let label = match tag {
+        Some(t) => format!("{t}-{name}"),
+        None => name.to_string(),
+    };
+    if cluster_local(route) {
+        format!("{label}.{ns}.svc.{CLUSTER_DOMAIN}")
+    } else {
+        format!("{label}.{ns}.{DEFAULT_DOMAIN}")
+    }
+}
+
+/// The Route's status for resolved traffic (or for the error that stopped resolution).
+pub fn route_status(
+    route: &Route,
+    resolved: &Result<Vec<TrafficTarget>, TrafficError>,
+) -> RouteStatus {
+    let mut st = route.status.clone().unwrap_or_default();
+    st.status.observed_generation = route.metadata.generation;
+    let name = route.metadata.name.as_deref().unwrap_or_default();
+    let ns = route.metadata.namespace.as_deref().unwrap_or_default();
+    st.fields.url = Some(format!("http://{}", host(route, None)));
+    st.fields.address = Some(Addressable {
+        url: Some(format!("http://{name}.{ns}.svc.{CLUSTER_DOMAIN}")),
+        ..Default::default()
+    });
+    let conds = &mut st.status.conditions;
+    match resolved {
+        Ok(traffic) => {
+            st.fields.traffic = traffic
+                .iter()
+                .map(|t| TrafficTarget {
+                    url: t
+                        .tag
+                        .as_deref()
+                        .map(|tag| format!("http://{}", host(route, Some(tag)))),
+                    ..t.clone()
+                })
+                .collect();
+            condition::set(conds, "AllTrafficAssigned", TRUE, "", "");
+            condition::set(conds, "IngressReady", TRUE, "", "");
+        }
+        Err(e) => {
+            condition::set(conds, "AllTrafficAssigned", e.status, e.reason, &e.message);
+            if condition::status_of(conds, "IngressReady").is_none() {
+                condition::set(
+                    conds,
+                    "IngressReady",
+                    UNKNOWN,
+                    "IngressNotConfigured",
+                    "Ingress has not yet been reconciled.",
+                );
+            }
+        }
+    }
+    let tls = if cluster_local(route) {
+        "TLS is not enabled for cluster-local"
+    } else {
+        "external-domain-tls is not enabled"
+    };
+    condition::set(conds, "CertificateProvisioned", TRUE, "TLSNotEnabled", tls);
+    condition::set_ready(
+        conds,
+        &[
+            "AllTrafficAssigned",
+            "IngressReady",
+            "CertificateProvisioned",
+        ],
+    );
+    st
+}
+
+/// The routing table for resolved traffic: the main host splits by percent; each tag's
+/// host sends everything to its one Revision.
+pub fn routing_table(route: &Route, traffic: &[TrafficTarget]) -> RoutingTable {
+    let mut main: Vec<Split> = Vec::new();
+    for t in traffic.iter().filter(|t| t.percent.unwrap_or(0) > 0) {
+        let rev = t.revision_name.clone().unwrap_or_default();
+        match main.iter_mut().find(|s| s.revision == rev) {
+            Some(s) => s.percent += t.percent.unwrap_or(0),
+            None => main.push(Split {
+                revision: rev,
+                percent: t.percent.unwrap_or(0),
+            }),
+        }
+    }
+    let mut hosts = vec![(host(route, None), main)];
+    for t in traffic.iter().filter(|t| t.tag.is_some()) {
+        hosts.push((
+            host(route, t.tag.as_deref()),
+            vec![Split {
+                revision: t.revision_name.clone().unwrap_or_default(),
+                percent: 100,
+            }],
+        ));
+    }
+    RoutingTable {
+        hosts,
+        cluster_local: cluster_local(route),
+    }
+}
+
+fn find_named<K: kube::Resource + Clone>(list: &[K], name: &str) -> Lookup<K> {
+    list.iter()
+        .find(|o| o.meta().name.as_deref() == Some(name))
+        .cloned()
+        .map_or(Lookup::Missing, Lookup::Found)
+}
+
+/// Reconciles one Route.
+pub async fn reconcile(route: Arc<Route>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
+    let ns = route.metadata.namespace.clone().unwrap_or_default();
+    let key = RouteKey {
+        namespace: ns.clone(),
+        name: route.metadata.name.clone().unwrap_or_default(),
+    };
+    if route.metadata.deletion_timestamp.is_some() {
+        ctx.ingress.remove(&key);
+        return Ok(Action::await_change());
+    }
+    let configs: Api<Configuration> = Api::namespaced(ctx.client.clone(), &ns);
+    let revisions: Api<Revision> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut found_configs = Vec::new();
+    let mut found_revisions = Vec::new();
+    for t in &route.spec.traffic {
+        if let Some(c) = &t.configuration_name
+            && let Some(cfg) = configs.get_opt(c).await?
+        {
+            let latest_ready = cfg
+                .status
+                .as_ref()
+                .and_then(|s| s.fields.latest_ready_revision_name.clone());
+            if let Some(r) = latest_ready
+                && let Some(rev) = revisions.get_opt(&r).await?
+            {
+                found_revisions.push(rev);
+            }
+            found_configs.push(cfg);
+        }
+        if let Some(r) = &t.revision_name
+            && let Some(rev) = revisions.get_opt(r).await?
+        {
+            found_revisions.push(rev);
+        }
+    }
+    let resolved = resolve(
+        &route,
+        |n| find_named(&found_configs, n),
+        |n| find_named(&found_revisions, n),
+    );
+    if let Ok(traffic) = &resolved {
+        ctx.ingress.publish(key, routing_table(&route, traffic));
+    }
+    let st = route_status(&route, &resolved);
+    if route.status.as_ref() != Some(&st) {
+        let api: Api<Route> = Api::namespaced(ctx.client.clone(), &ns);
+        api.patch_status(
+            route.metadata.name.as_deref().unwrap_or_default(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": st})),
+        )
+        .await?;
+    }
+    // Targets may become ready without this Route changing: look again soon until resolved.
+    Ok(Action::requeue(Duration::from_secs(if resolved.is_ok() {
+        300
+    } else {
+        2
+    })))
+}

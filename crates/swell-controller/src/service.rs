@@ -1,0 +1,329 @@
+//! Service → Configuration + Route, and the Service's status from theirs (§1.2).
+
+use crate::condition::{self, FALSE, TRUE, UNKNOWN};
+use crate::labels;
+use crate::owner::{controller_ref, is_controlled_by};
+use crate::{Ctx, ReconcileError};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use swell_api::{
+    Configuration, ConfigurationSpec, Route, RouteSpec, Service, ServiceStatus, TrafficTarget,
+};
+
+fn child_meta(
+    svc: &Service,
+    extra_labels: &[(&str, String)],
+    drop_annotations: &[&str],
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+    let mut labels = svc.metadata.labels.clone().unwrap_or_default();
+    for (k, v) in extra_labels {
+        labels.insert((*k).to_string(), v.clone());
+    }
+    let mut annotations = svc.metadata.annotations.clone().unwrap_or_default();
+    for k in drop_annotations {
+        annotations.remove(*k);
+    }
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        name: svc.metadata.name.clone(),
+        namespace: svc.metadata.namespace.clone(),
+        labels: Some(labels),
+        annotations: (!annotations.is_empty()).then_some(annotations),
+        owner_references: Some(vec![controller_ref(
+            "serving.knative.dev/v1",
+            "Service",
+            &svc.metadata,
+        )]),
+        ..Default::default()
+    }
+}
+
+/// The Configuration a Service wants.
+pub fn desired_configuration(svc: &Service) -> Configuration {
+    let name = svc.metadata.name.clone().unwrap_or_default();
+    let mut meta = child_meta(
+        svc,
+        &[
+            (labels::SERVICE, name.clone()),
+            (
+                labels::SERVICE_UID,
+                svc.metadata.uid.clone().unwrap_or_default(),
+            ),
+        ],
+        &[
+            labels::LAST_APPLIED,
+            swell_api::annotations::ROLLOUT_DURATION[0],
+            swell_api::annotations::ROLLOUT_DURATION[1],
+        ],
+    );
+    meta.annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(labels::ROUTES.into(), name);
+    Configuration {
+        metadata: meta,
+        spec: ConfigurationSpec {
+            template: svc.spec.template.clone(),
+        },
+        status: None,
+    }
+}
+
+/// The Route a Service wants: its traffic, with the implicit Configuration filled in.
+pub fn desired_route(svc: &Service) -> Route {
+    let name = svc.metadata.name.clone().unwrap_or_default();
+    let meta = child_meta(
+        svc,
+        &[(labels::SERVICE, name.clone())],
+        &[labels::LAST_APPLIED],
+    );
+    let traffic = svc
+        .spec
+        .traffic
+        .iter()
+        .map(|t| {
+            let mut t = t.clone();
+            if t.revision_name.as_deref().unwrap_or("").is_empty() {
+                t.configuration_name = Some(name.clone());
+            }
+            t
+        })
+        .collect();
+    Route {
+        metadata: meta,
+        spec: RouteSpec { traffic },
+        status: None,
+    }
+}
+
+fn child_condition(
+    conditions: &[swell_api::Condition],
+    generation: Option<i64>,
+    observed: Option<i64>,
+) -> (String, String, String) {
+    if observed != generation {
+        return (
+            UNKNOWN.into(),
+            "OutOfDate".into(),
+            "The child has not yet observed its latest generation.".into(),
+        );
+    }
+    match condition::status_of(conditions, "Ready") {
+        Some(c) => (c.status.clone(), c.reason.clone(), c.message.clone()),
+        None => (UNKNOWN.into(), String::new(), String::new()),
+    }
+}
+
+/// The Service's status, aggregated from its children (`None` until they exist).
+pub fn service_status(
+    svc: &Service,
+    cfg: Option<&Configuration>,
+    route: Option<&Route>,
+    not_owned: &[(&str, String)],
+) -> ServiceStatus {
+    let mut st = svc.status.clone().unwrap_or_default();
+    st.status.observed_generation = svc.metadata.generation;
+    let conds = &mut st.status.conditions;
+    match cfg {
+        Some(c) => {
+            let cs = c.status.clone().unwrap_or_default();
+            let (s, r, m) = child_condition(
+                &cs.status.conditions,
+                c.metadata.generation,
+                cs.status.observed_generation,
+            );
+            condition::set(conds, "ConfigurationsReady", &s, &r, &m);
+            st.configuration = cs.fields;
+        }
+        None => condition::set(conds, "ConfigurationsReady", UNKNOWN, "", ""),
+    }
+    match route {
+        Some(r) => {
+            let rs = r.status.clone().unwrap_or_default();
+            let (mut s, mut reason, mut msg) = child_condition(
+                &rs.status.conditions,
+                r.metadata.generation,
+                rs.status.observed_generation,
+            );
+            if s == TRUE
+                && !traffic_migrated(
+                    &r.spec.traffic,
+                    &rs.fields.traffic,
+                    st.configuration.latest_ready_revision_name.as_deref(),
+                )
+            {
+                (s, reason, msg) = (
+                    UNKNOWN.into(),
+                    "TrafficNotMigrated".into(),
+                    "Traffic is not yet migrated to the latest revision.".into(),
+                );
+            }
+            condition::set(conds, "RoutesReady", &s, &reason, &msg);
+            st.route = rs.fields;
+        }
+        None => condition::set(conds, "RoutesReady", UNKNOWN, "", ""),
+    }
+    for (cond, message) in not_owned {
+        condition::set(conds, cond, FALSE, "NotOwned", message);
+    }
+    condition::set_ready(conds, &["ConfigurationsReady", "RoutesReady"]);
+    st
+}
+
+/// True when the Route's status traffic is its spec with configuration targets resolved to
+/// `latest_ready` (ignoring urls and latestRevision).
+fn traffic_migrated(
+    spec: &[TrafficTarget],
+    status: &[TrafficTarget],
+    latest_ready: Option<&str>,
+) -> bool {
+    let key = |t: &TrafficTarget| {
+        (
+            t.tag.clone(),
+            t.revision_name.clone(),
+            t.percent.unwrap_or(0),
+        )
+    };
+    let want: Vec<_> = spec
+        .iter()
+        .map(|t| {
+            let mut t = t.clone();
+            if t.configuration_name.is_some() {
+                t.revision_name = latest_ready.map(String::from);
+            }
+            key(&t)
+        })
+        .collect();
+    let got: Vec<_> = status.iter().map(key).collect();
+    want == got
+}
+
+/// Creates or updates a child; refuses to touch one another object controls.
+async fn reconcile_child<K>(
+    api: &Api<K>,
+    desired: K,
+    parent_uid: &str,
+    same: impl Fn(&K, &K) -> bool,
+    adopt: impl Fn(&K, K) -> K,
+) -> Result<Result<K, String>, ReconcileError>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+{
+    let name = desired.meta().name.clone().unwrap_or_default();
+    match api.get_opt(&name).await? {
+        None => Ok(Ok(api.create(&PostParams::default(), &desired).await?)),
+        Some(existing) if !is_controlled_by(existing.meta(), parent_uid) => Ok(Err(format!(
+            "There is an existing {} {name:?} that we do not own.",
+            K::kind(&())
+        ))),
+        Some(existing) if same(&existing, &desired) => Ok(Ok(existing)),
+        Some(existing) => {
+            let updated = adopt(&existing, desired);
+            Ok(Ok(api
+                .replace(&name, &PostParams::default(), &updated)
+                .await?))
+        }
+    }
+}
+
+fn same_meta(
+    a: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    b: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> bool {
+    let ann = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        let mut a = m.annotations.clone().unwrap_or_default();
+        a.remove(swell_api::validation::CREATOR);
+        a.remove(swell_api::validation::LAST_MODIFIER);
+        a
+    };
+    a.labels.clone().unwrap_or_default() == b.labels.clone().unwrap_or_default() && ann(a) == ann(b)
+}
+
+fn adopt_meta(
+    existing: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    mut desired: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+    let old = existing.annotations.clone().unwrap_or_default();
+    let ann = desired.annotations.get_or_insert_with(BTreeMap::new);
+    for k in [
+        swell_api::validation::CREATOR,
+        swell_api::validation::LAST_MODIFIER,
+    ] {
+        if let Some(v) = old.get(k) {
+            ann.entry(k.to_string()).or_insert_with(|| v.clone());
+        }
+    }
+    desired.resource_version = existing.resource_version.clone();
+    desired.uid = existing.uid.clone();
+    desired
+}
+
+/// Reconciles one Service.
+pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
+    let ns = svc.metadata.namespace.clone().unwrap_or_default();
+    let uid = svc.metadata.uid.clone().unwrap_or_default();
+    if svc.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let configs: Api<Configuration> = Api::namespaced(ctx.client.clone(), &ns);
+    let routes: Api<Route> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut not_owned = Vec::new();
+    let cfg = reconcile_child(
+        &configs,
+        desired_configuration(&svc),
+        &uid,
+        |a, b| a.spec == b.spec && same_meta(&a.metadata, &b.metadata),
+        |e, d| Configuration {
+            metadata: adopt_meta(&e.metadata, d.metadata),
+            spec: d.spec,
+            status: e.status.clone(),
+        },
+    )
+    .await?;
+    let cfg = cfg
+        .map_err(|m| not_owned.push(("ConfigurationsReady", m)))
+        .ok();
+    // With a BYO Revision name, the Route waits until the Configuration has seen the
+    // new template, so traffic never points at a name that does not exist yet.
+    let byo = svc.spec.template.metadata.name.is_some();
+    let cfg_caught_up = cfg.as_ref().is_some_and(|c| {
+        c.status.as_ref().and_then(|s| s.status.observed_generation) == c.metadata.generation
+    });
+    let route = if !byo || cfg_caught_up {
+        reconcile_child(
+            &routes,
+            desired_route(&svc),
+            &uid,
+            |a, b| a.spec == b.spec && same_meta(&a.metadata, &b.metadata),
+            |e, d| Route {
+                metadata: adopt_meta(&e.metadata, d.metadata),
+                spec: d.spec,
+                status: e.status.clone(),
+            },
+        )
+        .await?
+        .map_err(|m| not_owned.push(("RoutesReady", m)))
+        .ok()
+    } else {
+        routes
+            .get_opt(svc.metadata.name.as_deref().unwrap_or_default())
+            .await?
+    };
+    let status = service_status(&svc, cfg.as_ref(), route.as_ref(), &not_owned);
+    if Some(&status) != svc.status.as_ref() {
+        let api: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
+        api.patch_status(
+            svc.metadata.name.as_deref().unwrap_or_default(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": status})),
+        )
+        .await?;
+    }
+    Ok(Action::requeue(Duration::from_secs(300)))
+}
