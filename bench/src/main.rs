@@ -24,12 +24,13 @@ impl Drop for Server {
     }
 }
 
-fn start_server() -> anyhow::Result<Server> {
+fn start_server(extra: &[&str]) -> anyhow::Result<Server> {
     let exe = std::env::current_exe()?.with_file_name("swell");
     let dir = tempfile::tempdir()?;
     let mut child = Command::new(&exe)
         .args(["server", "--api-addr", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
+        .args(extra)
         .env("SWELL_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -102,7 +103,7 @@ async fn timed<F: std::future::Future<Output = anyhow::Result<()>>>(
 }
 
 async fn api(services: usize) -> anyhow::Result<()> {
-    let server = start_server()?;
+    let server = start_server(&["--no-controllers"])?;
     let pid = server.child.id();
     let http = reqwest::Client::new();
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -325,6 +326,206 @@ async fn api(services: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn is_ready(svc: &Value) -> bool {
+    svc["status"]["observedGeneration"] == svc["metadata"]["generation"]
+        && svc["status"]["conditions"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+}
+
+/// Follows a watch on Services from `rv` until `done` says every Service it has seen is
+/// as wanted; returns when that happens.
+async fn watch_until(
+    http: &reqwest::Client,
+    url: &str,
+    rv: &str,
+    mut done: impl FnMut(&Value) -> bool,
+) -> anyhow::Result<()> {
+    let mut resp = http
+        .get(format!("{url}{SERVICES}?watch=true&resourceVersion={rv}"))
+        .send()
+        .await?;
+    let mut buf = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        buf.extend_from_slice(&chunk);
+        while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=pos).collect();
+            let ev: Value = serde_json::from_slice(&line)?;
+            if done(&ev["object"]) {
+                return Ok(());
+            }
+        }
+    }
+    bail!("watch ended early")
+}
+
+async fn current_rv(http: &reqwest::Client, url: &str) -> anyhow::Result<String> {
+    let body: Value = http
+        .get(format!("{url}{SERVICES}?limit=1"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(body["metadata"]["resourceVersion"]
+        .as_str()
+        .context("no rv")?
+        .to_string())
+}
+
+/// Creates (or updates, when `image` changes) `n` Services with 16 clients at once.
+async fn apply_many(
+    http: &reqwest::Client,
+    url: &str,
+    n: usize,
+    offset: usize,
+    image: &str,
+) -> anyhow::Result<()> {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (http, url, next, image) = (
+            http.clone(),
+            url.to_string(),
+            next.clone(),
+            image.to_string(),
+        );
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    return anyhow::Ok(());
+                }
+                let mut body = service(&format!("svc-{}", i + offset));
+                body["spec"]["template"]["spec"]["containers"][0]["image"] = json!(image);
+                let r = http
+                    .patch(format!(
+                        "{url}{SERVICES}/svc-{}?fieldManager=bench",
+                        i + offset
+                    ))
+                    .header("content-type", "application/apply-patch+yaml")
+                    .body(body.to_string())
+                    .send()
+                    .await?;
+                if !r.status().is_success() {
+                    bail!("apply failed: {}", r.status());
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
+
+async fn controllers(services: usize) -> anyhow::Result<()> {
+    let server = start_server(&["--backend", "fake"])?;
+    let pid = server.child.id();
+    let http = reqwest::Client::new();
+    let url = server.url.clone();
+
+    let mut single = Vec::new();
+    for i in 0..20 {
+        let name = format!("one-{i}");
+        let rv = current_rv(&http, &url).await?;
+        let started = Instant::now();
+        let watcher = watch_until(&http, &url, &rv, |o| {
+            o["metadata"]["name"] == json!(name) && is_ready(o)
+        });
+        let create = async {
+            let r = http
+                .post(format!("{url}{SERVICES}"))
+                .json(&service(&name))
+                .send()
+                .await?;
+            anyhow::ensure!(r.status() == 201);
+            Ok(())
+        };
+        let (w, c) = tokio::join!(
+            tokio::time::timeout(Duration::from_secs(60), watcher),
+            create
+        );
+        c?;
+        w??;
+        single.push(started.elapsed());
+    }
+    single.sort();
+
+    let ready_all = |want: usize, generation: i64| {
+        let mut ready = std::collections::HashSet::new();
+        move |o: &Value| {
+            let name = o["metadata"]["name"].as_str().unwrap_or("").to_string();
+            if name.starts_with("svc-")
+                && is_ready(o)
+                && o["metadata"]["generation"].as_i64() == Some(generation)
+            {
+                ready.insert(name);
+            }
+            ready.len() >= want
+        }
+    };
+    let rv = current_rv(&http, &url).await?;
+    let started = Instant::now();
+    let watcher = tokio::spawn({
+        let (http, url, rv) = (http.clone(), url.clone(), rv.clone());
+        let done = ready_all(services, 1);
+        async move { watch_until(&http, &url, &rv, done).await }
+    });
+    apply_many(&http, &url, services, 0, "ghcr.io/knative/helloworld-go:v1").await?;
+    tokio::time::timeout(Duration::from_secs(600), watcher).await???;
+    let many = started.elapsed();
+
+    for (generation, image) in [(2, "v2"), (3, "v3")] {
+        let rv = current_rv(&http, &url).await?;
+        let watcher = tokio::spawn({
+            let (http, url) = (http.clone(), url.clone());
+            let done = ready_all(services, generation);
+            async move { watch_until(&http, &url, &rv, done).await }
+        });
+        apply_many(
+            &http,
+            &url,
+            services,
+            0,
+            &format!("ghcr.io/knative/helloworld-go:{image}"),
+        )
+        .await?;
+        tokio::time::timeout(Duration::from_secs(600), watcher).await???;
+    }
+    let rss = rss_kib(pid);
+
+    let date = Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    // Each new Service means: Configuration, Route, Revision created, and status written
+    // on all four (at least 7 reconciles).
+    println!("## Controllers, fake backend ({date})\n");
+    println!("| measure | result |\n|---|---|");
+    println!(
+        "| apply → Ready=True, 1 Service (20 runs, one at a time) | p50 {} · p99 {} |",
+        fmt(percentile(&single, 0.5)),
+        fmt(percentile(&single, 0.99))
+    );
+    println!(
+        "| apply → all Ready, {services} Services applied at once (16 clients) | {:.2} s ({:.0} Services/s) |",
+        many.as_secs_f64(),
+        services as f64 / many.as_secs_f64()
+    );
+    println!(
+        "| reconcile throughput in that run (≥ 7 reconciles per Service) | ≥ {:.0} reconciles/s |",
+        7.0 * services as f64 / many.as_secs_f64()
+    );
+    println!(
+        "| server RSS with {services} Services × 3 Revisions | {:.1} MiB |",
+        rss as f64 / 1024.0
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -337,6 +538,14 @@ async fn main() -> anyhow::Result<()> {
         .context("--services takes a number")?;
     match scenario {
         "api" => api(services).await,
-        other => bail!("unknown scenario {other:?}; scenarios: api"),
+        "controllers" => {
+            controllers(
+                args.iter()
+                    .position(|a| a == "--services")
+                    .map_or(1000, |_| services),
+            )
+            .await
+        }
+        other => bail!("unknown scenario {other:?}; scenarios: api, controllers"),
     }
 }

@@ -5,7 +5,7 @@ use crate::labels;
 use crate::owner::controller_ref;
 use crate::{Ctx, ReconcileError};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use serde_json::json;
 use std::sync::Arc;
@@ -190,10 +190,26 @@ pub async fn reconcile(cfg: Arc<Configuration>, ctx: Arc<Ctx>) -> Result<Action,
             Err(e) => return Err(e.into()),
         },
     };
-    let owned = revisions
-        .list(&ListParams::default().labels(&format!("{}={name}", labels::CONFIGURATION)))
-        .await?
-        .items;
+    if ctx.revisions.wait_until_ready().await.is_err() {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
+    // The cached Revisions, with the one just read or created in its fresh state.
+    let owned: Vec<Revision> = ctx
+        .revisions
+        .state()
+        .iter()
+        .filter(|r| {
+            r.metadata.namespace.as_deref() == Some(ns.as_str())
+                && r.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(labels::CONFIGURATION))
+                    == Some(&name)
+                && r.metadata.name.as_deref() != Some(rev_name.as_str())
+        })
+        .map(|r| (**r).clone())
+        .chain(std::iter::once(latest.clone()))
+        .collect();
     let st = configuration_status(&cfg, &latest, &owned);
     patch_status(&ctx, &cfg, &st).await?;
     Ok(Action::requeue(Duration::from_secs(300)))
@@ -218,4 +234,75 @@ async fn patch_status(
     )
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cfg(generation: i64, latest_ready: Option<&str>) -> Configuration {
+        serde_json::from_value(json!({"metadata": {"name": "hello", "generation": generation, "annotations": {"serving.knative.dev/routes": "hello"}},
+            "spec": {"template": {"spec": {"containers": [{"image": "x"}]}}},
+            "status": {"latestReadyRevisionName": latest_ready}})).unwrap()
+    }
+
+    fn rev(generation: i64, ready: &str, message: &str) -> Revision {
+        serde_json::from_value(json!({"metadata": {"name": format!("hello-{generation:05}"), "labels": {"serving.knative.dev/configurationGeneration": generation.to_string()}},
+            "status": {"conditions": [{"type": "Ready", "status": ready, "message": message}]}})).unwrap()
+    }
+
+    #[test]
+    fn names_follow_the_generation_unless_brought() {
+        assert_eq!(revision_name(&cfg(3, None)), "hello-00003");
+        let mut byo = cfg(3, None);
+        byo.spec.template.metadata.name = Some("hello-blue".into());
+        assert_eq!(revision_name(&byo), "hello-blue");
+        let r = desired_revision(&cfg(3, None));
+        let labels = r.metadata.labels.unwrap();
+        assert_eq!(labels["serving.knative.dev/configurationGeneration"], "3");
+        assert_eq!(
+            labels["serving.knative.dev/routingState"], "active",
+            "routed Configurations stamp active Revisions"
+        );
+    }
+
+    #[test]
+    fn an_older_ready_revision_stays_latest_ready_while_the_new_one_deploys() {
+        let revs = [rev(1, "True", ""), rev(2, "Unknown", "")];
+        let st = configuration_status(&cfg(2, Some("hello-00001")), &revs[1], &revs);
+        assert_eq!(
+            st.fields.latest_created_revision_name.as_deref(),
+            Some("hello-00002")
+        );
+        assert_eq!(
+            st.fields.latest_ready_revision_name.as_deref(),
+            Some("hello-00001")
+        );
+        assert_eq!(
+            condition::status_of(&st.status.conditions, "Ready")
+                .unwrap()
+                .status,
+            UNKNOWN
+        );
+    }
+
+    #[test]
+    fn a_failed_latest_revision_fails_the_configuration() {
+        let revs = [rev(1, "True", ""), rev(2, "False", "boom")];
+        let st = configuration_status(&cfg(2, Some("hello-00001")), &revs[1], &revs);
+        let ready = condition::status_of(&st.status.conditions, "Ready").unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            (FALSE, "RevisionFailed")
+        );
+        assert_eq!(
+            ready.message,
+            "Revision \"hello-00002\" failed with message: boom."
+        );
+        assert_eq!(
+            st.fields.latest_ready_revision_name.as_deref(),
+            Some("hello-00001")
+        );
+    }
 }

@@ -24,8 +24,8 @@ pub use ingress::{RouteKey, RoutingTable, RoutingTables, Split};
 use futures::StreamExt;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use std::sync::Arc;
 use std::time::Duration;
 use swell_api::{Configuration, Revision, Route, Service};
@@ -39,6 +39,9 @@ pub struct Ctx {
     pub backend: Arc<dyn Backend>,
     /// Where Routes publish their routing tables.
     pub ingress: RoutingTables,
+    /// Every Revision, cached from a watch (the same stream that triggers the
+    /// Configuration controller updates it first, so it is never behind the trigger).
+    pub revisions: Store<Revision>,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -94,9 +97,25 @@ where
 }
 
 /// Runs the four controllers until `shutdown` is cancelled.
-pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) {
-    let c = ctx.client.clone();
+pub async fn run(
+    client: kube::Client,
+    backend: Arc<dyn Backend>,
+    ingress: RoutingTables,
+    shutdown: CancellationToken,
+) {
+    let c = client.clone();
     let wc = watcher::Config::default;
+    let (revisions, writer) = reflector::store::<Revision>();
+    let revision_events = watcher(Api::<Revision>::all(c.clone()), wc())
+        .default_backoff()
+        .reflect(writer)
+        .touched_objects();
+    let ctx = Arc::new(Ctx {
+        client,
+        backend,
+        ingress,
+        revisions,
+    });
     let stop = || {
         let s = shutdown.clone();
         async move { s.cancelled().await }
@@ -106,7 +125,7 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) {
         .owns(Api::<Route>::all(c.clone()), wc())
         .graceful_shutdown_on(stop());
     let configurations = Controller::new(Api::<Configuration>::all(c.clone()), wc())
-        .owns(Api::<Revision>::all(c.clone()), wc())
+        .owns_stream(revision_events)
         .graceful_shutdown_on(stop());
     let revisions =
         Controller::new(Api::<Revision>::all(c.clone()), wc()).graceful_shutdown_on(stop());

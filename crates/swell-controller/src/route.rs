@@ -369,3 +369,154 @@ pub async fn reconcile(route: Arc<Route>, ctx: Arc<Ctx>) -> Result<Action, Recon
         2
     })))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn route(traffic: serde_json::Value, labels: serde_json::Value) -> Route {
+        serde_json::from_value(json!({"metadata": {"name": "hello", "namespace": "default", "labels": labels}, "spec": {"traffic": traffic}})).unwrap()
+    }
+
+    fn rev(name: &str, ready: &str) -> Revision {
+        serde_json::from_value(
+            json!({"metadata": {"name": name, "labels": {"serving.knative.dev/service": "hello"}},
+            "status": {"conditions": [{"type": "Ready", "status": ready}]}}),
+        )
+        .unwrap()
+    }
+
+    fn cfg(latest_ready: Option<&str>) -> Configuration {
+        serde_json::from_value(json!({"metadata": {"name": "hello"}, "status": {"latestReadyRevisionName": latest_ready}})).unwrap()
+    }
+
+    #[test]
+    fn failures_override_not_ready_in_either_order() {
+        for traffic in [
+            json!([{"configurationName": "hello", "percent": 50}, {"revisionName": "gone", "percent": 50}]),
+            json!([{"revisionName": "gone", "percent": 50}, {"configurationName": "hello", "percent": 50}]),
+        ] {
+            let err = resolve(
+                &route(traffic, json!({})),
+                |_| Lookup::Found(cfg(None)),
+                |_| Lookup::Missing,
+            )
+            .unwrap_err();
+            assert_eq!(
+                err,
+                TrafficError {
+                    status: FALSE,
+                    reason: "RevisionMissing",
+                    message: "Revision \"gone\" referenced in traffic not found.".into()
+                }
+            );
+        }
+        let err = resolve(
+            &route(
+                json!([{"configurationName": "hello", "percent": 100}]),
+                json!({}),
+            ),
+            |_| Lookup::Found(cfg(None)),
+            |_| Lookup::Missing,
+        )
+        .unwrap_err();
+        assert_eq!((err.status, err.reason), (UNKNOWN, "RevisionMissing"));
+        let err = resolve(
+            &route(
+                json!([{"configurationName": "nope", "percent": 100}]),
+                json!({}),
+            ),
+            |_| Lookup::Missing,
+            |_| Lookup::Missing,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.message,
+            "Configuration \"nope\" referenced in traffic not found."
+        );
+    }
+
+    #[test]
+    fn same_targets_merge_and_tags_get_their_own_host() {
+        let r = route(
+            json!([{"revisionName": "hello-1", "percent": 30}, {"revisionName": "hello-1", "percent": 20},
+                   {"configurationName": "hello", "percent": 50}, {"tag": "next", "configurationName": "hello", "percent": 0}]),
+            json!({"serving.knative.dev/service": "hello"}),
+        );
+        let traffic = resolve(
+            &r,
+            |_| Lookup::Found(cfg(Some("hello-2"))),
+            |n| Lookup::Found(rev(n, "True")),
+        )
+        .unwrap();
+        let pairs: Vec<_> = traffic
+            .iter()
+            .map(|t| {
+                (
+                    t.tag.clone(),
+                    t.revision_name.clone().unwrap(),
+                    t.percent.unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                (None, "hello-1".into(), 50),
+                (None, "hello-2".into(), 50),
+                (Some("next".into()), "hello-2".into(), 0)
+            ]
+        );
+        let table = routing_table(&r, &traffic);
+        assert_eq!(table.hosts[0].0, "hello.default.localhost");
+        assert_eq!(table.hosts[0].1.len(), 2);
+        assert_eq!(
+            table.hosts[1],
+            (
+                "next-hello.default.localhost".into(),
+                vec![Split {
+                    revision: "hello-2".into(),
+                    percent: 100
+                }]
+            )
+        );
+    }
+
+    #[test]
+    fn revisions_of_other_services_are_refused() {
+        let r = route(
+            json!([{"revisionName": "other-1", "percent": 100}]),
+            json!({"serving.knative.dev/service": "hello"}),
+        );
+        let foreign = |_: &str| {
+            Lookup::Found(serde_json::from_value::<Revision>(json!({"metadata": {"name": "other-1", "labels": {"serving.knative.dev/service": "other"}}})).unwrap())
+        };
+        assert_eq!(
+            resolve(&r, |_| Lookup::Missing, foreign)
+                .unwrap_err()
+                .reason,
+            "RevisionNotOwned"
+        );
+    }
+
+    #[test]
+    fn cluster_local_routes_use_the_cluster_domain() {
+        let r = route(
+            json!([]),
+            json!({"networking.knative.dev/visibility": "cluster-local"}),
+        );
+        assert_eq!(host(&r, None), "hello.default.svc.cluster.local");
+        let st = route_status(&r, &Ok(vec![]));
+        assert_eq!(
+            st.fields.url.as_deref(),
+            Some("http://hello.default.svc.cluster.local")
+        );
+        assert_eq!(
+            condition::status_of(&st.status.conditions, "CertificateProvisioned")
+                .unwrap()
+                .message,
+            "TLS is not enabled for cluster-local"
+        );
+    }
+}

@@ -327,3 +327,85 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Recon
     }
     Ok(Action::requeue(Duration::from_secs(300)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn svc() -> Service {
+        serde_json::from_value(json!({"metadata": {"name": "hello", "namespace": "default", "uid": "u1", "generation": 2,
+            "labels": {"team": "a"},
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}", "serving.knative.dev/rollout-duration": "60s", "owner": "x"}},
+            "spec": {"template": {"spec": {"containers": [{"image": "x"}]}}, "traffic": [{"latestRevision": true, "percent": 100}]}})).unwrap()
+    }
+
+    #[test]
+    fn children_carry_labels_and_annotations_as_knative_does() {
+        let cfg = desired_configuration(&svc());
+        let ann = cfg.metadata.annotations.clone().unwrap();
+        assert_eq!(ann.get("owner").map(String::as_str), Some("x"));
+        assert_eq!(ann.get(labels::ROUTES).map(String::as_str), Some("hello"));
+        assert!(
+            !ann.contains_key(labels::LAST_APPLIED)
+                && !ann.contains_key("serving.knative.dev/rollout-duration")
+        );
+        assert_eq!(cfg.metadata.labels.unwrap()[labels::SERVICE_UID], "u1");
+        let route = desired_route(&svc());
+        assert_eq!(
+            route.spec.traffic[0].configuration_name.as_deref(),
+            Some("hello")
+        );
+        assert!(
+            route
+                .metadata
+                .annotations
+                .unwrap()
+                .contains_key("serving.knative.dev/rollout-duration"),
+            "the Route keeps the rollout duration"
+        );
+    }
+
+    #[test]
+    fn ready_children_with_unmigrated_traffic_are_not_ready() {
+        let mut cfg = desired_configuration(&svc());
+        cfg.metadata.generation = Some(1);
+        cfg.status = Some(
+            serde_json::from_value(
+                json!({"observedGeneration": 1, "latestReadyRevisionName": "hello-00002",
+            "conditions": [{"type": "Ready", "status": "True"}]}),
+            )
+            .unwrap(),
+        );
+        let mut route = desired_route(&svc());
+        route.metadata.generation = Some(1);
+        route.status = Some(
+            serde_json::from_value(json!({"observedGeneration": 1,
+            "traffic": [{"revisionName": "hello-00001", "percent": 100, "latestRevision": true}],
+            "conditions": [{"type": "Ready", "status": "True"}]}))
+            .unwrap(),
+        );
+        let st = service_status(&svc(), Some(&cfg), Some(&route), &[]);
+        let routes_ready = condition::status_of(&st.status.conditions, "RoutesReady").unwrap();
+        assert_eq!(
+            (routes_ready.status.as_str(), routes_ready.reason.as_str()),
+            (UNKNOWN, "TrafficNotMigrated")
+        );
+        assert_eq!(st.status.observed_generation, Some(2));
+
+        let st = service_status(
+            &svc(),
+            Some(&cfg),
+            None,
+            &[(
+                "RoutesReady",
+                "There is an existing Route \"hello\" that we do not own.".into(),
+            )],
+        );
+        let ready = condition::status_of(&st.status.conditions, "Ready").unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            (FALSE, "NotOwned")
+        );
+    }
+}

@@ -103,17 +103,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         BackendKind::None => Arc::new(swell_controller::NoBackend),
         BackendKind::Fake => Arc::new(swell_controller::FakeBackend::default()),
     };
-    let ctx = Arc::new(swell_controller::Ctx {
-        client: kube::Client::new(app.clone(), "default"),
-        backend,
-        ingress: swell_controller::RoutingTables::default(),
-    });
+    let client = kube::Client::new(app.clone(), "default");
+    let ingress = swell_controller::RoutingTables::default();
     let controllers = tokio::spawn({
         let shutdown = shutdown.clone();
         let enabled = !args.no_controllers;
         async move {
             if enabled {
-                swell_controller::run(ctx, shutdown).await;
+                swell_controller::run(client, backend, ingress, shutdown).await;
             }
         }
         .instrument(tracing::info_span!("controllers"))
