@@ -2,6 +2,7 @@
 //! gracefully on SIGTERM or Ctrl-C.
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -121,6 +122,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     println!("  export KUBECONFIG={}", kubeconfig.display());
     println!("  kubectl get ksvc");
 
+    // Watch events are small writes in quick succession: without TCP_NODELAY, Nagle's
+    // algorithm holds each behind the client's delayed ACK (~40 ms).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let serve = axum::serve(listener, app).with_graceful_shutdown({
         let shutdown = shutdown.clone();
         async move {
