@@ -7,6 +7,7 @@
 pub mod admission;
 pub mod annotations;
 pub mod condition;
+pub mod config;
 pub mod configuration;
 pub mod crd;
 pub mod defaults;

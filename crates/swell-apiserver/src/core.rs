@@ -149,6 +149,18 @@ pub fn admit_core(
             )],
         ));
     }
+    if res.plural == "configmaps"
+        && out.pointer("/metadata/namespace").and_then(Value::as_str)
+            == Some(swell_api::config::NAMESPACE)
+        && swell_api::config::MAPS.contains(&name)
+    {
+        let data: std::collections::BTreeMap<String, String> =
+            serde_json::from_value(out.get("data").cloned().unwrap_or(json!({})))
+                .unwrap_or_default();
+        if let Err(errs) = swell_api::config::validate(name, &data) {
+            return Err(admission_error(res, name, AdmissionError::Invalid(errs)));
+        }
+    }
     if res.plural == "namespaces" {
         out["status"] = json!({"phase": "Active"});
     }

@@ -94,12 +94,25 @@ impl ApiState {
     }
 }
 
-/// Creates the built-in namespaces if they are missing.
+/// Creates the built-in namespaces and the `config-*` ConfigMaps (with Knative's
+/// defaults) if they are missing.
 pub fn bootstrap(store: &dyn Store) -> Result<(), StoreError> {
     for ns in BUILTIN_NAMESPACES {
         let key = ObjectKey::new("", "namespaces", "", ns);
         if store.get(&key)?.is_none() {
             let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "spec": {}, "status": {"phase": "Active"}});
+            match store.create(&key, obj, &WriteOptions::default()) {
+                Ok(_) | Err(StoreError::AlreadyExists(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    for map in swell_api::config::MAPS {
+        let key = ObjectKey::new("", "configmaps", swell_api::config::NAMESPACE, map);
+        if store.get(&key)?.is_none() {
+            let obj = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": map, "namespace": swell_api::config::NAMESPACE, "labels": {"app.kubernetes.io/part-of": "swell"}},
+                "data": swell_api::config::initial_data(map)});
             match store.create(&key, obj, &WriteOptions::default()) {
                 Ok(_) | Err(StoreError::AlreadyExists(_)) => {}
                 Err(e) => return Err(e),

@@ -22,12 +22,14 @@ pub use backend::{Backend, FakeBackend, NoBackend, ReplicaStatus, RevisionRef};
 pub use ingress::{RouteKey, RoutingTable, RoutingTables, Split};
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use std::sync::Arc;
 use std::time::Duration;
+use swell_api::config::ServingConfig;
 use swell_api::{Configuration, Revision, Route, Service};
 use tokio_util::sync::CancellationToken;
 
@@ -39,6 +41,8 @@ pub struct Ctx {
     pub backend: Arc<dyn Backend>,
     /// Where Routes publish their routing tables.
     pub ingress: RoutingTables,
+    /// The `config-*` maps as last read.
+    pub config: tokio::sync::watch::Receiver<Arc<ServingConfig>>,
     /// Every Revision, cached from a watch (the same stream that triggers the
     /// Configuration controller updates it first, so it is never behind the trigger).
     pub revisions: Store<Revision>,
@@ -96,11 +100,48 @@ where
         .await;
 }
 
-/// Runs the four controllers until `shutdown` is cancelled.
+/// Follows the `config-*` ConfigMaps: every change is parsed, published to the
+/// reconcilers through `tx`, and handed to `on_config` (the API server's admission).
+async fn follow_config(
+    client: kube::Client,
+    tx: tokio::sync::watch::Sender<Arc<ServingConfig>>,
+    on_config: Arc<dyn Fn(&ServingConfig) + Send + Sync>,
+    shutdown: CancellationToken,
+) {
+    let (maps, writer) = reflector::store::<ConfigMap>();
+    let api = Api::<ConfigMap>::namespaced(client, swell_api::config::NAMESPACE);
+    let events = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .touched_objects();
+    let mut events = std::pin::pin!(events.take_until(shutdown.cancelled_owned()));
+    while events.next().await.is_some() {
+        let data: Vec<(String, std::collections::BTreeMap<String, String>)> = maps
+            .state()
+            .iter()
+            .map(|m| {
+                (
+                    m.metadata.name.clone().unwrap_or_default(),
+                    m.data.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
+        let cfg = swell_api::config::from_maps(data.iter().map(|(n, d)| (n.as_str(), d)));
+        if **tx.borrow() != cfg {
+            tracing::info!("configuration maps changed");
+            on_config(&cfg);
+            let _ = tx.send(Arc::new(cfg));
+        }
+    }
+}
+
+/// Runs the four controllers until `shutdown` is cancelled. `on_config` is called with
+/// every new configuration read from the `config-*` maps.
 pub async fn run(
     client: kube::Client,
     backend: Arc<dyn Backend>,
     ingress: RoutingTables,
+    on_config: Arc<dyn Fn(&ServingConfig) + Send + Sync>,
     shutdown: CancellationToken,
 ) {
     let c = client.clone();
@@ -110,10 +151,15 @@ pub async fn run(
         .default_backoff()
         .reflect(writer)
         .touched_objects();
+    let (config_tx, config) = tokio::sync::watch::channel(Arc::new(ServingConfig::default()));
+    let config_changes =
+        tokio_stream::wrappers::WatchStream::from_changes(config.clone()).map(|_| ());
+    let follow = follow_config(client.clone(), config_tx, on_config, shutdown.clone());
     let ctx = Arc::new(Ctx {
         client,
         backend,
         ingress,
+        config,
         revisions,
     });
     let stop = || {
@@ -144,8 +190,10 @@ pub async fn run(
                 .clone();
             Some(ObjectRef::<Route>::new(&cfg).within(rev.metadata.namespace.as_deref()?))
         })
+        .reconcile_all_on(config_changes)
         .graceful_shutdown_on(stop());
     tokio::join!(
+        follow,
         drive(services, service::reconcile, ctx.clone()),
         drive(configurations, configuration::reconcile, ctx.clone()),
         drive(revisions, revision::reconcile, ctx.clone()),

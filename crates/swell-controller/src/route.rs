@@ -10,11 +10,9 @@ use kube::runtime::controller::Action;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
+use swell_api::config::ServingConfig;
 use swell_api::{Addressable, Configuration, Revision, Route, RouteStatus, TrafficTarget};
 
-/// The default domain: `http://<route>.<namespace>.localhost` resolves to loopback with
-/// no DNS set-up (docs: design decision 6).
-pub const DEFAULT_DOMAIN: &str = "localhost";
 /// The cluster domain of cluster-local addresses.
 pub const CLUSTER_DOMAIN: &str = "cluster.local";
 
@@ -186,41 +184,56 @@ pub fn resolve(
     }
 }
 
-/// True when the Route is visible only inside the cluster.
-pub fn cluster_local(route: &Route) -> bool {
-    route
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(labels::VISIBILITY))
+/// True when the Route is visible only inside the cluster: labelled so, or given the
+/// cluster domain by `config-domain`.
+pub fn cluster_local(route: &Route, cfg: &ServingConfig) -> bool {
+    let labels = route.metadata.labels.clone().unwrap_or_default();
+    labels
+        .get(labels::VISIBILITY)
         .is_some_and(|v| v == "cluster-local")
+        || cfg.domain_for(&labels) == format!("svc.{CLUSTER_DOMAIN}")
 }
 
-/// The host of the Route (or of one of its tags): `<name>.<ns>.<domain>`.
-pub fn host(route: &Route, tag: Option<&str>) -> String {
+/// The host of the Route (or of one of its tags), from `config-domain` and the
+/// `config-network` templates; cluster-local Routes always use the default template.
+pub fn host(route: &Route, tag: Option<&str>, cfg: &ServingConfig) -> String {
     let name = route.metadata.name.as_deref().unwrap_or_default();
     let ns = route.metadata.namespace.as_deref().unwrap_or_default();
-    let label = match tag {
-        Some(t) => format!("{t}-{name}"),
-        None => name.to_string(),
-    };
-    if cluster_local(route) {
-        format!("{label}.{ns}.svc.{CLUSTER_DOMAIN}")
-    } else {
-        format!("{label}.{ns}.{DEFAULT_DOMAIN}")
+    if cluster_local(route, cfg) {
+        let forced = ServingConfig {
+            network: Default::default(),
+            ..cfg.clone()
+        };
+        return forced.host(name, ns, tag, &format!("svc.{CLUSTER_DOMAIN}"));
     }
+    cfg.host(
+        name,
+        ns,
+        tag,
+        &cfg.domain_for(&route.metadata.labels.clone().unwrap_or_default()),
+    )
+}
+
+fn url(route: &Route, tag: Option<&str>, cfg: &ServingConfig) -> String {
+    let scheme = if cluster_local(route, cfg) {
+        "http"
+    } else {
+        cfg.network.scheme.as_str()
+    };
+    format!("{scheme}://{}", host(route, tag, cfg))
 }
 
 /// The Route's status for resolved traffic (or for the error that stopped resolution).
 pub fn route_status(
     route: &Route,
     resolved: &Result<Vec<TrafficTarget>, TrafficError>,
+    cfg: &ServingConfig,
 ) -> RouteStatus {
     let mut st = route.status.clone().unwrap_or_default();
     st.status.observed_generation = route.metadata.generation;
     let name = route.metadata.name.as_deref().unwrap_or_default();
     let ns = route.metadata.namespace.as_deref().unwrap_or_default();
-    st.fields.url = Some(format!("http://{}", host(route, None)));
+    st.fields.url = Some(url(route, None, cfg));
     st.fields.address = Some(Addressable {
         url: Some(format!("http://{name}.{ns}.svc.{CLUSTER_DOMAIN}")),
         ..Default::default()
@@ -231,10 +244,7 @@ pub fn route_status(
             st.fields.traffic = traffic
                 .iter()
                 .map(|t| TrafficTarget {
-                    url: t
-                        .tag
-                        .as_deref()
-                        .map(|tag| format!("http://{}", host(route, Some(tag)))),
+                    url: t.tag.as_deref().map(|tag| url(route, Some(tag), cfg)),
                     ..t.clone()
                 })
                 .collect();
@@ -254,7 +264,7 @@ pub fn route_status(
             }
         }
     }
-    let tls = if cluster_local(route) {
+    let tls = if cluster_local(route, cfg) {
         "TLS is not enabled for cluster-local"
     } else {
         "external-domain-tls is not enabled"
@@ -273,7 +283,11 @@ pub fn route_status(
 
 /// The routing table for resolved traffic: the main host splits by percent; each tag's
 /// host sends everything to its one Revision.
-pub fn routing_table(route: &Route, traffic: &[TrafficTarget]) -> RoutingTable {
+pub fn routing_table(
+    route: &Route,
+    traffic: &[TrafficTarget],
+    cfg: &ServingConfig,
+) -> RoutingTable {
     let mut main: Vec<Split> = Vec::new();
     for t in traffic.iter().filter(|t| t.percent.unwrap_or(0) > 0) {
         let rev = t.revision_name.clone().unwrap_or_default();
@@ -285,10 +299,10 @@ pub fn routing_table(route: &Route, traffic: &[TrafficTarget]) -> RoutingTable {
             }),
         }
     }
-    let mut hosts = vec![(host(route, None), main)];
+    let mut hosts = vec![(host(route, None, cfg), main)];
     for t in traffic.iter().filter(|t| t.tag.is_some()) {
         hosts.push((
-            host(route, t.tag.as_deref()),
+            host(route, t.tag.as_deref(), cfg),
             vec![Split {
                 revision: t.revision_name.clone().unwrap_or_default(),
                 percent: 100,
@@ -297,7 +311,7 @@ pub fn routing_table(route: &Route, traffic: &[TrafficTarget]) -> RoutingTable {
     }
     RoutingTable {
         hosts,
-        cluster_local: cluster_local(route),
+        cluster_local: cluster_local(route, cfg),
     }
 }
 
@@ -349,10 +363,12 @@ pub async fn reconcile(route: Arc<Route>, ctx: Arc<Ctx>) -> Result<Action, Recon
         |n| find_named(&found_configs, n),
         |n| find_named(&found_revisions, n),
     );
+    let cfg = ctx.config.borrow().clone();
     if let Ok(traffic) = &resolved {
-        ctx.ingress.publish(key, routing_table(&route, traffic));
+        ctx.ingress
+            .publish(key, routing_table(&route, traffic, &cfg));
     }
-    let st = route_status(&route, &resolved);
+    let st = route_status(&route, &resolved, &cfg);
     if route.status.as_ref() != Some(&st) {
         let api: Api<Route> = Api::namespaced(ctx.client.clone(), &ns);
         api.patch_status(
@@ -468,7 +484,7 @@ mod tests {
                 (Some("next".into()), "hello-2".into(), 0)
             ]
         );
-        let table = routing_table(&r, &traffic);
+        let table = routing_table(&r, &traffic, &ServingConfig::default());
         assert_eq!(table.hosts[0].0, "hello.default.localhost");
         assert_eq!(table.hosts[0].1.len(), 2);
         assert_eq!(
@@ -506,8 +522,11 @@ mod tests {
             json!([]),
             json!({"networking.knative.dev/visibility": "cluster-local"}),
         );
-        assert_eq!(host(&r, None), "hello.default.svc.cluster.local");
-        let st = route_status(&r, &Ok(vec![]));
+        assert_eq!(
+            host(&r, None, &ServingConfig::default()),
+            "hello.default.svc.cluster.local"
+        );
+        let st = route_status(&r, &Ok(vec![]), &ServingConfig::default());
         assert_eq!(
             st.fields.url.as_deref(),
             Some("http://hello.default.svc.cluster.local")

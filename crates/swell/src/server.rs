@@ -97,7 +97,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         addr.to_string(),
         shutdown.clone(),
     ));
-    let app = swell_apiserver::router(state);
+    let app = swell_apiserver::router(state.clone());
 
     // The controllers reach the API through the router itself, in-process.
     let backend: Arc<dyn swell_controller::Backend> = match args.backend {
@@ -111,7 +111,17 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         let enabled = !args.no_controllers;
         async move {
             if enabled {
-                swell_controller::run(client, backend, ingress, shutdown).await;
+                let on_config = Arc::new(move |cfg: &swell_api::config::ServingConfig| {
+                    state.set_admission_context(swell_api::AdmissionContext {
+                        config: swell_api::validation::ValidationConfig {
+                            defaults: cfg.defaults.clone(),
+                            features: cfg.features.clone(),
+                            autoscaler: cfg.autoscaler.clone(),
+                        },
+                        ..swell_api::AdmissionContext::default()
+                    });
+                });
+                swell_controller::run(client, backend, ingress, on_config, shutdown).await;
             }
         }
         .instrument(tracing::info_span!("controllers"))

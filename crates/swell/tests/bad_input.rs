@@ -18,14 +18,15 @@ impl Api {
         content_type: &str,
         body: Vec<u8>,
     ) -> (u16, Value, Vec<String>) {
+        let len = body.len();
         let resp = self
             .http
-            .request(method, format!("{}{path}", self.base))
+            .request(method.clone(), format!("{}{path}", self.base))
             .header("content-type", content_type)
             .body(body)
             .send()
             .await
-            .unwrap();
+            .unwrap_or_else(|e| panic!("{method} {path} with {len} bytes: {e:?}"));
         let code = resp.status().as_u16();
         let warnings = resp
             .headers()
@@ -77,9 +78,14 @@ fn assert_status(code: u16, body: &Value, want_code: u16, want_reason: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_requests_are_refused_and_change_nothing() {
     let server = tokio::task::spawn_blocking(Server::start).await.unwrap();
+    // One connection per request: HTTP lets the server close a connection after a 413.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
     let api = Api {
         base: server.url.clone(),
-        http: reqwest::Client::new(),
+        http,
     };
     let good = [json!({"image": "example.com/app:1"})];
     let (code, stored, _) = api.post(&service("keep", json!(good)), "").await;
