@@ -1,6 +1,7 @@
 //! Configuration → one immutable Revision per template generation (§1.3).
 
 use crate::condition::{self, FALSE, TRUE, UNKNOWN};
+use crate::events;
 use crate::labels;
 use crate::owner::controller_ref;
 use crate::{Ctx, ReconcileError};
@@ -172,9 +173,21 @@ pub async fn reconcile(cfg: Arc<Configuration>, ctx: Arc<Ctx>) -> Result<Action,
             .create(&PostParams::default(), &desired_revision(&cfg))
             .await
         {
-            Ok(r) => r,
+            Ok(r) => {
+                let message = format!("Created Revision {rev_name:?}");
+                events::record(&ctx.client, cfg.as_ref(), "Normal", "Created", message).await;
+                r
+            }
             Err(kube::Error::Api(e)) if e.code == 409 => revisions.get(&rev_name).await?,
             Err(kube::Error::Api(e)) => {
+                events::record(
+                    &ctx.client,
+                    cfg.as_ref(),
+                    "Warning",
+                    "CreationFailed",
+                    format!("Failed to create Revision: {}", e.message),
+                )
+                .await;
                 let mut st = cfg.status.clone().unwrap_or_default();
                 st.status.observed_generation = cfg.metadata.generation;
                 condition::set(

@@ -11,6 +11,7 @@
 pub mod backend;
 pub mod condition;
 pub mod configuration;
+pub mod events;
 pub mod ingress;
 pub mod labels;
 mod owner;

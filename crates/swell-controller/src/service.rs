@@ -1,6 +1,7 @@
 //! Service → Configuration + Route, and the Service's status from theirs (§1.2).
 
 use crate::condition::{self, FALSE, TRUE, UNKNOWN};
+use crate::events;
 use crate::labels;
 use crate::owner::{controller_ref, is_controlled_by};
 use crate::{Ctx, ReconcileError};
@@ -202,9 +203,10 @@ fn traffic_migrated(
 
 /// Creates or updates a child; refuses to touch one another object controls.
 async fn reconcile_child<K>(
+    ctx: &Ctx,
+    svc: &Service,
     api: &Api<K>,
     desired: K,
-    parent_uid: &str,
     same: impl Fn(&K, &K) -> bool,
     adopt: impl Fn(&K, K) -> K,
 ) -> Result<Result<K, String>, ReconcileError>
@@ -216,18 +218,53 @@ where
         + std::fmt::Debug,
 {
     let name = desired.meta().name.clone().unwrap_or_default();
+    let kind = K::kind(&());
+    let parent_uid = svc.metadata.uid.as_deref().unwrap_or_default();
     match api.get_opt(&name).await? {
-        None => Ok(Ok(api.create(&PostParams::default(), &desired).await?)),
-        Some(existing) if !is_controlled_by(existing.meta(), parent_uid) => Ok(Err(format!(
-            "There is an existing {} {name:?} that we do not own.",
-            K::kind(&())
-        ))),
+        None => {
+            let created = api.create(&PostParams::default(), &desired).await?;
+            events::record(
+                &ctx.client,
+                svc,
+                "Normal",
+                "Created",
+                format!("Created {kind} {name:?}"),
+            )
+            .await;
+            Ok(Ok(created))
+        }
+        Some(existing) if !is_controlled_by(existing.meta(), parent_uid) => {
+            let message = format!("There is an existing {kind} {name:?} that we do not own.");
+            let reported = svc
+                .status
+                .as_ref()
+                .is_some_and(|s| s.status.conditions.iter().any(|c| c.reason == "NotOwned"));
+            if !reported {
+                events::record(
+                    &ctx.client,
+                    svc,
+                    "Warning",
+                    "InternalError",
+                    message.clone(),
+                )
+                .await;
+            }
+            Ok(Err(message))
+        }
         Some(existing) if same(&existing, &desired) => Ok(Ok(existing)),
         Some(existing) => {
-            let updated = adopt(&existing, desired);
-            Ok(Ok(api
-                .replace(&name, &PostParams::default(), &updated)
-                .await?))
+            let updated = api
+                .replace(&name, &PostParams::default(), &adopt(&existing, desired))
+                .await?;
+            events::record(
+                &ctx.client,
+                svc,
+                "Normal",
+                "Updated",
+                format!("Updated {kind} {name:?}"),
+            )
+            .await;
+            Ok(Ok(updated))
         }
     }
 }
@@ -267,7 +304,6 @@ fn adopt_meta(
 /// Reconciles one Service.
 pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
     let ns = svc.metadata.namespace.clone().unwrap_or_default();
-    let uid = svc.metadata.uid.clone().unwrap_or_default();
     if svc.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
@@ -275,9 +311,10 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Recon
     let routes: Api<Route> = Api::namespaced(ctx.client.clone(), &ns);
     let mut not_owned = Vec::new();
     let cfg = reconcile_child(
+        &ctx,
+        &svc,
         &configs,
         desired_configuration(&svc),
-        &uid,
         |a, b| a.spec == b.spec && same_meta(&a.metadata, &b.metadata),
         |e, d| Configuration {
             metadata: adopt_meta(&e.metadata, d.metadata),
@@ -297,9 +334,10 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Recon
     });
     let route = if !byo || cfg_caught_up {
         reconcile_child(
+            &ctx,
+            &svc,
             &routes,
             desired_route(&svc),
-            &uid,
             |a, b| a.spec == b.spec && same_meta(&a.metadata, &b.metadata),
             |e, d| Route {
                 metadata: adopt_meta(&e.metadata, d.metadata),

@@ -348,6 +348,24 @@ fn wait_returns_when_the_controllers_make_the_service_ready() {
         ]),
         "hello-00002"
     );
+    // The reconcilers' Events show in describe.
+    let described = k.ok(&["describe", "ksvc", "hello"]);
+    for want in [
+        "Created Configuration \"hello\"",
+        "Created Route \"hello\"",
+        "Updated Configuration \"hello\"",
+        "swell-controller",
+    ] {
+        assert!(
+            described.contains(want),
+            "describe lacks {want}:\n{described}"
+        );
+    }
+    let described = k.ok(&["describe", "configuration", "hello"]);
+    assert!(
+        described.contains("Created Revision \"hello-00002\""),
+        "{described}"
+    );
 }
 
 #[test]
