@@ -52,6 +52,30 @@ impl Default for Network {
     }
 }
 
+/// `config-gc`: which non-active Revisions are kept. `None` means disabled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gc {
+    /// `retain-since-create-time`.
+    pub retain_since_create: Option<std::time::Duration>,
+    /// `retain-since-last-active-time`.
+    pub retain_since_last_active: Option<std::time::Duration>,
+    /// `min-non-active-revisions`.
+    pub min_non_active: usize,
+    /// `max-non-active-revisions`.
+    pub max_non_active: Option<usize>,
+}
+
+impl Default for Gc {
+    fn default() -> Self {
+        Self {
+            retain_since_create: Some(std::time::Duration::from_secs(48 * 3600)),
+            retain_since_last_active: Some(std::time::Duration::from_secs(15 * 3600)),
+            min_non_active: 20,
+            max_non_active: Some(1000),
+        }
+    }
+}
+
 /// Everything the `config-*` maps configure.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServingConfig {
@@ -65,6 +89,8 @@ pub struct ServingConfig {
     pub domains: Vec<DomainRule>,
     /// `config-network`.
     pub network: Network,
+    /// `config-gc`.
+    pub gc: Gc,
 }
 
 impl Default for ServingConfig {
@@ -78,6 +104,7 @@ impl Default for ServingConfig {
                 selector: BTreeMap::new(),
             }],
             network: Network::default(),
+            gc: Gc::default(),
         }
     }
 }
@@ -443,15 +470,45 @@ fn parse_network(data: &Data, errs: &mut FieldErrors) -> Network {
     n
 }
 
-fn parse_gc(data: &Data, errs: &mut FieldErrors) {
-    for key in ["retain-since-create-time", "retain-since-last-active-time"] {
-        duration(data, key, errs);
-    }
-    for key in ["min-non-active-revisions", "max-non-active-revisions"] {
-        if data.get(key).is_some_and(|v| v != "disabled") {
-            int(data, key, 0, errs);
+fn parse_gc(data: &Data, errs: &mut FieldErrors) -> Gc {
+    let mut gc = Gc::default();
+    for (key, slot) in [
+        ("retain-since-create-time", &mut gc.retain_since_create),
+        (
+            "retain-since-last-active-time",
+            &mut gc.retain_since_last_active,
+        ),
+    ] {
+        match data.get(key).map(|v| v.trim()) {
+            None => {}
+            Some("disabled") => *slot = None,
+            Some(v) => match parse_go_duration(v) {
+                Ok(d) => *slot = Some(d),
+                Err(_) => errs.push(err(key, v, "must be a duration such as 15h, or disabled")),
+            },
         }
     }
+    if let Some(n) = int(data, "min-non-active-revisions", 0, errs) {
+        gc.min_non_active = usize::try_from(n).unwrap_or(0);
+    }
+    match data.get("max-non-active-revisions").map(|v| v.trim()) {
+        None => {}
+        Some("disabled") => gc.max_non_active = None,
+        Some(_) => {
+            gc.max_non_active =
+                int(data, "max-non-active-revisions", 0, errs).and_then(|n| usize::try_from(n).ok())
+        }
+    }
+    if let Some(max) = gc.max_non_active
+        && gc.min_non_active > max
+    {
+        errs.push(err(
+            "min-non-active-revisions",
+            &gc.min_non_active.to_string(),
+            "must not exceed max-non-active-revisions",
+        ));
+    }
+    gc
 }
 
 /// Validates one map's data; `Ok` when every key Swell knows has a valid value.
@@ -469,7 +526,7 @@ fn apply(cfg: &mut ServingConfig, map: &str, data: &Data, errs: &mut FieldErrors
         "config-autoscaler" => cfg.autoscaler = parse_autoscaler(data, errs),
         "config-domain" => cfg.domains = parse_domains(data, errs),
         "config-network" => cfg.network = parse_network(data, errs),
-        "config-gc" => parse_gc(data, errs),
+        "config-gc" => cfg.gc = parse_gc(data, errs),
         "config-deployment" => duration(data, "progress-deadline", errs),
         _ => {}
     }

@@ -225,6 +225,23 @@ pub async fn reconcile(cfg: Arc<Configuration>, ctx: Arc<Ctx>) -> Result<Action,
         .collect();
     let st = configuration_status(&cfg, &latest, &owned);
     patch_status(&ctx, &cfg, &st).await?;
+    let gc = ctx.config.borrow().gc.clone();
+    let now = jiff::Timestamp::now().as_second();
+    for doomed in crate::gc::collect(
+        &owned,
+        st.fields.latest_ready_revision_name.as_deref(),
+        &gc,
+        now,
+    ) {
+        match revisions.delete(&doomed, &Default::default()).await {
+            Ok(_) => {
+                let message = format!("Garbage collected Revision {doomed:?}");
+                events::record(&ctx.client, cfg.as_ref(), "Normal", "Deleted", message).await;
+            }
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     Ok(Action::requeue(Duration::from_secs(300)))
 }
 

@@ -12,6 +12,7 @@ pub mod backend;
 pub mod condition;
 pub mod configuration;
 pub mod events;
+pub mod gc;
 pub mod ingress;
 pub mod labels;
 mod owner;
@@ -171,8 +172,11 @@ pub async fn run(
         .owns(Api::<Configuration>::all(c.clone()), wc())
         .owns(Api::<Route>::all(c.clone()), wc())
         .graceful_shutdown_on(stop());
+    let gc_changes =
+        tokio_stream::wrappers::WatchStream::from_changes(ctx.config.clone()).map(|_| ());
     let configurations = Controller::new(Api::<Configuration>::all(c.clone()), wc())
         .owns_stream(revision_events)
+        .reconcile_all_on(gc_changes)
         .graceful_shutdown_on(stop());
     let revisions =
         Controller::new(Api::<Revision>::all(c.clone()), wc()).graceful_shutdown_on(stop());

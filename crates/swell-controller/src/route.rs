@@ -8,6 +8,7 @@ use crate::{Ctx, ReconcileError};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use serde_json::json;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use swell_api::config::ServingConfig;
@@ -315,6 +316,110 @@ pub fn routing_table(
     }
 }
 
+/// The Revisions a Route references: in its status and spec traffic, and for
+/// configuration targets the latest created and latest ready Revisions.
+fn referenced(route: &Route, st: &RouteStatus, configs: &[Configuration]) -> BTreeSet<String> {
+    let mut names: BTreeSet<String> = st
+        .fields
+        .traffic
+        .iter()
+        .chain(&route.spec.traffic)
+        .filter_map(|t| t.revision_name.clone())
+        .collect();
+    for t in route
+        .spec
+        .traffic
+        .iter()
+        .filter(|t| t.configuration_name.is_some())
+    {
+        if let Some(cfg) = configs
+            .iter()
+            .find(|c| c.metadata.name == t.configuration_name)
+            && let Some(fields) = cfg.status.as_ref().map(|s| &s.fields)
+        {
+            names.extend(fields.latest_ready_revision_name.clone());
+            if t.latest_revision != Some(false) {
+                names.extend(fields.latest_created_revision_name.clone());
+            }
+        }
+    }
+    names
+}
+
+/// Keeps `routingState` and the `routes` annotation of Revisions in step with the
+/// Route (§6.1): referenced Revisions become `active`; once the Route has settled, ones
+/// it no longer references drop it and, with no Route left, become `reserve`.
+async fn label_revisions(
+    ctx: &Ctx,
+    route: &Route,
+    st: &RouteStatus,
+    configs: &[Configuration],
+    settled: bool,
+) -> Result<(), ReconcileError> {
+    let ns = route.metadata.namespace.clone().unwrap_or_default();
+    let me = route.metadata.name.clone().unwrap_or_default();
+    let wanted = referenced(route, st, configs);
+    let api: Api<Revision> = Api::namespaced(ctx.client.clone(), &ns);
+    for rev in ctx
+        .revisions
+        .state()
+        .iter()
+        .filter(|r| r.metadata.namespace.as_deref() == Some(ns.as_str()))
+    {
+        let name = rev.metadata.name.clone().unwrap_or_default();
+        let mut routes: BTreeSet<String> = rev
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(labels::ROUTES))
+            .map(|v| {
+                v.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let before = routes.clone();
+        if wanted.contains(&name) {
+            routes.insert(me.clone());
+        } else if settled {
+            routes.remove(&me);
+        }
+        let state = rev
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(labels::ROUTING_STATE))
+            .cloned();
+        let new_state = if !routes.is_empty() {
+            "active"
+        } else if before.is_empty() {
+            state.as_deref().unwrap_or("pending")
+        } else {
+            "reserve"
+        };
+        if routes == before && state.as_deref() == Some(new_state) {
+            continue;
+        }
+        let joined =
+            (!routes.is_empty()).then(|| routes.iter().cloned().collect::<Vec<_>>().join(","));
+        let mut patch = json!({"metadata": {"labels": {labels::ROUTING_STATE: new_state}, "annotations": {labels::ROUTES: joined}}});
+        if state.as_deref() != Some(new_state) {
+            patch["metadata"]["annotations"][labels::ROUTING_STATE_MODIFIED] =
+                json!(condition::now());
+        }
+        match api
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 fn find_named<K: kube::Resource + Clone>(list: &[K], name: &str) -> Lookup<K> {
     list.iter()
         .find(|o| o.meta().name.as_deref() == Some(name))
@@ -369,6 +474,9 @@ pub async fn reconcile(route: Arc<Route>, ctx: Arc<Ctx>) -> Result<Action, Recon
             .publish(key, routing_table(&route, traffic, &cfg));
     }
     let st = route_status(&route, &resolved, &cfg);
+    let settled =
+        condition::status_of(&st.status.conditions, "Ready").is_some_and(|c| c.status != UNKNOWN);
+    label_revisions(&ctx, &route, &st, &found_configs, settled).await?;
     if route.status.as_ref() != Some(&st) {
         let api: Api<Route> = Api::namespaced(ctx.client.clone(), &ns);
         api.patch_status(
