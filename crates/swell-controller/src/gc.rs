@@ -72,7 +72,17 @@ pub fn collect(
     if candidates.len() <= gc.min_non_active {
         return Vec::new();
     }
-    candidates.sort_by_key(|r| last_active(r));
+    // Timestamps have one-second resolution: ties go to the older Revision.
+    candidates.sort_by_key(|r| {
+        (
+            last_active(r),
+            r.metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.as_second()),
+            r.metadata.name.clone(),
+        )
+    });
     let mut doomed = Vec::new();
     let mut survivors = Vec::new();
     let time_checks = gc.retain_since_create.is_some() || gc.retain_since_last_active.is_some();
@@ -187,6 +197,19 @@ mod tests {
                 NOW
             ),
             Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn ties_in_last_activity_go_to_the_older_revision() {
+        let revs = [
+            rev(3, "reserve", 2),
+            rev(2, "reserve", 2),
+            rev(4, "active", 0),
+        ];
+        assert_eq!(
+            collect(&revs, Some("hello-00004"), &gc(None, None, 0, Some(1)), NOW),
+            ["hello-00002"]
         );
     }
 
