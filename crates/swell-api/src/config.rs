@@ -40,6 +40,8 @@ pub struct Network {
     pub tag_template: String,
     /// `default-external-scheme`.
     pub scheme: String,
+    /// `rollout-duration`, in seconds (0: traffic moves at once).
+    pub rollout_duration_seconds: u64,
 }
 
 impl Default for Network {
@@ -48,6 +50,7 @@ impl Default for Network {
             domain_template: "{{.Name}}.{{.Namespace}}.{{.Domain}}".into(),
             tag_template: "{{.Tag}}-{{.Name}}".into(),
             scheme: "http".into(),
+            rollout_duration_seconds: 0,
         }
     }
 }
@@ -466,7 +469,9 @@ fn parse_network(data: &Data, errs: &mut FieldErrors) -> Network {
         Some(s @ ("http" | "https")) => n.scheme = s.into(),
         Some(v) => errs.push(err("default-external-scheme", v, "must be http or https")),
     }
-    int(data, "rollout-duration", 0, errs);
+    if let Some(secs) = int(data, "rollout-duration", 0, errs) {
+        n.rollout_duration_seconds = u64::try_from(secs).unwrap_or(0);
+    }
     n
 }
 

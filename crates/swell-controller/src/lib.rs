@@ -17,6 +17,7 @@ pub mod ingress;
 pub mod labels;
 mod owner;
 pub mod revision;
+pub mod rollout;
 pub mod route;
 pub mod service;
 

@@ -4,6 +4,7 @@
 use crate::condition::{self, FALSE, TRUE, UNKNOWN};
 use crate::ingress::{RouteKey, RoutingTable, Split};
 use crate::labels;
+use crate::rollout;
 use crate::{Ctx, ReconcileError};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -316,6 +317,118 @@ pub fn routing_table(
     }
 }
 
+/// The rollout duration in nanoseconds: the Route's annotation, else `config-network`.
+fn rollout_duration(route: &Route, cfg: &ServingConfig) -> i64 {
+    let ann = route.metadata.annotations.clone().unwrap_or_default();
+    let from_annotation = swell_api::annotations::ROLLOUT_DURATION
+        .iter()
+        .find_map(|k| ann.get(*k))
+        .and_then(|v| swell_api::duration::parse_go_duration(v).ok())
+        .filter(|d| !d.is_zero());
+    let d = from_annotation.unwrap_or(Duration::from_secs(cfg.network.rollout_duration_seconds));
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// Applies gradual rollout to the untagged configuration targets of a resolved status:
+/// their traffic is split between the old and new Revisions as the rollout state says,
+/// and `IngressReady` is Unknown/RolloutInProgress meanwhile. Returns when to look again.
+fn apply_rollout(
+    route: &Route,
+    configs: &[Configuration],
+    cfg: &ServingConfig,
+    st: &mut RouteStatus,
+) -> Option<i64> {
+    let resolved = condition::status_of(&st.status.conditions, "AllTrafficAssigned")
+        .is_some_and(|c| c.status == TRUE);
+    if !resolved {
+        return None;
+    }
+    let targets: Vec<rollout::Target> = route
+        .spec
+        .traffic
+        .iter()
+        .filter(|t| t.tag.is_none() && t.percent.unwrap_or(0) > 0)
+        .filter_map(|t| {
+            let name = t.configuration_name.clone()?;
+            let latest = configs
+                .iter()
+                .find(|c| c.metadata.name.as_ref() == Some(&name))?
+                .status
+                .as_ref()?
+                .fields
+                .latest_ready_revision_name
+                .clone()?;
+            Some(rollout::Target {
+                tag: String::new(),
+                configuration_name: name,
+                latest,
+                percent: t.percent.unwrap_or(0),
+            })
+        })
+        .collect();
+    let previous: rollout::Rollout = route
+        .status
+        .as_ref()
+        .and_then(|s| s.status.annotations.get(rollout::ANNOTATION))
+        .and_then(|v| serde_json::from_str(v).ok())
+        .unwrap_or_default();
+    let now = jiff::Timestamp::now().as_nanosecond() as i64;
+    let duration = rollout_duration(route, cfg);
+    let state = rollout::advance(&previous, &targets, now, duration);
+    if duration > 0 && !state.configurations.is_empty() {
+        st.status.annotations.insert(
+            rollout::ANNOTATION.into(),
+            serde_json::to_string(&state).unwrap_or_default(),
+        );
+    } else {
+        st.status.annotations.remove(rollout::ANNOTATION);
+    }
+    if !state.in_progress() {
+        return None;
+    }
+    // Replace each rolling target's entry with one entry per Revision.
+    let mut traffic = Vec::new();
+    for t in std::mem::take(&mut st.fields.traffic) {
+        let rolling = state.configurations.iter().find(|c| {
+            c.rolling()
+                && t.tag.is_none()
+                && t.latest_revision == Some(true)
+                && c.revisions.last().map(|r| &r.revision_name) == t.revision_name.as_ref()
+        });
+        match rolling {
+            Some(c) => {
+                let newest = c.revisions.len() - 1;
+                for (i, share) in c.revisions.iter().enumerate() {
+                    traffic.push(TrafficTarget {
+                        revision_name: Some(share.revision_name.clone()),
+                        percent: Some(share.percent),
+                        latest_revision: Some(i == newest),
+                        ..t.clone()
+                    });
+                }
+            }
+            None => traffic.push(t),
+        }
+    }
+    st.fields.traffic = traffic;
+    condition::set(
+        &mut st.status.conditions,
+        "IngressReady",
+        UNKNOWN,
+        "RolloutInProgress",
+        "A gradual rollout of the latest revision(s) is in progress.",
+    );
+    condition::set_ready(
+        &mut st.status.conditions,
+        &[
+            "AllTrafficAssigned",
+            "IngressReady",
+            "CertificateProvisioned",
+        ],
+    );
+    state.next_step()
+}
+
 /// The Revisions a Route references: in its status and spec traffic, and for
 /// configuration targets the latest created and latest ready Revisions.
 fn referenced(route: &Route, st: &RouteStatus, configs: &[Configuration]) -> BTreeSet<String> {
@@ -469,22 +582,39 @@ pub async fn reconcile(route: Arc<Route>, ctx: Arc<Ctx>) -> Result<Action, Recon
         |n| find_named(&found_revisions, n),
     );
     let cfg = ctx.config.borrow().clone();
-    if let Ok(traffic) = &resolved {
+    let mut st = route_status(&route, &resolved, &cfg);
+    let next_step = apply_rollout(&route, &found_configs, &cfg, &mut st);
+    if resolved.is_ok() {
+        // The status traffic includes the rollout's split.
         ctx.ingress
-            .publish(key, routing_table(&route, traffic, &cfg));
+            .publish(key, routing_table(&route, &st.fields.traffic, &cfg));
     }
-    let st = route_status(&route, &resolved, &cfg);
     let settled =
         condition::status_of(&st.status.conditions, "Ready").is_some_and(|c| c.status != UNKNOWN);
     label_revisions(&ctx, &route, &st, &found_configs, settled).await?;
     if route.status.as_ref() != Some(&st) {
+        let mut patch = json!({"status": st});
+        let had_rollout = route
+            .status
+            .as_ref()
+            .is_some_and(|s| s.status.annotations.contains_key(rollout::ANNOTATION));
+        if had_rollout && !st.status.annotations.contains_key(rollout::ANNOTATION) {
+            // A merge patch removes a key only when it says null.
+            patch["status"]["annotations"] = json!({rollout::ANNOTATION: null});
+        }
         let api: Api<Route> = Api::namespaced(ctx.client.clone(), &ns);
         api.patch_status(
             route.metadata.name.as_deref().unwrap_or_default(),
             &PatchParams::default(),
-            &Patch::Merge(json!({"status": st})),
+            &Patch::Merge(patch),
         )
         .await?;
+    }
+    if let Some(due) = next_step {
+        let wait = u64::try_from(due - jiff::Timestamp::now().as_nanosecond() as i64).unwrap_or(0);
+        return Ok(Action::requeue(
+            Duration::from_nanos(wait).max(Duration::from_millis(100)),
+        ));
     }
     // Targets may become ready without this Route changing: look again soon until resolved.
     Ok(Action::requeue(Duration::from_secs(if resolved.is_ok() {

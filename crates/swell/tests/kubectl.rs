@@ -621,3 +621,86 @@ fn configmaps_and_namespaces() {
     let err = k.fails(&["delete", "namespace", "default"]);
     assert!(err.contains("Forbidden"), "{err}");
 }
+
+#[test]
+fn gradual_rollout_moves_traffic_in_steps() {
+    let server = Server::start_with(&["--backend", "fake"]);
+    let k = server.kubectl(KUBECTL);
+    let dir = tempfile::tempdir().unwrap();
+    let svc = |image: &str| {
+        service_yaml("hello", image).replace("metadata:\n  name: hello\n", "metadata:\n  name: hello\n  annotations:\n    serving.knative.dev/rollout-duration: 4s\n")
+    };
+    k.ok(&[
+        "apply",
+        "-f",
+        &manifest(&dir, "v1.yaml", &svc("example.com/app:1")),
+    ]);
+    k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "ksvc/hello",
+        "--timeout=60s",
+    ]);
+    k.ok(&[
+        "apply",
+        "-f",
+        &manifest(&dir, "v2.yaml", &svc("example.com/app:2")),
+    ]);
+    // While rolling, both Revisions share the traffic and the Route says why it waits.
+    let split = common::eventually("a split between the two revisions", || {
+        let out = k.ok(&[
+            "get",
+            "route",
+            "hello",
+            "-o",
+            "jsonpath={range .status.traffic[*]}{.revisionName}={.percent} {end}",
+        ]);
+        let parts: Vec<String> = out.split_whitespace().map(String::from).collect();
+        (parts.len() == 2).then_some(parts)
+    });
+    assert!(
+        split[0].starts_with("hello-00001=") && split[1].starts_with("hello-00002="),
+        "{split:?}"
+    );
+    let total: i64 = split
+        .iter()
+        .map(|p| p.split('=').nth(1).unwrap().parse::<i64>().unwrap())
+        .sum();
+    assert_eq!(total, 100);
+    let reason = k.ok(&[
+        "get",
+        "route",
+        "hello",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type=='IngressReady')].reason}",
+    ]);
+    assert_eq!(reason, "RolloutInProgress");
+    // Then all of it reaches the new Revision and the Service is Ready again.
+    common::eventually("the rollout to finish", || {
+        let out = k.ok(&[
+            "get",
+            "ksvc",
+            "hello",
+            "-o",
+            "jsonpath={range .status.traffic[*]}{.revisionName}={.percent} {end}",
+        ]);
+        (out.trim() == "hello-00002=100").then_some(())
+    });
+    k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "ksvc/hello",
+        "--timeout=60s",
+    ]);
+    let annotations = k.ok(&[
+        "get",
+        "route",
+        "hello",
+        "-o",
+        "jsonpath={.status.annotations}",
+    ]);
+    assert!(
+        annotations.contains("networking.internal.knative.dev/rollout"),
+        "{annotations}"
+    );
+}
