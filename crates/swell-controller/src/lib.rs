@@ -75,10 +75,20 @@ fn error_policy<K>(_: Arc<K>, err: &ReconcileError, _: Arc<Ctx>) -> Action {
     })
 }
 
-fn same_name<K: kube::Resource<DynamicType = ()>>(
-    meta: &kube::api::ObjectMeta,
-) -> Option<ObjectRef<K>> {
-    Some(ObjectRef::new(meta.name.as_deref()?).within(meta.namespace.as_deref()?))
+/// The Routes in `namespace` with a traffic target for which `names` holds.
+fn routes_naming(
+    store: &Store<Route>,
+    namespace: Option<&str>,
+    names: impl Fn(&swell_api::TrafficTarget) -> bool,
+) -> Vec<ObjectRef<Route>> {
+    store
+        .state()
+        .iter()
+        .filter(|r| {
+            r.metadata.namespace.as_deref() == namespace && r.spec.traffic.iter().any(&names)
+        })
+        .map(|r| ObjectRef::from_obj(r.as_ref()))
+        .collect()
 }
 
 async fn drive<K, F, Fut>(controller: Controller<K>, reconcile: F, ctx: Arc<Ctx>)
@@ -183,18 +193,28 @@ pub async fn run(
         Controller::new(Api::<Revision>::all(c.clone()), wc()).graceful_shutdown_on(stop());
     // A Route follows the Configurations and Revisions it names; a Service's Route has
     // the Configuration's name, and a Revision names its Configuration in a label.
-    let routes = Controller::new(Api::<Route>::all(c.clone()), wc())
-        .watches(Api::<Configuration>::all(c.clone()), wc(), |cfg| {
-            same_name::<Route>(&cfg.metadata)
+    let routes = Controller::new(Api::<Route>::all(c.clone()), wc());
+    // A Route follows the Configurations and Revisions its traffic names; the Route
+    // controller's own cache says which Routes name what.
+    let by_config = routes.store();
+    let by_revision = routes.store();
+    let routes = routes
+        .watches(Api::<Configuration>::all(c.clone()), wc(), move |cfg| {
+            routes_naming(&by_config, cfg.metadata.namespace.as_deref(), |t| {
+                t.configuration_name.as_ref() == cfg.metadata.name.as_ref()
+            })
         })
-        .watches(Api::<Revision>::all(c), wc(), |rev| {
+        .watches(Api::<Revision>::all(c), wc(), move |rev| {
             let cfg = rev
                 .metadata
                 .labels
-                .as_ref()?
-                .get(labels::CONFIGURATION)?
-                .clone();
-            Some(ObjectRef::<Route>::new(&cfg).within(rev.metadata.namespace.as_deref()?))
+                .as_ref()
+                .and_then(|l| l.get(labels::CONFIGURATION))
+                .cloned();
+            routes_naming(&by_revision, rev.metadata.namespace.as_deref(), |t| {
+                t.revision_name.as_ref() == rev.metadata.name.as_ref()
+                    || (cfg.is_some() && t.configuration_name == cfg)
+            })
         })
         .reconcile_all_on(config_changes)
         .graceful_shutdown_on(stop());

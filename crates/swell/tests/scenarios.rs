@@ -129,7 +129,7 @@ fn controller_scenarios() {
         .map(|e| e.unwrap().path())
         .collect();
     cases.sort();
-    assert!(cases.len() >= 10, "scenario folders are missing");
+    assert!(cases.len() >= 11, "scenario folders are missing");
     for case in cases {
         run_case(&case);
     }
