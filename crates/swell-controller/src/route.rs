@@ -290,26 +290,45 @@ pub fn routing_table(
     traffic: &[TrafficTarget],
     cfg: &ServingConfig,
 ) -> RoutingTable {
-    let mut main: Vec<Split> = Vec::new();
-    for t in traffic.iter().filter(|t| t.percent.unwrap_or(0) > 0) {
-        let rev = t.revision_name.clone().unwrap_or_default();
-        match main.iter_mut().find(|s| s.revision == rev) {
-            Some(s) => s.percent += t.percent.unwrap_or(0),
-            None => main.push(Split {
-                revision: rev,
-                percent: t.percent.unwrap_or(0),
-            }),
+    let splits = |entries: Vec<&TrafficTarget>, force_single: bool| {
+        let mut out: Vec<Split> = Vec::new();
+        for t in &entries {
+            let rev = t.revision_name.clone().unwrap_or_default();
+            let pct = if force_single && entries.len() == 1 {
+                100
+            } else {
+                t.percent.unwrap_or(0)
+            };
+            if pct == 0 {
+                continue;
+            }
+            match out.iter_mut().find(|s| s.revision == rev) {
+                Some(s) => s.percent += pct,
+                None => out.push(Split {
+                    revision: rev,
+                    percent: pct,
+                }),
+            }
+        }
+        out
+    };
+    let mut hosts = vec![(
+        host(route, None, cfg),
+        splits(traffic.iter().collect(), false),
+    )];
+    let mut tags: Vec<&str> = Vec::new();
+    for tag in traffic.iter().filter_map(|t| t.tag.as_deref()) {
+        if !tags.contains(&tag) {
+            tags.push(tag);
         }
     }
-    let mut hosts = vec![(host(route, None, cfg), main)];
-    for t in traffic.iter().filter(|t| t.tag.is_some()) {
-        hosts.push((
-            host(route, t.tag.as_deref(), cfg),
-            vec![Split {
-                revision: t.revision_name.clone().unwrap_or_default(),
-                percent: 100,
-            }],
-        ));
+    // A tag's host sends everything to its Revision, or splits while it rolls out.
+    for tag in tags {
+        let entries: Vec<&TrafficTarget> = traffic
+            .iter()
+            .filter(|t| t.tag.as_deref() == Some(tag))
+            .collect();
+        hosts.push((host(route, Some(tag), cfg), splits(entries, true)));
     }
     RoutingTable {
         hosts,
@@ -347,7 +366,7 @@ fn apply_rollout(
         .spec
         .traffic
         .iter()
-        .filter(|t| t.tag.is_none() && t.percent.unwrap_or(0) > 0)
+        .filter(|t| t.percent.unwrap_or(0) > 0)
         .filter_map(|t| {
             let name = t.configuration_name.clone()?;
             let latest = configs
@@ -359,7 +378,7 @@ fn apply_rollout(
                 .latest_ready_revision_name
                 .clone()?;
             Some(rollout::Target {
-                tag: String::new(),
+                tag: t.tag.clone().unwrap_or_default(),
                 configuration_name: name,
                 latest,
                 percent: t.percent.unwrap_or(0),
@@ -391,7 +410,7 @@ fn apply_rollout(
     for t in std::mem::take(&mut st.fields.traffic) {
         let rolling = state.configurations.iter().find(|c| {
             c.rolling()
-                && t.tag.is_none()
+                && c.tag == t.tag.clone().unwrap_or_default()
                 && t.latest_revision == Some(true)
                 && c.revisions.last().map(|r| &r.revision_name) == t.revision_name.as_ref()
         });
@@ -734,6 +753,36 @@ mod tests {
                     percent: 100
                 }]
             )
+        );
+    }
+
+    #[test]
+    fn a_rolling_tag_splits_its_host() {
+        let r = route(json!([]), json!({}));
+        let entry = |rev: &str, pct: i64, latest: bool| TrafficTarget {
+            tag: Some("next".into()),
+            revision_name: Some(rev.into()),
+            percent: Some(pct),
+            latest_revision: Some(latest),
+            ..Default::default()
+        };
+        let table = routing_table(
+            &r,
+            &[entry("hello-1", 9, false), entry("hello-2", 1, true)],
+            &ServingConfig::default(),
+        );
+        assert_eq!(
+            table.hosts[1].1,
+            vec![
+                Split {
+                    revision: "hello-1".into(),
+                    percent: 9
+                },
+                Split {
+                    revision: "hello-2".into(),
+                    percent: 1
+                }
+            ]
         );
     }
 
