@@ -196,40 +196,22 @@ async fn api(services: usize) -> anyhow::Result<()> {
 
     // Watch fan-out: 100 watchers, then 100 updates; latency from the write's answer to
     // the last watcher receiving it.
-    let rv = {
-        let body: Value = http
-            .get(format!("{}{SERVICES}?limit=1", server.url))
-            .send()
-            .await?
-            .json()
-            .await?;
-        body["metadata"]["resourceVersion"]
-            .as_str()
-            .context("no rv")?
-            .to_string()
-    };
+    let rv = current_rv(&http, &server.url).await?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Instant)>();
     let mut watchers = Vec::new();
-    for w in 0..100 {
+    for _ in 0..100 {
         let (http, url, rv, tx) = (http.clone(), server.url.clone(), rv.clone(), tx.clone());
         watchers.push(tokio::spawn(async move {
-            let mut resp = http
-                .get(format!("{url}{SERVICES}?watch=true&resourceVersion={rv}"))
-                .send()
-                .await?;
-            let mut buf = Vec::new();
-            while let Some(chunk) = resp.chunk().await? {
-                buf.extend_from_slice(&chunk);
-                while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
-                    let line: Vec<u8> = buf.drain(..=pos).collect();
-                    let ev: Value = serde_json::from_slice(&line)?;
-                    if let Some(n) = ev["object"]["metadata"]["labels"]["round"].as_str() {
-                        let _ = tx.send((n.parse()?, Instant::now()));
-                    }
+            watch_until(&http, &url, &rv, |o| {
+                if let Some(n) = o["metadata"]["labels"]["round"]
+                    .as_str()
+                    .and_then(|n| n.parse().ok())
+                {
+                    let _ = tx.send((n, Instant::now()));
                 }
-            }
-            let _ = w;
-            anyhow::Ok(())
+                false
+            })
+            .await
         }));
     }
     drop(tx);
