@@ -177,6 +177,32 @@ fn fetch(
         .map_err(|e| ApiError::from_store(e, t.res, name))
 }
 
+/// Admits and stores a new object named `name` (a status in the body is dropped for
+/// kinds with a status subresource). `Ok(None)` when the name is taken.
+fn create_new(
+    state: &ApiState,
+    t: &Target<'_>,
+    name: &str,
+    obj: &Value,
+    fv: FieldValidation,
+    dry_run: bool,
+) -> ApiResult<Option<(Value, Vec<String>)>> {
+    let mut obj = obj.clone();
+    obj["metadata"]["name"] = json!(name);
+    if t.res.status_subresource {
+        obj.as_object_mut().map(|m| m.remove("status"));
+    }
+    let (admitted, warnings) = admit(state, t, name, &obj, None, fv)?;
+    match state
+        .store
+        .create(&key(t, name), admitted, &write_opts(t, dry_run))
+    {
+        Ok(created) => Ok(Some((created, warnings))),
+        Err(StoreError::AlreadyExists(_)) => Ok(None),
+        Err(e) => Err(ApiError::from_store(e, t.res, name)),
+    }
+}
+
 /// POST to a collection.
 pub async fn create(
     state: &Arc<ApiState>,
@@ -188,9 +214,6 @@ pub async fn create(
     let mut obj = decode_object(body, &content_type(headers), t.res)?;
     reconcile_identity(t, &mut obj, None)?;
     namespace_exists(state, t)?;
-    if t.res.status_subresource {
-        obj.as_object_mut().map(|m| m.remove("status"));
-    }
     let dry_run = params.dry_run()?;
     let fv = params.field_validation()?;
     let generate = obj
@@ -218,16 +241,12 @@ pub async fn create(
         } else {
             obj["metadata"]["name"].as_str().unwrap_or("").to_string()
         };
-        let mut candidate = obj.clone();
-        candidate["metadata"]["name"] = json!(name);
-        let (admitted, warnings) = admit(state, t, &name, &candidate, None, fv)?;
-        match state
-            .store
-            .create(&key(t, &name), admitted, &write_opts(t, dry_run))
-        {
-            Ok(created) => return Ok(json_response(StatusCode::CREATED, &created, &warnings)),
-            Err(StoreError::AlreadyExists(_)) if generate => continue,
-            Err(e) => return Err(ApiError::from_store(e, t.res, &name)),
+        match create_new(state, t, &name, &obj, fv, dry_run)? {
+            Some((created, warnings)) => {
+                return Ok(json_response(StatusCode::CREATED, &created, &warnings));
+            }
+            None if generate => continue,
+            None => return Err(ApiError::already_exists(t.res, &name)),
         }
     }
     Err(ApiError::new(
@@ -315,29 +334,23 @@ pub async fn patch(
     let key = key(t, name);
     for _ in 0..PATCH_RETRIES {
         let current = fetch(state, t, &key, name)?;
-        let (current, created) = match (current, &patch) {
-            (Some(c), _) => (c, false),
+        let current = match (current, &patch) {
+            (Some(c), _) => c,
             (None, Kind::Apply(applied)) if !t.status => {
                 let manager = params.field_manager.clone().unwrap_or_default();
                 let mut obj = applied.clone();
                 obj["metadata"]["managedFields"] =
                     json!([apply_fields(&manager, &t.res.api_version(), applied)]);
                 namespace_exists(state, t)?;
-                if t.res.status_subresource {
-                    obj.as_object_mut().map(|m| m.remove("status"));
-                }
-                let (admitted, warnings) = admit(state, t, name, &obj, None, fv)?;
-                match state.store.create(&key, admitted, &write_opts(t, dry_run)) {
-                    Ok(created) => {
+                match create_new(state, t, name, &obj, fv, dry_run)? {
+                    Some((created, warnings)) => {
                         return Ok(json_response(StatusCode::CREATED, &created, &warnings));
                     }
-                    Err(StoreError::AlreadyExists(_)) => continue,
-                    Err(e) => return Err(ApiError::from_store(e, t.res, name)),
+                    None => continue,
                 }
             }
             (None, _) => return Err(ApiError::not_found(t.res, name)),
         };
-        debug_assert!(!created);
         let mut patched = current.clone();
         match &patch {
             Kind::Merge(p) => json_patch::merge(&mut patched, p),

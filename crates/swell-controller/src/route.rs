@@ -66,7 +66,10 @@ pub fn resolve(
             worst = Some(e);
         }
     };
-    for t in &route.spec.traffic {
+    // The spec keeps traffic as written; resolve it with Knative's defaults applied.
+    let mut traffic = route.spec.traffic.clone();
+    swell_api::defaults::default_traffic_entries(&mut traffic);
+    for t in &traffic {
         let rev_name = match (
             t.revision_name.as_deref().filter(|s| !s.is_empty()),
             t.configuration_name.as_deref(),
@@ -160,10 +163,7 @@ pub fn resolve(
                     tag: t.tag.clone(),
                     revision_name: Some(rev_name),
                     configuration_name: None,
-                    latest_revision: Some(
-                        t.latest_revision
-                            .unwrap_or(t.revision_name.as_deref().unwrap_or("").is_empty()),
-                    ),
+                    latest_revision: t.latest_revision,
                     percent: t.percent,
                     url: None,
                 };

@@ -61,12 +61,12 @@ pub async fn run(args: GetArgs) -> anyhow::Result<()> {
                 print!("{}", serde_saphyr::to_string(&out)?);
             }
         }
-        None => print_table(&body, args.all_namespaces, &served.qualified(), namespace),
+        None => print_table(&body, args.all_namespaces, namespace),
     }
     Ok(())
 }
 
-fn print_table(table: &Value, with_namespace: bool, what: &str, namespace: Option<&str>) {
+fn print_table(table: &Value, with_namespace: bool, namespace: Option<&str>) {
     let empty = Vec::new();
     let rows = table["rows"].as_array().unwrap_or(&empty);
     if rows.is_empty() {
@@ -74,7 +74,6 @@ fn print_table(table: &Value, with_namespace: bool, what: &str, namespace: Optio
             Some(ns) => eprintln!("No resources found in {ns} namespace."),
             None => eprintln!("No resources found"),
         }
-        let _ = what;
         return;
     }
     let columns: Vec<(usize, String)> = table["columnDefinitions"]
