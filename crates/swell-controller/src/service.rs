@@ -5,6 +5,7 @@ use crate::events;
 use crate::labels;
 use crate::owner::{controller_ref, is_controlled_by};
 use crate::{Ctx, ReconcileError};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use serde_json::json;
@@ -19,7 +20,7 @@ fn child_meta(
     svc: &Service,
     extra_labels: &[(&str, String)],
     drop_annotations: &[&str],
-) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+) -> ObjectMeta {
     let mut labels = svc.metadata.labels.clone().unwrap_or_default();
     for (k, v) in extra_labels {
         labels.insert((*k).to_string(), v.clone());
@@ -28,7 +29,7 @@ fn child_meta(
     for k in drop_annotations {
         annotations.remove(*k);
     }
-    k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+    ObjectMeta {
         name: svc.metadata.name.clone(),
         namespace: svc.metadata.namespace.clone(),
         labels: Some(labels),
@@ -269,11 +270,8 @@ where
     }
 }
 
-fn same_meta(
-    a: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-    b: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) -> bool {
-    let ann = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+fn same_meta(a: &ObjectMeta, b: &ObjectMeta) -> bool {
+    let ann = |m: &ObjectMeta| {
         let mut a = m.annotations.clone().unwrap_or_default();
         a.remove(swell_api::validation::CREATOR);
         a.remove(swell_api::validation::LAST_MODIFIER);
@@ -282,10 +280,7 @@ fn same_meta(
     a.labels.clone().unwrap_or_default() == b.labels.clone().unwrap_or_default() && ann(a) == ann(b)
 }
 
-fn adopt_meta(
-    existing: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-    mut desired: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+fn adopt_meta(existing: &ObjectMeta, mut desired: ObjectMeta) -> ObjectMeta {
     let old = existing.annotations.clone().unwrap_or_default();
     let ann = desired.annotations.get_or_insert_with(BTreeMap::new);
     for k in [
