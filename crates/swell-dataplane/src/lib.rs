@@ -1,0 +1,30 @@
+//! Swell's data plane: the ingress (host routing, weighted splits, tag routing,
+//! cluster-local visibility), revision pools (replica choice under
+//! `containerConcurrency`, the activator queue), the proxy to replicas (HTTP/1.1, h2c,
+//! upgrades, streaming), Knative's request timeouts and per-Revision metrics.
+//!
+//! The Route controller publishes [`RoutingTable`]s into [`RoutingTables`]; the Revision
+//! controller configures [`Revisions`]; the workload backend says which replicas are
+//! ready. Start at [`ingress::serve`].
+
+pub mod body;
+pub mod ingress;
+pub mod metrics;
+pub mod pool;
+pub mod proxy;
+pub mod routes;
+pub mod stats;
+
+pub use pool::{RevisionConfig, RevisionKey, Revisions};
+pub use routes::{RouteKey, RoutingTable, RoutingTables, Split, TrafficGroup};
+
+/// What the ingress serves from: the routes, the revision pools and the connections
+/// to replicas.
+#[derive(Debug, Default)]
+pub struct Dataplane {
+    /// Every Route's hosts.
+    pub routes: RoutingTables,
+    /// Every Revision's pool.
+    pub revisions: Revisions,
+    upstreams: proxy::Upstreams,
+}

@@ -1,0 +1,462 @@
+//! Revision pools: each Revision's ready replicas, the per-replica in-flight limit
+//! (`containerConcurrency`), least-loaded choice, and the activator queue that holds
+//! requests while no replica has room — or none is ready yet (§4.3, §5.2).
+
+use crate::metrics::{Metrics, RevisionMetrics};
+use crate::stats::{RequestStats, Stat};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use tokio::sync::oneshot;
+use tokio::time::{Duration, Instant};
+
+/// Requests a Revision's queue holds before answering 503 (the activator's depth).
+pub const QUEUE_DEPTH: usize = 10_000;
+
+/// Identifies a Revision.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RevisionKey {
+    /// Namespace.
+    pub namespace: String,
+    /// Revision name.
+    pub name: String,
+}
+
+/// What the data plane needs to know of a Revision's spec.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevisionConfig {
+    /// Requests one replica serves at once; 0 = unlimited.
+    pub container_concurrency: usize,
+    /// `timeoutSeconds`: the whole request, queueing included.
+    pub timeout: Duration,
+    /// `responseStartTimeoutSeconds`: until the first response byte.
+    pub response_start_timeout: Option<Duration>,
+    /// `idleTimeoutSeconds`: between response writes.
+    pub idle_timeout: Option<Duration>,
+    /// The container's port is named `h2c`: speak HTTP/2 (prior knowledge) to it.
+    pub h2c: bool,
+}
+
+impl Default for RevisionConfig {
+    fn default() -> Self {
+        RevisionConfig {
+            container_concurrency: 0,
+            timeout: Duration::from_secs(300),
+            response_start_timeout: None,
+            idle_timeout: None,
+            h2c: false,
+        }
+    }
+}
+
+/// Why a request got no replica.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AcquireError {
+    /// The queue is at its depth.
+    #[error("pending request queue full")]
+    QueueFull,
+    /// The Revision went away while the request waited.
+    #[error("revision is gone")]
+    Gone,
+}
+
+/// One ready replica.
+#[derive(Debug)]
+pub struct Replica {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    in_flight: AtomicUsize,
+}
+
+impl Replica {
+    /// Requests it is serving now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    config: RevisionConfig,
+    replicas: Vec<Arc<Replica>>,
+    waiters: VecDeque<oneshot::Sender<Lease>>,
+    next: usize,
+    stats: RequestStats,
+}
+
+/// A Revision's replicas and queue.
+#[derive(Debug)]
+pub struct RevisionPool {
+    /// Which Revision.
+    pub key: RevisionKey,
+    /// Its metric handles.
+    pub metrics: RevisionMetrics,
+    state: Mutex<State>,
+}
+
+/// The right to send one request to one replica; gives the slot back when dropped.
+#[derive(Debug)]
+pub struct Lease {
+    pool: Arc<RevisionPool>,
+    replica: Arc<Replica>,
+    armed: bool,
+}
+
+impl Lease {
+    /// The replica's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.replica.addr
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if self.armed {
+            let mut st = self.pool.lock();
+            self.replica.in_flight.fetch_sub(1, Ordering::Relaxed);
+            self.pool.dispatch(&mut st);
+        }
+    }
+}
+
+/// Counts a request for the autoscaler's statistics from arrival until dropped.
+#[derive(Debug)]
+pub struct Tracked {
+    pool: Arc<RevisionPool>,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.pool.lock().stats.request_out(Instant::now());
+    }
+}
+
+impl RevisionPool {
+    fn new(key: RevisionKey, config: RevisionConfig, metrics: &Metrics) -> Self {
+        RevisionPool {
+            metrics: metrics.revision(&key),
+            key,
+            state: Mutex::new(State {
+                config,
+                replicas: Vec::new(),
+                waiters: VecDeque::new(),
+                next: 0,
+                stats: RequestStats::new(Instant::now()),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The Revision's configuration.
+    pub fn config(&self) -> RevisionConfig {
+        self.lock().config.clone()
+    }
+
+    /// Counts a request until the returned guard is dropped.
+    pub fn track(self: &Arc<Self>) -> Tracked {
+        self.lock().stats.request_in(Instant::now());
+        Tracked { pool: self.clone() }
+    }
+
+    /// The least-loaded replica with room, its slot taken.
+    fn pick(self: &Arc<Self>, st: &mut State) -> Option<Lease> {
+        let cc = st.config.container_concurrency;
+        let n = st.replicas.len();
+        let mut best: Option<&Arc<Replica>> = None;
+        for i in 0..n {
+            let r = &st.replicas[(st.next + i) % n];
+            let load = r.in_flight();
+            if cc > 0 && load >= cc {
+                continue;
+            }
+            if best.is_none_or(|b| load < b.in_flight()) {
+                best = Some(r);
+            }
+        }
+        let replica = best?.clone();
+        st.next = (st.next + 1) % n.max(1);
+        replica.in_flight.fetch_add(1, Ordering::Relaxed);
+        Some(Lease {
+            pool: self.clone(),
+            replica,
+            armed: true,
+        })
+    }
+
+    /// Hands free slots to waiting requests, oldest first.
+    fn dispatch(self: &Arc<Self>, st: &mut State) {
+        while !st.waiters.is_empty() {
+            let Some(mut lease) = self.pick(st) else {
+                return;
+            };
+            while let Some(w) = st.waiters.pop_front() {
+                match w.send(lease) {
+                    Ok(()) => break,
+                    Err(back) => lease = back,
+                }
+                if st.waiters.is_empty() {
+                    // Everyone left; give the slot back without re-entering.
+                    lease.armed = false;
+                    lease.replica.in_flight.fetch_sub(1, Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A replica slot for one request, waiting in the queue while none is free.
+    pub async fn acquire(self: &Arc<Self>) -> Result<Lease, AcquireError> {
+        let rx = {
+            let mut st = self.lock();
+            if st.waiters.is_empty()
+                && let Some(lease) = self.pick(&mut st)
+            {
+                return Ok(lease);
+            }
+            if st.waiters.len() >= QUEUE_DEPTH {
+                st.waiters.retain(|w| !w.is_closed());
+                if st.waiters.len() >= QUEUE_DEPTH {
+                    return Err(AcquireError::QueueFull);
+                }
+            }
+            let (tx, rx) = oneshot::channel();
+            st.waiters.push_back(tx);
+            rx
+        };
+        rx.await.map_err(|_| AcquireError::Gone)
+    }
+
+    /// Requests waiting for a replica.
+    pub fn queued(&self) -> usize {
+        self.lock().waiters.iter().filter(|w| !w.is_closed()).count()
+    }
+
+    /// Requests in flight (queued or at a replica).
+    pub fn in_flight(&self) -> u64 {
+        self.lock().stats.concurrency()
+    }
+
+    /// Ready replicas.
+    pub fn replicas(&self) -> Vec<Arc<Replica>> {
+        self.lock().replicas.clone()
+    }
+
+    /// Closes the statistics period (for the autoscaler).
+    pub fn report(&self, now: Instant) -> Stat {
+        self.lock().stats.report(now)
+    }
+}
+
+/// Every Revision's pool. Cheap to clone (shared).
+#[derive(Clone, Debug, Default)]
+pub struct Revisions {
+    pools: Arc<RwLock<HashMap<RevisionKey, Arc<RevisionPool>>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Revisions {
+    /// The metrics of every pool.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The metrics as OpenMetrics text.
+    pub fn render_metrics(&self) -> String {
+        self.metrics.render(self)
+    }
+
+    /// The Revision's pool, created (with the default configuration) if need be.
+    pub fn pool(&self, key: &RevisionKey) -> Arc<RevisionPool> {
+        if let Some(p) = self.get(key) {
+            return p;
+        }
+        let mut pools = self.pools.write().unwrap_or_else(|e| e.into_inner());
+        pools
+            .entry(key.clone())
+            .or_insert_with(|| {
+                Arc::new(RevisionPool::new(
+                    key.clone(),
+                    RevisionConfig::default(),
+                    &self.metrics,
+                ))
+            })
+            .clone()
+    }
+
+    /// The Revision's pool, if it has one.
+    pub fn get(&self, key: &RevisionKey) -> Option<Arc<RevisionPool>> {
+        let pools = self.pools.read().unwrap_or_else(|e| e.into_inner());
+        pools.get(key).cloned()
+    }
+
+    /// Sets a Revision's configuration.
+    pub fn configure(&self, key: &RevisionKey, config: RevisionConfig) {
+        let pool = self.pool(key);
+        let mut st = pool.lock();
+        if st.config != config {
+            st.config = config;
+            pool.dispatch(&mut st);
+        }
+    }
+
+    /// Sets a Revision's ready replicas; waiting requests flow to new ones at once.
+    pub fn set_replicas(&self, key: &RevisionKey, addrs: &[SocketAddr]) {
+        let pool = self.pool(key);
+        let mut st = pool.lock();
+        let old = std::mem::take(&mut st.replicas);
+        st.replicas = addrs
+            .iter()
+            .map(|a| {
+                old.iter().find(|r| r.addr == *a).cloned().unwrap_or_else(|| {
+                    Arc::new(Replica {
+                        addr: *a,
+                        in_flight: AtomicUsize::new(0),
+                    })
+                })
+            })
+            .collect();
+        pool.dispatch(&mut st);
+    }
+
+    /// Forgets a Revision; requests waiting for it get [`AcquireError::Gone`].
+    pub fn remove(&self, key: &RevisionKey) {
+        let removed = self
+            .pools
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+        if let Some(pool) = removed {
+            self.metrics.forget(key);
+            let mut st = pool.lock();
+            st.waiters.clear();
+            st.replicas.clear();
+        }
+    }
+
+    /// Every pool.
+    pub fn all(&self) -> Vec<Arc<RevisionPool>> {
+        let pools = self.pools.read().unwrap_or_else(|e| e.into_inner());
+        pools.values().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> RevisionKey {
+        RevisionKey {
+            namespace: "default".into(),
+            name: "hello-00001".into(),
+        }
+    }
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn with_cc(cc: usize) -> (Revisions, Arc<RevisionPool>) {
+        let revs = Revisions::default();
+        revs.configure(
+            &key(),
+            RevisionConfig {
+                container_concurrency: cc,
+                ..RevisionConfig::default()
+            },
+        );
+        (revs.clone(), revs.pool(&key()))
+    }
+
+    #[tokio::test]
+    async fn requests_wait_for_the_first_replica() {
+        let (revs, pool) = with_cc(0);
+        let waiting = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.acquire().await.map(|l| l.addr()) }
+        });
+        while pool.queued() == 0 {
+            tokio::task::yield_now().await;
+        }
+        revs.set_replicas(&key(), &[addr(1)]);
+        assert_eq!(waiting.await.unwrap(), Ok(addr(1)));
+    }
+
+    #[tokio::test]
+    async fn a_replica_never_gets_more_than_container_concurrency() {
+        let (revs, pool) = with_cc(1);
+        revs.set_replicas(&key(), &[addr(1), addr(2)]);
+        let a = pool.acquire().await.unwrap();
+        let b = pool.acquire().await.unwrap();
+        assert_ne!(a.addr(), b.addr());
+        let third = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.acquire().await.map(|l| l.addr()) }
+        });
+        while pool.queued() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let freed = b.addr();
+        drop(b);
+        assert_eq!(third.await.unwrap(), Ok(freed));
+        assert_eq!(pool.replicas().iter().map(|r| r.in_flight()).sum::<usize>(), 1);
+        drop(a);
+    }
+
+    #[tokio::test]
+    async fn least_loaded_replica_is_chosen() {
+        let (revs, pool) = with_cc(0);
+        revs.set_replicas(&key(), &[addr(1), addr(2)]);
+        let a = pool.acquire().await.unwrap();
+        let b = pool.acquire().await.unwrap();
+        assert_ne!(a.addr(), b.addr());
+        drop(a);
+        let c = pool.acquire().await.unwrap();
+        assert_ne!(c.addr(), b.addr());
+    }
+
+    #[tokio::test]
+    async fn abandoned_waiters_do_not_swallow_slots() {
+        let (revs, pool) = with_cc(1);
+        let gone = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.acquire().await.map(|_| ()) }
+        });
+        while pool.queued() == 0 {
+            tokio::task::yield_now().await;
+        }
+        gone.abort();
+        let _ = gone.await;
+        revs.set_replicas(&key(), &[addr(1)]);
+        // The slot went back: the next request gets it at once.
+        let l = pool.acquire().await.unwrap();
+        assert_eq!(l.addr(), addr(1));
+    }
+
+    #[tokio::test]
+    async fn removal_releases_waiters() {
+        let (revs, pool) = with_cc(0);
+        let waiting = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.acquire().await.map(|l| l.addr()) }
+        });
+        while pool.queued() == 0 {
+            tokio::task::yield_now().await;
+        }
+        revs.remove(&key());
+        assert_eq!(waiting.await.unwrap(), Err(AcquireError::Gone));
+    }
+
+    #[tokio::test]
+    async fn replicas_keep_their_load_across_updates() {
+        let (revs, pool) = with_cc(2);
+        revs.set_replicas(&key(), &[addr(1)]);
+        let _a = pool.acquire().await.unwrap();
+        revs.set_replicas(&key(), &[addr(1), addr(2)]);
+        let loads: Vec<usize> = pool.replicas().iter().map(|r| r.in_flight()).collect();
+        assert_eq!(loads, vec![1, 0]);
+    }
+}
