@@ -1,6 +1,6 @@
 //! Knative Serving's reconcilers, as kube-runtime controllers: Service → Configuration +
-//! Route, Configuration → Revision, Revision → replicas (through a [`Backend`]), and
-//! Route → resolved traffic, URLs and a published [`RoutingTable`].
+//! Route, Configuration → Revision, Revision → replicas (through a [`Backend`]) and its
+//! data-plane pool, and Route → resolved traffic, URLs and a published [`RoutingTable`].
 //!
 //! The controllers talk to the API through a `kube::Client`; `swell server` builds one
 //! that calls the API router in-process (no TCP), so the same reconcilers can later run
@@ -8,21 +8,20 @@
 //! (`service_status`, `configuration_status`, `revision_status`, `route_status`),
 //! unit-tested without any runtime. Start at [`run`].
 
-pub mod backend;
 pub mod condition;
 pub mod configuration;
 pub mod events;
 pub mod gc;
-pub mod ingress;
 pub mod labels;
 mod owner;
 pub mod revision;
 pub mod rollout;
 pub mod route;
 pub mod service;
+pub mod workload;
 
-pub use backend::{Backend, FakeBackend, NoBackend, ReplicaStatus, RevisionRef};
-pub use ingress::{RouteKey, RoutingTable, RoutingTables, Split};
+pub use swell_dataplane::{RouteKey, RoutingTable, RoutingTables, Split};
+pub use swell_runtime::{Backend, FakeBackend, NoBackend, ReplicaStatus, RevisionRef};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -44,6 +43,10 @@ pub struct Ctx {
     pub backend: Arc<dyn Backend>,
     /// Where Routes publish their routing tables.
     pub ingress: RoutingTables,
+    /// The data plane's Revision pools, configured from each Revision's spec.
+    pub pools: swell_dataplane::Revisions,
+    /// The ingress port, shown in URLs unless it is the scheme's default.
+    pub ingress_port: Option<u16>,
     /// The `config-*` maps as last read.
     pub config: tokio::sync::watch::Receiver<Arc<ServingConfig>>,
     /// Every Revision, cached from a watch (the same stream that triggers the
@@ -148,15 +151,58 @@ async fn follow_config(
     }
 }
 
-/// Runs the four controllers until `shutdown` is cancelled. `on_config` is called with
-/// every new configuration read from the `config-*` maps.
-pub async fn run(
-    client: kube::Client,
-    backend: Arc<dyn Backend>,
-    ingress: RoutingTables,
-    on_config: Arc<dyn Fn(&ServingConfig) + Send + Sync>,
-    shutdown: CancellationToken,
-) {
+/// What the controllers drive, and how they hear of changes outside the API.
+pub struct Wiring {
+    /// The API.
+    pub client: kube::Client,
+    /// Runs replicas.
+    pub backend: Arc<dyn Backend>,
+    /// Where Routes publish their routing tables.
+    pub ingress: RoutingTables,
+    /// The data plane's Revision pools.
+    pub pools: swell_dataplane::Revisions,
+    /// The ingress port (for URLs).
+    pub ingress_port: Option<u16>,
+    /// Revisions whose replicas changed (the backend says so); each is reconciled.
+    pub replica_changes: tokio::sync::mpsc::UnboundedReceiver<RevisionRef>,
+    /// Called with every new configuration read from the `config-*` maps.
+    pub on_config: Arc<dyn Fn(&ServingConfig) + Send + Sync>,
+}
+
+impl std::fmt::Debug for Wiring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wiring").finish_non_exhaustive()
+    }
+}
+
+/// Tears down the replicas and pool of every Revision that is deleted.
+async fn follow_revision_deletions(ctx: Arc<Ctx>, shutdown: CancellationToken) {
+    let api = Api::<Revision>::all(ctx.client.clone());
+    let events = watcher(api, watcher::Config::default()).default_backoff();
+    let mut events = std::pin::pin!(events.take_until(shutdown.cancelled_owned()));
+    while let Some(e) = events.next().await {
+        if let Ok(watcher::Event::Delete(rev)) = e {
+            let r = revision::revision_ref(&rev);
+            ctx.backend.teardown(&r);
+            ctx.pools.remove(&swell_dataplane::RevisionKey {
+                namespace: r.namespace,
+                name: r.name,
+            });
+        }
+    }
+}
+
+/// Runs the four controllers until `shutdown` is cancelled.
+pub async fn run(wiring: Wiring, shutdown: CancellationToken) {
+    let Wiring {
+        client,
+        backend,
+        ingress,
+        pools,
+        ingress_port,
+        replica_changes,
+        on_config,
+    } = wiring;
     let c = client.clone();
     let wc = watcher::Config::default;
     let (revisions, writer) = reflector::store::<Revision>();
@@ -172,6 +218,8 @@ pub async fn run(
         client,
         backend,
         ingress,
+        pools,
+        ingress_port,
         config,
         revisions,
     });
@@ -189,8 +237,13 @@ pub async fn run(
         .owns_stream(revision_events)
         .reconcile_all_on(gc_changes)
         .graceful_shutdown_on(stop());
-    let revisions =
-        Controller::new(Api::<Revision>::all(c.clone()), wc()).graceful_shutdown_on(stop());
+    let replica_changes = futures::stream::unfold(replica_changes, |mut rx| async move {
+        let r = rx.recv().await?;
+        Some((ObjectRef::<Revision>::new(&r.name).within(&r.namespace), rx))
+    });
+    let revisions = Controller::new(Api::<Revision>::all(c.clone()), wc())
+        .reconcile_on(replica_changes)
+        .graceful_shutdown_on(stop());
     // A Route follows the Configurations and Revisions it names; a Service's Route has
     // the Configuration's name, and a Revision names its Configuration in a label.
     let routes = Controller::new(Api::<Route>::all(c.clone()), wc());
@@ -220,6 +273,7 @@ pub async fn run(
         .graceful_shutdown_on(stop());
     tokio::join!(
         follow,
+        follow_revision_deletions(ctx.clone(), shutdown.clone()),
         drive(services, service::reconcile, ctx.clone()),
         drive(configurations, configuration::reconcile, ctx.clone()),
         drive(revisions, revision::reconcile, ctx.clone()),

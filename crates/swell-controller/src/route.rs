@@ -2,7 +2,7 @@
 //! routing table for the data plane (§1.5, §2.1, §2.2).
 
 use crate::condition::{self, FALSE, TRUE, UNKNOWN};
-use crate::ingress::{RouteKey, RoutingTable, Split};
+use swell_dataplane::{RouteKey, RoutingTable, Split, TrafficGroup};
 use crate::labels;
 use crate::rollout;
 use crate::{Ctx, ReconcileError};
@@ -216,26 +216,33 @@ pub fn host(route: &Route, tag: Option<&str>, cfg: &ServingConfig) -> String {
     )
 }
 
-fn url(route: &Route, tag: Option<&str>, cfg: &ServingConfig) -> String {
-    let scheme = if cluster_local(route, cfg) {
-        "http"
-    } else {
-        cfg.network.scheme.as_str()
-    };
-    format!("{scheme}://{}", host(route, tag, cfg))
+/// The URL of the Route (or a tag): public URLs carry the ingress port unless it is the
+/// scheme's default, so they work as written.
+fn url(route: &Route, tag: Option<&str>, cfg: &ServingConfig, port: Option<u16>) -> String {
+    if cluster_local(route, cfg) {
+        return format!("http://{}", host(route, tag, cfg));
+    }
+    let scheme = cfg.network.scheme.as_str();
+    let default_port = if scheme == "https" { 443 } else { 80 };
+    match port.filter(|p| *p != default_port) {
+        Some(p) => format!("{scheme}://{}:{p}", host(route, tag, cfg)),
+        None => format!("{scheme}://{}", host(route, tag, cfg)),
+    }
 }
 
-/// The Route's status for resolved traffic (or for the error that stopped resolution).
+/// The Route's status for resolved traffic (or for the error that stopped resolution);
+/// `port` is the ingress's.
 pub fn route_status(
     route: &Route,
     resolved: &Result<Vec<TrafficTarget>, TrafficError>,
     cfg: &ServingConfig,
+    port: Option<u16>,
 ) -> RouteStatus {
     let mut st = route.status.clone().unwrap_or_default();
     st.status.observed_generation = route.metadata.generation;
     let name = route.metadata.name.as_deref().unwrap_or_default();
     let ns = route.metadata.namespace.as_deref().unwrap_or_default();
-    st.fields.url = Some(url(route, None, cfg));
+    st.fields.url = Some(url(route, None, cfg, port));
     st.fields.address = Some(Addressable {
         url: Some(format!("http://{name}.{ns}.svc.{CLUSTER_DOMAIN}")),
         ..Default::default()
@@ -246,7 +253,7 @@ pub fn route_status(
             st.fields.traffic = traffic
                 .iter()
                 .map(|t| TrafficTarget {
-                    url: t.tag.as_deref().map(|tag| url(route, Some(tag), cfg)),
+                    url: t.tag.as_deref().map(|tag| url(route, Some(tag), cfg, port)),
                     ..t.clone()
                 })
                 .collect();
@@ -283,8 +290,33 @@ pub fn route_status(
     st
 }
 
-/// The routing table for resolved traffic: the main host splits by percent; each tag's
-/// host sends everything to its one Revision.
+/// The cluster-local names of a host part (`hello` → `hello.default`,
+/// `hello.default.svc`, `hello.default.svc.cluster.local`).
+fn local_hosts(route: &Route, tag: Option<&str>, cfg: &ServingConfig) -> Vec<String> {
+    let full = host(
+        &Route {
+            metadata: kube::api::ObjectMeta {
+                labels: Some(
+                    [(labels::VISIBILITY.to_string(), "cluster-local".to_string())]
+                        .into_iter()
+                        .collect(),
+                ),
+                ..route.metadata.clone()
+            },
+            ..route.clone()
+        },
+        tag,
+        cfg,
+    );
+    let short = full
+        .strip_suffix(&format!(".svc.{CLUSTER_DOMAIN}"))
+        .unwrap_or(&full)
+        .to_string();
+    vec![short.clone(), format!("{short}.svc"), full]
+}
+
+/// The routing table for resolved traffic: the default group splits by percent; each
+/// tag's group sends everything to its one Revision (or splits while it rolls out).
 pub fn routing_table(
     route: &Route,
     traffic: &[TrafficTarget],
@@ -312,27 +344,30 @@ pub fn routing_table(
         }
         out
     };
-    let mut hosts = vec![(
-        host(route, None, cfg),
-        splits(traffic.iter().collect(), false),
-    )];
+    let public = !cluster_local(route, cfg);
+    let group = |tag: Option<&str>, splits: Vec<Split>| TrafficGroup {
+        tag: tag.map(str::to_string),
+        public_host: public.then(|| host(route, tag, cfg)),
+        local_hosts: local_hosts(route, tag, cfg),
+        splits,
+    };
+    let mut groups = vec![group(None, splits(traffic.iter().collect(), false))];
     let mut tags: Vec<&str> = Vec::new();
     for tag in traffic.iter().filter_map(|t| t.tag.as_deref()) {
         if !tags.contains(&tag) {
             tags.push(tag);
         }
     }
-    // A tag's host sends everything to its Revision, or splits while it rolls out.
     for tag in tags {
         let entries: Vec<&TrafficTarget> = traffic
             .iter()
             .filter(|t| t.tag.as_deref() == Some(tag))
             .collect();
-        hosts.push((host(route, Some(tag), cfg), splits(entries, true)));
+        groups.push(group(Some(tag), splits(entries, true)));
     }
     RoutingTable {
-        hosts,
-        cluster_local: cluster_local(route, cfg),
+        groups,
+        tag_header_routing: cfg.features.allows("tag-header-based-routing"),
     }
 }
 
@@ -601,12 +636,12 @@ pub async fn reconcile(route: Arc<Route>, ctx: Arc<Ctx>) -> Result<Action, Recon
         |n| find_named(&found_revisions, n),
     );
     let cfg = ctx.config.borrow().clone();
-    let mut st = route_status(&route, &resolved, &cfg);
+    let mut st = route_status(&route, &resolved, &cfg, ctx.ingress_port);
     let next_step = apply_rollout(&route, &found_configs, &cfg, &mut st);
     if resolved.is_ok() {
         // The status traffic includes the rollout's split.
         ctx.ingress
-            .publish(key, routing_table(&route, &st.fields.traffic, &cfg));
+            .publish(key, &routing_table(&route, &st.fields.traffic, &cfg));
     }
     let settled =
         condition::status_of(&st.status.conditions, "Ready").is_some_and(|c| c.status != UNKNOWN);
@@ -742,17 +777,33 @@ mod tests {
             ]
         );
         let table = routing_table(&r, &traffic, &ServingConfig::default());
-        assert_eq!(table.hosts[0].0, "hello.default.localhost");
-        assert_eq!(table.hosts[0].1.len(), 2);
+        let main = &table.groups[0];
+        assert_eq!(main.public_host.as_deref(), Some("hello.default.localhost"));
         assert_eq!(
-            table.hosts[1],
-            (
-                "next-hello.default.localhost".into(),
-                vec![Split {
-                    revision: "hello-2".into(),
-                    percent: 100
-                }]
-            )
+            main.local_hosts,
+            vec![
+                "hello.default",
+                "hello.default.svc",
+                "hello.default.svc.cluster.local"
+            ]
+        );
+        assert_eq!(main.splits.len(), 2);
+        let next = &table.groups[1];
+        assert_eq!(next.tag.as_deref(), Some("next"));
+        assert_eq!(
+            next.public_host.as_deref(),
+            Some("next-hello.default.localhost")
+        );
+        assert_eq!(
+            next.local_hosts[2],
+            "next-hello.default.svc.cluster.local"
+        );
+        assert_eq!(
+            next.splits,
+            vec![Split {
+                revision: "hello-2".into(),
+                percent: 100
+            }]
         );
     }
 
@@ -772,7 +823,7 @@ mod tests {
             &ServingConfig::default(),
         );
         assert_eq!(
-            table.hosts[1].1,
+            table.groups[1].splits,
             vec![
                 Split {
                     revision: "hello-1".into(),
@@ -813,7 +864,7 @@ mod tests {
             host(&r, None, &ServingConfig::default()),
             "hello.default.svc.cluster.local"
         );
-        let st = route_status(&r, &Ok(vec![]), &ServingConfig::default());
+        let st = route_status(&r, &Ok(vec![]), &ServingConfig::default(), None);
         assert_eq!(
             st.fields.url.as_deref(),
             Some("http://hello.default.svc.cluster.local")

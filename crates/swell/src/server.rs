@@ -1,4 +1,5 @@
-//! `swell server`: opens the store, serves the API, writes a kubeconfig, and shuts down
+//! `swell server`: opens the store, serves the API (with `/metrics`) and the ingress,
+//! runs the controllers and the workload backend, writes a kubeconfig, and shuts down
 //! gracefully on SIGTERM or Ctrl-C.
 
 use anyhow::Context;
@@ -24,10 +25,14 @@ pub struct ServerArgs {
     /// 410 Expired and lists again.
     #[arg(long, env = "SWELL_WATCH_HISTORY", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub watch_history: u64,
-    /// What runs Revisions' replicas. `none` (until the process and runc backends land):
-    /// Revisions report that nothing can run them. `fake`: replicas count as ready at
-    /// once and nothing runs — for testing and benchmarking the control plane.
-    #[arg(long, env = "SWELL_BACKEND", value_enum, default_value_t = BackendKind::None)]
+    /// Address of the ingress that serves Routes' URLs.
+    #[arg(long, env = "SWELL_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+    /// What runs Revisions' replicas. `process`: each replica is the container's
+    /// `command`/`args` run as a local process. `fake`: replicas count as ready at once
+    /// and nothing runs (control-plane testing). `none`: nothing runs, and Revisions say
+    /// so.
+    #[arg(long, env = "SWELL_BACKEND", value_enum, default_value_t = BackendKind::Process)]
     pub backend: BackendKind,
     /// Serve the API only: no controller reconciles anything (for API-level testing and
     /// debugging).
@@ -38,10 +43,33 @@ pub struct ServerArgs {
 /// The workload backends `--backend` can choose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendKind {
-    /// No workload backend.
-    None,
+    /// Local processes.
+    Process,
     /// Replicas are ready at once; nothing runs.
     Fake,
+    /// No workload backend.
+    None,
+}
+
+/// Hands the backend's ready replicas to the data plane and wakes the Revision
+/// reconciler.
+struct ToDataplane {
+    pools: swell_dataplane::Revisions,
+    changes: tokio::sync::mpsc::UnboundedSender<swell_runtime::RevisionRef>,
+}
+
+impl swell_runtime::ReplicaObserver for ToDataplane {
+    fn replicas_changed(&self, rev: &swell_runtime::RevisionRef, ready: Vec<SocketAddr>) {
+        let key = swell_dataplane::RevisionKey {
+            namespace: rev.namespace.clone(),
+            name: rev.name.clone(),
+        };
+        // A Revision that is gone gets no pool back.
+        if self.pools.get(&key).is_some() {
+            self.pools.set_replicas(&key, &ready);
+        }
+        let _ = self.changes.send(rev.clone());
+    }
 }
 
 /// `$XDG_DATA_HOME/swell`, else `~/.local/share/swell`, else `./swell-data`.
@@ -91,43 +119,93 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     write_atomically(&kubeconfig, &kubeconfig_yaml(&url))
         .with_context(|| format!("cannot write {}", kubeconfig.display()))?;
 
+    let ingress_listener = tokio::net::TcpListener::bind(args.http_addr)
+        .await
+        .with_context(|| format!("cannot listen on {} (ingress)", args.http_addr))?;
+    let ingress_addr = ingress_listener.local_addr()?;
+
     let shutdown = CancellationToken::new();
     let state = Arc::new(ApiState::new(
         Arc::new(store),
         addr.to_string(),
         shutdown.clone(),
     ));
-    let app = swell_apiserver::router(state.clone());
+    let dataplane = Arc::new(swell_dataplane::Dataplane::default());
+    let pools = dataplane.revisions.clone();
+    let app = swell_apiserver::router(state.clone()).route(
+        "/metrics",
+        axum::routing::get(move || {
+            let body = pools.render_metrics();
+            async move {
+                (
+                    [(
+                        http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    body,
+                )
+            }
+        }),
+    );
 
-    // The controllers reach the API through the router itself, in-process.
-    let backend: Arc<dyn swell_controller::Backend> = match args.backend {
-        BackendKind::None => Arc::new(swell_controller::NoBackend),
-        BackendKind::Fake => Arc::new(swell_controller::FakeBackend::default()),
+    let (changes_tx, replica_changes) = tokio::sync::mpsc::unbounded_channel();
+    let observer = Arc::new(ToDataplane {
+        pools: dataplane.revisions.clone(),
+        changes: changes_tx,
+    });
+    let process = match args.backend {
+        BackendKind::Process => {
+            let dir = args.data_dir.join("replicas");
+            Some(Arc::new(
+                swell_runtime::ProcessBackend::new(&dir, observer).with_context(|| {
+                    format!("cannot prepare the process backend in {}", dir.display())
+                })?,
+            ))
+        }
+        _ => None,
     };
+    let backend: Arc<dyn swell_controller::Backend> = match (&process, args.backend) {
+        (Some(p), _) => p.clone(),
+        (None, BackendKind::Fake) => Arc::new(swell_controller::FakeBackend::default()),
+        (None, _) => Arc::new(swell_controller::NoBackend),
+    };
+    // The controllers reach the API through the router itself, in-process.
     let client = kube::Client::new(app.clone(), "default");
-    let ingress = swell_controller::RoutingTables::default();
+    let wiring = swell_controller::Wiring {
+        client,
+        backend,
+        ingress: dataplane.routes.clone(),
+        pools: dataplane.revisions.clone(),
+        ingress_port: Some(ingress_addr.port()),
+        replica_changes,
+        on_config: Arc::new(move |cfg: &swell_api::config::ServingConfig| {
+            state.set_admission_context(swell_api::AdmissionContext {
+                config: swell_api::validation::ValidationConfig {
+                    defaults: cfg.defaults.clone(),
+                    features: cfg.features.clone(),
+                    autoscaler: cfg.autoscaler.clone(),
+                },
+                ..swell_api::AdmissionContext::default()
+            });
+        }),
+    };
+    let ingress = tokio::spawn(
+        swell_dataplane::ingress::serve(ingress_listener, dataplane, shutdown.clone())
+            .instrument(tracing::info_span!("ingress")),
+    );
     let controllers = tokio::spawn({
         let shutdown = shutdown.clone();
         let enabled = !args.no_controllers;
         async move {
             if enabled {
-                let on_config = Arc::new(move |cfg: &swell_api::config::ServingConfig| {
-                    state.set_admission_context(swell_api::AdmissionContext {
-                        config: swell_api::validation::ValidationConfig {
-                            defaults: cfg.defaults.clone(),
-                            features: cfg.features.clone(),
-                            autoscaler: cfg.autoscaler.clone(),
-                        },
-                        ..swell_api::AdmissionContext::default()
-                    });
-                });
-                swell_controller::run(client, backend, ingress, on_config, shutdown).await;
+                swell_controller::run(wiring, shutdown).await;
             }
         }
         .instrument(tracing::info_span!("controllers"))
     });
-    tracing::info!(api = %url, data_dir = %args.data_dir.display(), "swell server started");
+    tracing::info!(api = %url, ingress = %ingress_addr, data_dir = %args.data_dir.display(), "swell server started");
     println!("Swell API server listening on {url}");
+    println!("Swell ingress listening on http://{ingress_addr}");
     println!("Use it with kubectl or swell:");
     println!("  export KUBECONFIG={}", kubeconfig.display());
     println!("  kubectl get ksvc");
@@ -150,6 +228,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     serve.await.context("API server failed")?;
     shutdown.cancel();
     controllers.await.context("controllers panicked")?;
+    ingress.await.context("ingress panicked")?;
+    if let Some(p) = process {
+        p.shutdown().await;
+    }
     tracing::info!("drained cleanly");
     Ok(())
 }

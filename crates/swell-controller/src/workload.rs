@@ -1,0 +1,266 @@
+//! What a Revision runs, resolved for the backend: the serving container's environment
+//! (`envFrom`, then `env` with ConfigMap/Secret references and Kubernetes' `$(VAR)`
+//! expansion, then Knative's `K_*`), its argv, port and stop grace period.
+
+use crate::labels;
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Secret};
+use kube::api::Api;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use swell_api::Revision;
+use swell_runtime::{Failure, Workload};
+
+/// The default container port (runtime contract).
+pub const DEFAULT_PORT: u16 = 8080;
+
+/// Expands `$(VAR)` from `vars` (unknown references stay as written; `$$` is `$`).
+pub fn expand(s: &str, vars: &BTreeMap<String, String>) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(inner) = after.strip_prefix('(')
+            && let Some(end) = inner.find(')')
+        {
+            let name = &inner[..end];
+            match vars.get(name) {
+                Some(v) => out.push_str(v),
+                None => out.push_str(&rest[i..i + 2 + end + 1]),
+            }
+            rest = &inner[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn config_error(message: String) -> Failure {
+    Failure {
+        reason: "CreateContainerConfigError".into(),
+        message,
+        failed: true,
+    }
+}
+
+/// Reads ConfigMaps and Secrets of one namespace, once each.
+struct Sources {
+    maps: Api<ConfigMap>,
+    secrets: Api<Secret>,
+    map_cache: BTreeMap<String, Option<BTreeMap<String, String>>>,
+    secret_cache: BTreeMap<String, Option<BTreeMap<String, String>>>,
+}
+
+impl Sources {
+    async fn map(&mut self, name: &str) -> Result<Option<BTreeMap<String, String>>, kube::Error> {
+        if !self.map_cache.contains_key(name) {
+            let m = self.maps.get_opt(name).await?.map(|m| m.data.unwrap_or_default());
+            self.map_cache.insert(name.to_string(), m);
+        }
+        Ok(self.map_cache[name].clone())
+    }
+
+    async fn secret(
+        &mut self,
+        name: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, kube::Error> {
+        if !self.secret_cache.contains_key(name) {
+            let s = self.secrets.get_opt(name).await?.map(|s| {
+                let mut data: BTreeMap<String, String> = s
+                    .data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                    .collect();
+                data.extend(s.string_data.unwrap_or_default());
+                data
+            });
+            self.secret_cache.insert(name.to_string(), s);
+        }
+        Ok(self.secret_cache[name].clone())
+    }
+}
+
+/// Why a Workload cannot be built: the API failed (retry), or the Revision's
+/// references cannot be satisfied (report it).
+#[derive(Debug)]
+pub enum WorkloadError {
+    /// Retry.
+    Api(kube::Error),
+    /// Report on the Revision.
+    Config(Failure),
+}
+
+impl From<kube::Error> for WorkloadError {
+    fn from(e: kube::Error) -> Self {
+        WorkloadError::Api(e)
+    }
+}
+
+/// The serving container and the others.
+fn split_containers(rev: &Revision) -> Option<(Container, Vec<Container>)> {
+    let mut all = rev.spec.pod_spec.containers.clone();
+    let i = swell_api::defaults::serving_container_index(&all)?;
+    let serving = all.remove(i);
+    Some((serving, all))
+}
+
+/// Resolves what `rev` runs.
+pub async fn resolve(client: &kube::Client, rev: &Revision) -> Result<Workload, WorkloadError> {
+    let ns = rev.metadata.namespace.clone().unwrap_or_default();
+    let name = rev.metadata.name.clone().unwrap_or_default();
+    let Some((container, sidecars)) = split_containers(rev) else {
+        return Err(WorkloadError::Config(config_error(
+            "the Revision has no serving container".into(),
+        )));
+    };
+    let mut src = Sources {
+        maps: Api::namespaced(client.clone(), &ns),
+        secrets: Api::namespaced(client.clone(), &ns),
+        map_cache: BTreeMap::new(),
+        secret_cache: BTreeMap::new(),
+    };
+    let mut env: Vec<(String, String)> = Vec::new();
+    for from in container.env_from.iter().flatten() {
+        let prefix = from.prefix.clone().unwrap_or_default();
+        let (data, what, optional) = if let Some(r) = &from.config_map_ref {
+            (src.map(&r.name).await?, format!("configmap {:?}", r.name), r.optional)
+        } else if let Some(r) = &from.secret_ref {
+            (src.secret(&r.name).await?, format!("secret {:?}", r.name), r.optional)
+        } else {
+            continue;
+        };
+        match data {
+            Some(d) => {
+                for (k, v) in d {
+                    set(&mut env, format!("{prefix}{k}"), v);
+                }
+            }
+            None if optional == Some(true) => {}
+            None => return Err(WorkloadError::Config(config_error(format!("{what} not found")))),
+        }
+    }
+    for e in container.env.iter().flatten() {
+        let value = match &e.value_from {
+            None => Some(expand(e.value.as_deref().unwrap_or_default(), &vars_snapshot(&env))),
+            Some(from) => {
+                if let Some(r) = &from.config_map_key_ref {
+                    let d = src.map(&r.name).await?;
+                    match (d.as_ref().and_then(|d| d.get(&r.key)), r.optional) {
+                        (Some(v), _) => Some(v.clone()),
+                        (None, Some(true)) => None,
+                        (None, _) => {
+                            return Err(WorkloadError::Config(config_error(match d {
+                                Some(_) => format!("couldn't find key {} in ConfigMap {ns}/{}", r.key, r.name),
+                                None => format!("configmap {:?} not found", r.name),
+                            })));
+                        }
+                    }
+                } else if let Some(r) = &from.secret_key_ref {
+                    let d = src.secret(&r.name).await?;
+                    match (d.as_ref().and_then(|d| d.get(&r.key)), r.optional) {
+                        (Some(v), _) => Some(v.clone()),
+                        (None, Some(true)) => None,
+                        (None, _) => {
+                            return Err(WorkloadError::Config(config_error(match d {
+                                Some(_) => format!("couldn't find key {} in Secret {ns}/{}", r.key, r.name),
+                                None => format!("secret {:?} not found", r.name),
+                            })));
+                        }
+                    }
+                } else if let Some(f) = &from.field_ref {
+                    match f.field_path.as_str() {
+                        "metadata.namespace" => Some(ns.clone()),
+                        "metadata.name" => Some(format!("{name}-deployment")),
+                        "status.podIP" | "status.hostIP" => Some("127.0.0.1".into()),
+                        other => {
+                            return Err(WorkloadError::Config(config_error(format!(
+                                "env {}: fieldRef {other:?} is not supported by Swell",
+                                e.name
+                            ))));
+                        }
+                    }
+                } else {
+                    return Err(WorkloadError::Config(config_error(format!(
+                        "env {}: resourceFieldRef is not supported by Swell",
+                        e.name
+                    ))));
+                }
+            }
+        };
+        if let Some(v) = value {
+            set(&mut env, e.name.clone(), v);
+        }
+    }
+    let label = |k: &str| {
+        rev.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(k))
+            .cloned()
+            .unwrap_or_default()
+    };
+    set(&mut env, "K_REVISION".into(), name.clone());
+    set(&mut env, "K_CONFIGURATION".into(), label(labels::CONFIGURATION));
+    set(&mut env, "K_SERVICE".into(), label(labels::SERVICE));
+    let port = container
+        .ports
+        .as_ref()
+        .and_then(|p| p.first())
+        .and_then(|p| u16::try_from(p.container_port).ok())
+        .filter(|p| *p > 0)
+        .unwrap_or(DEFAULT_PORT);
+    // `$(PORT)` stays: each replica's port is the backend's to fill in.
+    let final_vars = vars_snapshot(&env);
+    let argv = container
+        .command
+        .iter()
+        .flatten()
+        .chain(container.args.iter().flatten())
+        .map(|a| expand(a, &final_vars))
+        .collect();
+    let grace = Duration::from_secs(
+        rev.spec
+            .timeout_seconds
+            .and_then(|t| u64::try_from(t).ok())
+            .unwrap_or(300),
+    );
+    Ok(Workload {
+        container,
+        env,
+        argv,
+        port,
+        grace,
+        sidecars,
+    })
+}
+
+/// Sets (or replaces) one variable.
+fn set(env: &mut Vec<(String, String)>, k: String, v: String) {
+    env.retain(|(n, _)| *n != k);
+    env.push((k, v));
+}
+
+fn vars_snapshot(env: &[(String, String)]) -> BTreeMap<String, String> {
+    env.iter().cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expansion_follows_kubernetes() {
+        let vars: BTreeMap<String, String> =
+            [("A".to_string(), "x".to_string())].into_iter().collect();
+        assert_eq!(expand("$(A)-$(B)", &vars), "x-$(B)");
+        assert_eq!(expand("$$(A) $ $(", &vars), "$(A) $ $(");
+        assert_eq!(expand("plain", &vars), "plain");
+    }
+}

@@ -1,0 +1,130 @@
+//! The seam between the Revision reconciler and whatever runs replicas, with the two
+//! backends that run nothing: [`NoBackend`] and [`FakeBackend`].
+
+use k8s_openapi::api::core::v1::Container;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Identifies a Revision's replicas.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RevisionRef {
+    /// Namespace.
+    pub namespace: String,
+    /// Revision name.
+    pub name: String,
+}
+
+/// What to run for a Revision: its serving container with everything resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Workload {
+    /// The serving container as the Revision has it.
+    pub container: Container,
+    /// The environment, resolved (`env`, `envFrom`, ConfigMap and Secret references,
+    /// `$(VAR)` expansion) and ending with Knative's `K_SERVICE`, `K_CONFIGURATION`,
+    /// `K_REVISION`. `PORT` is set per replica by the backend.
+    pub env: Vec<(String, String)>,
+    /// `command` + `args` with `$(VAR)` expanded.
+    pub argv: Vec<String>,
+    /// The container port (8080 unless the Revision names one).
+    pub port: u16,
+    /// How long a stopping replica gets between SIGTERM and SIGKILL.
+    pub grace: Duration,
+    /// Other containers of the Revision (sidecars).
+    pub sidecars: Vec<Container>,
+}
+
+/// Why replicas are not running.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// A CamelCase reason (`ExitCode5`, `NoBackend`).
+    pub reason: String,
+    /// What happened, for people.
+    pub message: String,
+    /// The container failed (`ContainerHealthy=False`), rather than cannot be judged
+    /// yet (`Unknown`).
+    pub failed: bool,
+}
+
+/// What the backend observes of a Revision's replicas.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplicaStatus {
+    /// Replicas running and ready.
+    pub ready: i32,
+    /// Why replicas are not ready, when known.
+    pub failure: Option<Failure>,
+}
+
+/// Told whenever a Revision's set of ready replicas changes.
+pub trait ReplicaObserver: Send + Sync + 'static {
+    /// `ready` is the complete set of ready replica addresses.
+    fn replicas_changed(&self, rev: &RevisionRef, ready: Vec<SocketAddr>);
+}
+
+/// Runs a Revision's replicas somewhere.
+pub trait Backend: Send + Sync + 'static {
+    /// Makes `replicas` replicas of the Revision run. Idempotent.
+    fn ensure(&self, rev: &RevisionRef, workload: &Workload, replicas: i32) -> ReplicaStatus;
+    /// Stops everything of a Revision; tolerates "already gone".
+    fn teardown(&self, rev: &RevisionRef);
+}
+
+/// No workload backend: nothing runs, and Revisions say so.
+#[derive(Debug, Default)]
+pub struct NoBackend;
+
+impl Backend for NoBackend {
+    fn ensure(&self, _: &RevisionRef, _: &Workload, _: i32) -> ReplicaStatus {
+        ReplicaStatus {
+            ready: 0,
+            failure: Some(Failure {
+                reason: "NoBackend".into(),
+                message: "this server runs no workload backend (start it with --backend process)"
+                    .into(),
+                failed: false,
+            }),
+        }
+    }
+
+    fn teardown(&self, _: &RevisionRef) {}
+}
+
+/// A backend whose replicas are ready the moment they are asked for, and that runs
+/// nothing. For control-plane tests and benchmarks.
+#[derive(Debug, Default)]
+pub struct FakeBackend {
+    replicas: Mutex<HashMap<RevisionRef, i32>>,
+}
+
+impl FakeBackend {
+    /// Replicas the fake currently "runs" for a Revision.
+    pub fn replicas(&self, rev: &RevisionRef) -> i32 {
+        self.replicas
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(rev)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+impl Backend for FakeBackend {
+    fn ensure(&self, rev: &RevisionRef, _: &Workload, replicas: i32) -> ReplicaStatus {
+        self.replicas
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(rev.clone(), replicas);
+        ReplicaStatus {
+            ready: replicas,
+            failure: None,
+        }
+    }
+
+    fn teardown(&self, rev: &RevisionRef) {
+        self.replicas
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(rev);
+    }
+}

@@ -1,0 +1,229 @@
+//! The `process` backend: each replica of a Revision is its serving container's
+//! `command`/`args` run as a local process group, on a free loopback port given as
+//! `PORT`, with the container's environment, `workingDir`, stdin at EOF and output in
+//! a per-replica log file. Replicas left behind by a crashed server are killed on the
+//! next start.
+
+mod pidfile;
+pub mod probe;
+mod replica;
+
+use crate::backend::{Backend, Failure, ReplicaObserver, ReplicaStatus, RevisionRef, Workload};
+use replica::Replica;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// The longest a replica gets to stop when the whole server stops.
+const SERVER_STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// One Revision's replicas.
+#[derive(Debug)]
+pub struct RevisionState {
+    rev: RevisionRef,
+    workload: Workload,
+    /// Where its replicas' logs go.
+    dir: PathBuf,
+    pids: PathBuf,
+    replicas: Mutex<Vec<Arc<Replica>>>,
+    next_id: Mutex<u64>,
+    observer: Arc<dyn ReplicaObserver>,
+    stopping: CancellationToken,
+}
+
+impl std::fmt::Debug for dyn ReplicaObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReplicaObserver")
+    }
+}
+
+impl RevisionState {
+    fn replicas(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Replica>>> {
+        self.replicas.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Tells the observer the current ready set.
+    fn publish(&self) {
+        let ready: Vec<SocketAddr> = self
+            .replicas()
+            .iter()
+            .filter_map(|r| *r.ready.lock().unwrap_or_else(|e| e.into_inner()))
+            .collect();
+        self.observer.replicas_changed(&self.rev, ready);
+    }
+
+    /// SIGTERM-to-SIGKILL time: the Revision's, bounded while the server stops.
+    fn grace(&self) -> Duration {
+        if self.stopping.is_cancelled() {
+            self.workload.grace.min(SERVER_STOP_GRACE)
+        } else {
+            self.workload.grace
+        }
+    }
+
+    fn status(&self) -> ReplicaStatus {
+        let replicas = self.replicas();
+        let ready = replicas
+            .iter()
+            .filter(|r| r.ready.lock().unwrap_or_else(|e| e.into_inner()).is_some())
+            .count();
+        let failure = if ready == 0 {
+            replicas
+                .iter()
+                .find_map(|r| r.failure.lock().unwrap_or_else(|e| e.into_inner()).clone())
+        } else {
+            None
+        };
+        ReplicaStatus {
+            ready: i32::try_from(ready).unwrap_or(i32::MAX),
+            failure,
+        }
+    }
+}
+
+/// Runs replicas as local process groups.
+#[derive(Debug)]
+pub struct ProcessBackend {
+    dir: PathBuf,
+    pids: PathBuf,
+    observer: Arc<dyn ReplicaObserver>,
+    revisions: Mutex<HashMap<RevisionRef, Arc<RevisionState>>>,
+    tracker: TaskTracker,
+    stopping: CancellationToken,
+}
+
+impl ProcessBackend {
+    /// A backend keeping logs and process records under `dir`; kills replicas a
+    /// previous server left running there.
+    pub fn new(dir: &Path, observer: Arc<dyn ReplicaObserver>) -> std::io::Result<Self> {
+        let pids = dir.join("pids");
+        std::fs::create_dir_all(&pids)?;
+        let killed = pidfile::kill_leftovers(&pids);
+        if killed > 0 {
+            tracing::info!(killed, "killed replicas a previous server left running");
+        }
+        Ok(ProcessBackend {
+            dir: dir.to_path_buf(),
+            pids,
+            observer,
+            revisions: Mutex::new(HashMap::new()),
+            tracker: TaskTracker::new(),
+            stopping: CancellationToken::new(),
+        })
+    }
+
+    /// Where a Revision's replica logs are (`<n>.log` per replica).
+    pub fn log_dir(&self, rev: &RevisionRef) -> PathBuf {
+        self.dir.join("logs").join(&rev.namespace).join(&rev.name)
+    }
+
+    /// Stops every replica (SIGTERM, then SIGKILL after at most 10 s) and waits.
+    pub async fn shutdown(&self) {
+        self.stopping.cancel();
+        let all: Vec<Arc<RevisionState>> = self
+            .revisions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, s)| s)
+            .collect();
+        for s in all {
+            for r in s.replicas().iter() {
+                r.cancel.cancel();
+            }
+        }
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}
+
+impl Backend for ProcessBackend {
+    fn ensure(&self, rev: &RevisionRef, workload: &Workload, replicas: i32) -> ReplicaStatus {
+        if !workload.sidecars.is_empty() {
+            return ReplicaStatus {
+                ready: 0,
+                failure: Some(Failure {
+                    reason: "SidecarsUnsupported".into(),
+                    message: "the process backend runs one container per Revision; this one has sidecars".into(),
+                    failed: true,
+                }),
+            };
+        }
+        if workload.argv.is_empty() {
+            return ReplicaStatus {
+                ready: 0,
+                failure: Some(Failure {
+                    reason: "CommandRequired".into(),
+                    message: format!(
+                        "the process backend runs the container's command, and this container has none (image {:?} needs a container backend)",
+                        workload.container.image.as_deref().unwrap_or_default()
+                    ),
+                    failed: true,
+                }),
+            };
+        }
+        if self.stopping.is_cancelled() {
+            return ReplicaStatus::default();
+        }
+        let state = {
+            let mut revisions = self.revisions.lock().unwrap_or_else(|e| e.into_inner());
+            revisions
+                .entry(rev.clone())
+                .or_insert_with(|| {
+                    let dir = self.log_dir(rev);
+                    if let Err(e) = std::fs::create_dir_all(&dir) {
+                        tracing::warn!(error = %e, dir = %dir.display(), "cannot create the log directory");
+                    }
+                    Arc::new(RevisionState {
+                        rev: rev.clone(),
+                        workload: workload.clone(),
+                        dir,
+                        pids: self.pids.clone(),
+                        replicas: Mutex::new(Vec::new()),
+                        next_id: Mutex::new(0),
+                        observer: self.observer.clone(),
+                        stopping: self.stopping.clone(),
+                    })
+                })
+                .clone()
+        };
+        let want = usize::try_from(replicas.max(0)).unwrap_or(0);
+        {
+            let mut list = state.replicas();
+            while list.len() < want {
+                let id = {
+                    let mut n = state.next_id.lock().unwrap_or_else(|e| e.into_inner());
+                    *n += 1;
+                    *n
+                };
+                let r = Arc::new(Replica::new(id, self.stopping.child_token()));
+                list.push(r.clone());
+                self.tracker.spawn(replica::supervise(state.clone(), r));
+            }
+            while list.len() > want {
+                if let Some(r) = list.pop() {
+                    r.cancel.cancel();
+                }
+            }
+        }
+        state.status()
+    }
+
+    fn teardown(&self, rev: &RevisionRef) {
+        let removed = self
+            .revisions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(rev);
+        if let Some(s) = removed {
+            for r in s.replicas().drain(..) {
+                r.cancel.cancel();
+            }
+            s.publish();
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! One replica's life: start the process group on a free loopback port, probe it
+//! ready (aggressively at first, as queue-proxy does), watch readiness and liveness,
+//! restart it when it exits or fails liveness, stop it with SIGTERM then SIGKILL.
+
+use super::probe::{self, Target};
+use super::{RevisionState, pidfile};
+use crate::backend::Failure;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use std::net::SocketAddr;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::process::{Child, Command};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// What the rest of the backend sees of a replica.
+#[derive(Debug)]
+pub struct Replica {
+    /// Its number within the Revision.
+    pub id: u64,
+    /// Cancelled to stop it.
+    pub cancel: CancellationToken,
+    /// Its address while ready.
+    pub ready: Mutex<Option<SocketAddr>>,
+    /// Why it last stopped, if it did.
+    pub failure: Mutex<Option<Failure>>,
+    /// Times it was restarted.
+    pub restarts: AtomicU32,
+}
+
+impl Replica {
+    /// A new replica, not started.
+    pub fn new(id: u64, cancel: CancellationToken) -> Self {
+        Replica {
+            id,
+            cancel,
+            ready: Mutex::new(None),
+            failure: Mutex::new(None),
+            restarts: AtomicU32::new(0),
+        }
+    }
+
+    fn set_ready(&self, addr: Option<SocketAddr>) {
+        *self.ready.lock().unwrap_or_else(|e| e.into_inner()) = addr;
+    }
+
+    fn set_failure(&self, f: Option<Failure>) {
+        *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = f;
+    }
+}
+
+enum Outcome {
+    /// Asked to stop; stopped.
+    Stopped,
+    /// Ended by itself or was killed for failing liveness.
+    Ended(Failure),
+}
+
+/// Aggressive readiness polling (§5.5): every 50 ms for the first 10 s.
+const AGGRESSIVE_PERIOD: Duration = Duration::from_millis(50);
+const AGGRESSIVE_TIMEOUT: Duration = Duration::from_millis(100);
+const AGGRESSIVE_FOR: Duration = Duration::from_secs(10);
+
+/// Runs the replica until it is cancelled, restarting it with back-off.
+pub async fn supervise(rev: Arc<RevisionState>, replica: Arc<Replica>) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let started = Instant::now();
+        match run_once(&rev, &replica).await {
+            Outcome::Stopped => break,
+            Outcome::Ended(failure) => {
+                tracing::info!(revision = %rev.rev.name, replica = replica.id, reason = %failure.reason, "replica ended");
+                replica.set_ready(None);
+                replica.set_failure(Some(failure));
+                rev.publish();
+            }
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            backoff = Duration::from_secs(1);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = replica.cancel.cancelled() => break,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+        replica.restarts.fetch_add(1, Ordering::Relaxed);
+    }
+    replica.set_ready(None);
+    rev.publish();
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The last lines of a log file (at most ~2 KiB, like a termination message).
+pub fn log_tail(path: &std::path::Path) -> String {
+    let Ok(data) = std::fs::read(path) else {
+        return String::new();
+    };
+    let start = data.len().saturating_sub(2048);
+    let text = String::from_utf8_lossy(&data[start..]);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(10)..].join("\n")
+}
+
+fn spawn(rev: &RevisionState, replica: &Replica, port: u16, log: &PathBuf) -> std::io::Result<Child> {
+    let w = &rev.workload;
+    let (program, args) = w
+        .argv
+        .split_first()
+        .ok_or_else(|| std::io::Error::other("no command"))?;
+    let out = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+    let err = out.try_clone()?;
+    let mut cmd = Command::new(program);
+    // `$(PORT)` means this replica's port.
+    cmd.args(args.iter().map(|a| a.replace("$(PORT)", &port.to_string())))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()))
+        .env("HOSTNAME", format!("{}-deployment-{}", rev.rev.name, replica.id))
+        .envs(w.env.iter().map(|(k, v)| (k, v)))
+        .env("PORT", port.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0);
+    if let Some(d) = &w.container.working_dir {
+        cmd.current_dir(d);
+    }
+    cmd.spawn()
+}
+
+fn signal_group(pid: u32, sig: Signal) {
+    if let Ok(raw) = i32::try_from(pid) {
+        let _ = killpg(Pid::from_raw(raw), sig);
+    }
+}
+
+/// SIGTERM to the group, SIGKILL after `grace`.
+async fn stop(child: &mut Child, pid: u32, grace: Duration) {
+    signal_group(pid, Signal::SIGTERM);
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        signal_group(pid, Signal::SIGKILL);
+        let _ = child.wait().await;
+    }
+    // Whatever else is left in the group goes too.
+    signal_group(pid, Signal::SIGKILL);
+}
+
+fn exit_failure(status: std::process::ExitStatus, log: &std::path::Path) -> Failure {
+    let code = status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(-1);
+    Failure {
+        reason: format!("ExitCode{code}"),
+        message: format!("Container failed with: {}", log_tail(log)),
+        failed: true,
+    }
+}
+
+async fn run_once(rev: &RevisionState, replica: &Replica) -> Outcome {
+    let w = &rev.workload;
+    let port = match free_port() {
+        Ok(p) => p,
+        Err(e) => {
+            return Outcome::Ended(Failure {
+                reason: "NoPort".into(),
+                message: format!("cannot find a free loopback port: {e}"),
+                failed: false,
+            });
+        }
+    };
+    let log = rev.dir.join(format!("{}.log", replica.id));
+    let mut child = match spawn(rev, replica, port, &log) {
+        Ok(c) => c,
+        Err(e) => {
+            return Outcome::Ended(Failure {
+                reason: "StartError".into(),
+                message: format!("cannot start {:?}: {e}", w.argv.first().map_or("", |s| s.as_str())),
+                failed: true,
+            });
+        }
+    };
+    let Some(pid) = child.id() else {
+        return Outcome::Ended(Failure {
+            reason: "StartError".into(),
+            message: "the process exited at once".into(),
+            failed: true,
+        });
+    };
+    pidfile::record(&rev.pids, pid);
+    let outcome = watch(rev, replica, &mut child, pid, port, &log).await;
+    signal_group(pid, Signal::SIGKILL);
+    pidfile::forget(&rev.pids, pid);
+    outcome
+}
+
+async fn watch(
+    rev: &RevisionState,
+    replica: &Replica,
+    child: &mut Child,
+    pid: u32,
+    port: u16,
+    log: &std::path::Path,
+) -> Outcome {
+    let w = &rev.workload;
+    let c = &w.container;
+    let target = Target {
+        port,
+        container_port: w.port,
+        port_name: c.ports.as_ref().and_then(|p| p.first()).and_then(|p| p.name.clone()),
+        env: w.env.clone(),
+        cwd: c.working_dir.clone().map(PathBuf::from),
+    };
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let readiness = c.readiness_probe.as_ref();
+    let secs = |s: Option<i32>, d: u64| Duration::from_secs(s.and_then(|s| u64::try_from(s).ok()).filter(|s| *s > 0).unwrap_or(d));
+    let ready_period = readiness.and_then(|p| p.period_seconds).filter(|p| *p > 0);
+    let ready_timeout = secs(readiness.and_then(|p| p.timeout_seconds), 1);
+    let success_threshold = readiness.and_then(|p| p.success_threshold).filter(|t| *t > 0).unwrap_or(1);
+    let failure_threshold = readiness.and_then(|p| p.failure_threshold).filter(|t| *t > 0).unwrap_or(3);
+    let start = Instant::now();
+    let mut next_ready = start + secs(readiness.and_then(|p| p.initial_delay_seconds), 0);
+    let liveness = c.liveness_probe.as_ref();
+    let live_period = secs(liveness.and_then(|p| p.period_seconds), 10);
+    let live_timeout = secs(liveness.and_then(|p| p.timeout_seconds), 1);
+    let live_threshold = liveness.and_then(|p| p.failure_threshold).filter(|t| *t > 0).unwrap_or(3);
+    let mut next_live = start + secs(liveness.and_then(|p| p.initial_delay_seconds), 0) + live_period;
+    let (mut ready, mut successes, mut failures, mut live_failures) = (false, 0, 0, 0);
+    loop {
+        let live_at = if liveness.is_some() { next_live } else { start + Duration::from_secs(u64::from(u32::MAX)) };
+        tokio::select! {
+            status = child.wait() => {
+                return Outcome::Ended(match status {
+                    Ok(s) => exit_failure(s, log),
+                    Err(e) => Failure { reason: "Unknown".into(), message: e.to_string(), failed: true },
+                });
+            }
+            () = replica.cancel.cancelled() => {
+                replica.set_ready(None);
+                rev.publish();
+                stop(child, pid, rev.grace()).await;
+                return Outcome::Stopped;
+            }
+            () = tokio::time::sleep_until(next_ready) => {
+                let aggressive = ready_period.is_none() && !ready && start.elapsed() < AGGRESSIVE_FOR;
+                let timeout = if aggressive { AGGRESSIVE_TIMEOUT } else { ready_timeout };
+                let result = probe::check(readiness, &target, timeout).await;
+                let period = match ready_period {
+                    Some(p) => Duration::from_secs(u64::try_from(p).unwrap_or(1)),
+                    None if aggressive => AGGRESSIVE_PERIOD,
+                    None => Duration::from_secs(1),
+                };
+                next_ready = Instant::now() + period;
+                match result {
+                    Ok(()) => {
+                        failures = 0;
+                        successes += 1;
+                        if !ready && successes >= success_threshold {
+                            ready = true;
+                            tracing::info!(revision = %rev.rev.name, replica = replica.id, %addr, after = ?start.elapsed(), "replica ready");
+                            replica.set_failure(None);
+                            replica.set_ready(Some(addr));
+                            rev.publish();
+                        }
+                    }
+                    Err(e) => {
+                        successes = 0;
+                        failures += 1;
+                        if ready && failures >= failure_threshold {
+                            ready = false;
+                            tracing::info!(revision = %rev.rev.name, replica = replica.id, error = %e, "replica not ready");
+                            replica.set_ready(None);
+                            rev.publish();
+                        }
+                    }
+                }
+            }
+            () = tokio::time::sleep_until(live_at) => {
+                next_live = Instant::now() + live_period;
+                match probe::check(liveness, &target, live_timeout).await {
+                    Ok(()) => live_failures = 0,
+                    Err(e) => {
+                        live_failures += 1;
+                        if live_failures >= live_threshold {
+                            tracing::info!(revision = %rev.rev.name, replica = replica.id, error = %e, "liveness probe failed; restarting");
+                            replica.set_ready(None);
+                            rev.publish();
+                            stop(child, pid, rev.grace()).await;
+                            return Outcome::Ended(Failure {
+                                reason: "LivenessProbeFailed".into(),
+                                message: format!("Container failed liveness probe: {e}"),
+                                failed: false,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
