@@ -77,8 +77,7 @@ pub fn revision_status(rev: &Revision, desired: i32, observed: &ReplicaStatus) -
         }
         Some(f) if f.failed => {
             // Once the Revision has been healthy, a crash is not a deployment failure.
-            if condition::status_of(conds, "ResourcesAvailable").is_none_or(|c| c.status != TRUE)
-            {
+            if condition::status_of(conds, "ResourcesAvailable").is_none_or(|c| c.status != TRUE) {
                 condition::set(conds, "ResourcesAvailable", FALSE, &f.reason, &f.message);
             }
             condition::set(conds, "ContainerHealthy", FALSE, &f.reason, &f.message);

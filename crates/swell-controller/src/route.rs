@@ -2,7 +2,6 @@
 //! routing table for the data plane (§1.5, §2.1, §2.2).
 
 use crate::condition::{self, FALSE, TRUE, UNKNOWN};
-use swell_dataplane::{RouteKey, RoutingTable, Split, TrafficGroup};
 use crate::labels;
 use crate::rollout;
 use crate::{Ctx, ReconcileError};
@@ -14,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use swell_api::config::ServingConfig;
 use swell_api::{Addressable, Configuration, Revision, Route, RouteStatus, TrafficTarget};
+use swell_dataplane::{RouteKey, RoutingTable, Split, TrafficGroup};
 
 /// The cluster domain of cluster-local addresses.
 pub const CLUSTER_DOMAIN: &str = "cluster.local";
@@ -794,10 +794,7 @@ mod tests {
             next.public_host.as_deref(),
             Some("next-hello.default.localhost")
         );
-        assert_eq!(
-            next.local_hosts[2],
-            "next-hello.default.svc.cluster.local"
-        );
+        assert_eq!(next.local_hosts[2], "next-hello.default.svc.cluster.local");
         assert_eq!(
             next.splits,
             vec![Split {

@@ -60,7 +60,11 @@ struct Sources {
 impl Sources {
     async fn map(&mut self, name: &str) -> Result<Option<BTreeMap<String, String>>, kube::Error> {
         if !self.map_cache.contains_key(name) {
-            let m = self.maps.get_opt(name).await?.map(|m| m.data.unwrap_or_default());
+            let m = self
+                .maps
+                .get_opt(name)
+                .await?
+                .map(|m| m.data.unwrap_or_default());
             self.map_cache.insert(name.to_string(), m);
         }
         Ok(self.map_cache[name].clone())
@@ -130,9 +134,17 @@ pub async fn resolve(client: &kube::Client, rev: &Revision) -> Result<Workload, 
     for from in container.env_from.iter().flatten() {
         let prefix = from.prefix.clone().unwrap_or_default();
         let (data, what, optional) = if let Some(r) = &from.config_map_ref {
-            (src.map(&r.name).await?, format!("configmap {:?}", r.name), r.optional)
+            (
+                src.map(&r.name).await?,
+                format!("configmap {:?}", r.name),
+                r.optional,
+            )
         } else if let Some(r) = &from.secret_ref {
-            (src.secret(&r.name).await?, format!("secret {:?}", r.name), r.optional)
+            (
+                src.secret(&r.name).await?,
+                format!("secret {:?}", r.name),
+                r.optional,
+            )
         } else {
             continue;
         };
@@ -143,12 +155,19 @@ pub async fn resolve(client: &kube::Client, rev: &Revision) -> Result<Workload, 
                 }
             }
             None if optional == Some(true) => {}
-            None => return Err(WorkloadError::Config(config_error(format!("{what} not found")))),
+            None => {
+                return Err(WorkloadError::Config(config_error(format!(
+                    "{what} not found"
+                ))));
+            }
         }
     }
     for e in container.env.iter().flatten() {
         let value = match &e.value_from {
-            None => Some(expand(e.value.as_deref().unwrap_or_default(), &vars_snapshot(&env))),
+            None => Some(expand(
+                e.value.as_deref().unwrap_or_default(),
+                &vars_snapshot(&env),
+            )),
             Some(from) => {
                 if let Some(r) = &from.config_map_key_ref {
                     let d = src.map(&r.name).await?;
@@ -157,7 +176,10 @@ pub async fn resolve(client: &kube::Client, rev: &Revision) -> Result<Workload, 
                         (None, Some(true)) => None,
                         (None, _) => {
                             return Err(WorkloadError::Config(config_error(match d {
-                                Some(_) => format!("couldn't find key {} in ConfigMap {ns}/{}", r.key, r.name),
+                                Some(_) => format!(
+                                    "couldn't find key {} in ConfigMap {ns}/{}",
+                                    r.key, r.name
+                                ),
                                 None => format!("configmap {:?} not found", r.name),
                             })));
                         }
@@ -169,7 +191,9 @@ pub async fn resolve(client: &kube::Client, rev: &Revision) -> Result<Workload, 
                         (None, Some(true)) => None,
                         (None, _) => {
                             return Err(WorkloadError::Config(config_error(match d {
-                                Some(_) => format!("couldn't find key {} in Secret {ns}/{}", r.key, r.name),
+                                Some(_) => {
+                                    format!("couldn't find key {} in Secret {ns}/{}", r.key, r.name)
+                                }
                                 None => format!("secret {:?} not found", r.name),
                             })));
                         }
@@ -207,7 +231,11 @@ pub async fn resolve(client: &kube::Client, rev: &Revision) -> Result<Workload, 
             .unwrap_or_default()
     };
     set(&mut env, "K_REVISION".into(), name.clone());
-    set(&mut env, "K_CONFIGURATION".into(), label(labels::CONFIGURATION));
+    set(
+        &mut env,
+        "K_CONFIGURATION".into(),
+        label(labels::CONFIGURATION),
+    );
     set(&mut env, "K_SERVICE".into(), label(labels::SERVICE));
     let port = container
         .ports

@@ -102,7 +102,9 @@ where
         }
         this.guard.take();
         if *this.can_append {
-            Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(TIMEOUT_TEXT.as_bytes())))))
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(
+                TIMEOUT_TEXT.as_bytes(),
+            )))))
         } else {
             Poll::Ready(Some(Err(Box::new(Cut(TIMEOUT_TEXT)))))
         }

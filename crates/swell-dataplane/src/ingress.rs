@@ -2,11 +2,11 @@
 //! host, picks a Revision by weight, waits for a replica slot, and proxies the request
 //! with the Revision's timeouts. Errors it makes itself carry a `swell-error` header.
 
+use crate::Dataplane;
 use crate::body::{BoxError, TimedBody};
 use crate::pool::{Lease, RevisionKey, RevisionPool, Tracked};
 use crate::proxy;
 use crate::routes::request_host;
-use crate::Dataplane;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
@@ -31,14 +31,17 @@ pub const ERROR_HEADER: &str = "swell-error";
 const DRAIN: Duration = Duration::from_secs(30);
 
 fn full(body: impl Into<Bytes>) -> ResponseBody {
-    Full::new(body.into()).map_err(|e| match e {}).boxed_unsync()
+    Full::new(body.into())
+        .map_err(|e| match e {})
+        .boxed_unsync()
 }
 
 /// A response the data plane makes itself.
 fn error(status: StatusCode, reason: &'static str, message: String) -> Response<ResponseBody> {
     let mut r = Response::new(full(message + "\n"));
     *r.status_mut() = status;
-    r.headers_mut().insert(ERROR_HEADER, HeaderValue::from_static(reason));
+    r.headers_mut()
+        .insert(ERROR_HEADER, HeaderValue::from_static(reason));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
@@ -79,7 +82,10 @@ pub async fn serve(listener: TcpListener, dp: Arc<Dataplane>, shutdown: Cancella
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("ingress requests still in flight after {DRAIN:?}; stopping anyway");
     }
 }
@@ -109,7 +115,11 @@ pub async fn handle(
 ) -> Response<ResponseBody> {
     let start = Instant::now();
     let Some(host) = request_host(&req) else {
-        return error(StatusCode::BAD_REQUEST, "no-host", "request has no Host".into());
+        return error(
+            StatusCode::BAD_REQUEST,
+            "no-host",
+            "request has no Host".into(),
+        );
     };
     let route = match dp.routes.lookup(&host) {
         Some(r) if !r.local_only || peer.ip().to_canonical().is_loopback() => r,
@@ -138,7 +148,10 @@ pub async fn handle(
             }
         }
     } else if route.tag_header_routing
-        && let Some(tag) = route.tag.as_deref().and_then(|t| HeaderValue::from_str(t).ok())
+        && let Some(tag) = route
+            .tag
+            .as_deref()
+            .and_then(|t| HeaderValue::from_str(t).ok())
     {
         req.headers_mut().insert("knative-serving-tag", tag);
     }
@@ -171,7 +184,11 @@ pub async fn handle(
     let lease = match tokio::time::timeout_at(deadline, pool.acquire()).await {
         Ok(Ok(lease)) => lease,
         Ok(Err(e)) => {
-            return observe(error(StatusCode::SERVICE_UNAVAILABLE, "overload", e.to_string()));
+            return observe(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overload",
+                e.to_string(),
+            ));
         }
         Err(_) => {
             return observe(error(
@@ -193,7 +210,10 @@ pub async fn handle(
     proxy::add_forwarding(req.headers_mut(), peer, host_header.as_deref());
 
     let mut first_byte = deadline;
-    for t in [cfg.response_start_timeout, cfg.idle_timeout].into_iter().flatten() {
+    for t in [cfg.response_start_timeout, cfg.idle_timeout]
+        .into_iter()
+        .flatten()
+    {
         first_byte = first_byte.min(start + t);
     }
     let addr = lease.addr();
@@ -232,8 +252,8 @@ pub async fn handle(
         tokio::spawn(async move {
             let _held = in_flight;
             if let (Ok(c), Ok(u)) = tokio::join!(client, upstream) {
-                let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(c), &mut TokioIo::new(u))
-                    .await;
+                let _ =
+                    tokio::io::copy_bidirectional(&mut TokioIo::new(c), &mut TokioIo::new(u)).await;
             }
         });
         return resp.map(|_| full(Bytes::new()));

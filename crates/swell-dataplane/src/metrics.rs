@@ -144,9 +144,13 @@ impl Metrics {
         for pool in revisions.all() {
             let l = Self::labels(&pool.key);
             let gauge = |f: &Family<RevisionLabels, Gauge>, v: usize| {
-                f.get_or_create(&l).set(i64::try_from(v).unwrap_or(i64::MAX));
+                f.get_or_create(&l)
+                    .set(i64::try_from(v).unwrap_or(i64::MAX));
             };
-            gauge(&self.in_flight, usize::try_from(pool.in_flight()).unwrap_or(usize::MAX));
+            gauge(
+                &self.in_flight,
+                usize::try_from(pool.in_flight()).unwrap_or(usize::MAX),
+            );
             gauge(&self.queued, pool.queued());
             gauge(&self.replicas, pool.replicas().len());
         }

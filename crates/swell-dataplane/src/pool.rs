@@ -232,7 +232,11 @@ impl RevisionPool {
 
     /// Requests waiting for a replica.
     pub fn queued(&self) -> usize {
-        self.lock().waiters.iter().filter(|w| !w.is_closed()).count()
+        self.lock()
+            .waiters
+            .iter()
+            .filter(|w| !w.is_closed())
+            .count()
     }
 
     /// Requests in flight (queued or at a replica).
@@ -311,12 +315,15 @@ impl Revisions {
         st.replicas = addrs
             .iter()
             .map(|a| {
-                old.iter().find(|r| r.addr == *a).cloned().unwrap_or_else(|| {
-                    Arc::new(Replica {
-                        addr: *a,
-                        in_flight: AtomicUsize::new(0),
+                old.iter()
+                    .find(|r| r.addr == *a)
+                    .cloned()
+                    .unwrap_or_else(|| {
+                        Arc::new(Replica {
+                            addr: *a,
+                            in_flight: AtomicUsize::new(0),
+                        })
                     })
-                })
             })
             .collect();
         pool.dispatch(&mut st);
@@ -402,7 +409,10 @@ mod tests {
         let freed = b.addr();
         drop(b);
         assert_eq!(third.await.unwrap(), Ok(freed));
-        assert_eq!(pool.replicas().iter().map(|r| r.in_flight()).sum::<usize>(), 1);
+        assert_eq!(
+            pool.replicas().iter().map(|r| r.in_flight()).sum::<usize>(),
+            1
+        );
         drop(a);
     }
 

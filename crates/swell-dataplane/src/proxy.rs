@@ -223,7 +223,9 @@ pub fn add_forwarding(headers: &mut HeaderMap, peer: SocketAddr, host: Option<&s
         {
             headers.insert(header::HOST, v);
         }
-        if h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b)) {
+        if h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+        {
             element.push_str(&format!(";host={h}"));
         } else if !h.contains('"') {
             element.push_str(&format!(";host=\"{h}\""));
@@ -273,14 +275,24 @@ mod tests {
         strip_hop_by_hop(&mut h, true);
         assert_eq!(h["upgrade"], "websocket");
         assert_eq!(h["connection"], "upgrade");
-        let h2c = headers(&[("connection", "Upgrade, HTTP2-Settings"), ("upgrade", "h2c")]);
+        let h2c = headers(&[
+            ("connection", "Upgrade, HTTP2-Settings"),
+            ("upgrade", "h2c"),
+        ]);
         assert!(!is_upgrade(&h2c));
     }
 
     #[test]
     fn forwarding_headers_append_this_hop() {
-        let mut h = headers(&[("x-forwarded-for", "10.0.0.1"), ("host", "a.b.localhost:8080")]);
-        add_forwarding(&mut h, "127.0.0.1:5000".parse().unwrap(), Some("a.b.localhost:8080"));
+        let mut h = headers(&[
+            ("x-forwarded-for", "10.0.0.1"),
+            ("host", "a.b.localhost:8080"),
+        ]);
+        add_forwarding(
+            &mut h,
+            "127.0.0.1:5000".parse().unwrap(),
+            Some("a.b.localhost:8080"),
+        );
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(

@@ -265,16 +265,28 @@ mod tests {
         t.publish(key("hello"), &table(false));
         let main = t.lookup("hello.default.localhost").unwrap();
         assert!(!main.local_only && main.tag.is_none() && main.header_tags.is_none());
-        assert!(t.lookup("hello.default.svc.cluster.local").unwrap().local_only);
+        assert!(
+            t.lookup("hello.default.svc.cluster.local")
+                .unwrap()
+                .local_only
+        );
         assert_eq!(
-            t.lookup("blue-hello.default.localhost").unwrap().tag.as_deref(),
+            t.lookup("blue-hello.default.localhost")
+                .unwrap()
+                .tag
+                .as_deref(),
             Some("blue")
         );
         let mut smaller = table(true);
         smaller.groups.truncate(1);
         t.publish(key("hello"), &smaller);
         assert!(t.lookup("blue-hello.default.localhost").is_none());
-        assert!(t.lookup("hello.default.localhost").unwrap().header_tags.is_some());
+        assert!(
+            t.lookup("hello.default.localhost")
+                .unwrap()
+                .header_tags
+                .is_some()
+        );
         t.remove(&key("hello"));
         assert!(t.lookup("hello.default.localhost").is_none());
     }
@@ -294,7 +306,10 @@ mod tests {
             .header("host", "Hello.Default.localhost.:8080")
             .body(())
             .unwrap();
-        assert_eq!(request_host(&req).as_deref(), Some("hello.default.localhost"));
+        assert_eq!(
+            request_host(&req).as_deref(),
+            Some("hello.default.localhost")
+        );
         let h2 = http::Request::builder()
             .uri("http://x.y:81/p")
             .body(())

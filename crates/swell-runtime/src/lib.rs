@@ -6,7 +6,6 @@ pub mod backend;
 pub mod process;
 
 pub use backend::{
-    Backend, FakeBackend, Failure, NoBackend, ReplicaObserver, ReplicaStatus, RevisionRef,
-    Workload,
+    Backend, Failure, FakeBackend, NoBackend, ReplicaObserver, ReplicaStatus, RevisionRef, Workload,
 };
 pub use process::ProcessBackend;

@@ -136,7 +136,11 @@ async fn answer_each(body: Incoming, tx: Frames, unary: bool) {
             if unary && let Some(d) = delay {
                 tokio::time::sleep(d).await;
             }
-            if tx.send(Ok(Frame::data(encode_msg(&reply_text(&msg))))).await.is_err() {
+            if tx
+                .send(Ok(Frame::data(encode_msg(&reply_text(&msg)))))
+                .await
+                .is_err()
+            {
                 return;
             }
             if unary {

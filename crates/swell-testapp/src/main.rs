@@ -16,7 +16,8 @@ mod wsserver;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-const USAGE: &str = "usage: swell-testapp IMAGE [ARGS...]   (or SWELL_TESTAPP=IMAGE swell-testapp [ARGS...])
+const USAGE: &str =
+    "usage: swell-testapp IMAGE [ARGS...]   (or SWELL_TESTAPP=IMAGE swell-testapp [ARGS...])
 images: helloworld pizzaplanetv1 pizzaplanetv2 autoscale runtime timeout failing
         singlethreaded readiness hellohttp2 wsserver grpc-ping httpproxy";
 

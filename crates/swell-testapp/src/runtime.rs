@@ -168,7 +168,10 @@ pub fn info<B>(req: &Request<B>) -> Value {
         _ => (1, 1),
     };
     let envs: Map<String, Value> = std::env::vars().map(|(k, v)| (k, json!(v))).collect();
-    let files: Map<String, Value> = FILES.iter().map(|f| (f.to_string(), file_info(f))).collect();
+    let files: Map<String, Value> = FILES
+        .iter()
+        .map(|f| (f.to_string(), file_info(f)))
+        .collect();
     let cwd = std::env::current_dir()
         .map(|d| d.to_string_lossy().into_owned())
         .unwrap_or_default();

@@ -19,7 +19,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Every response's body.
 pub type Body = BoxBody<Bytes, BoxError>;
 /// An image's request handler.
-pub type Handler = Arc<dyn Fn(Request<Incoming>) -> BoxFuture<'static, Response<Body>> + Send + Sync>;
+pub type Handler =
+    Arc<dyn Fn(Request<Incoming>) -> BoxFuture<'static, Response<Body>> + Send + Sync>;
 
 /// How long a stop waits for in-flight requests.
 const DRAIN: Duration = Duration::from_secs(30);
@@ -94,7 +95,10 @@ pub async fn serve(listener: TcpListener, handler: Handler, stop: CancellationTo
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
         eprintln!("in-flight requests still running after {DRAIN:?}; exiting anyway");
     }
 }

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Message, Role, frame::coding::CloseCode};
+use tokio_tungstenite::tungstenite::protocol::{
+    CloseFrame, Message, Role, frame::coding::CloseCode,
+};
 use tokio_util::sync::CancellationToken;
 
 /// The image's handler.
@@ -48,8 +50,14 @@ pub fn handler(stop: CancellationToken) -> Handler {
             let mut resp = Response::new(full(""));
             *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
             let h = resp.headers_mut();
-            h.insert(http::header::UPGRADE, http::HeaderValue::from_static("websocket"));
-            h.insert(http::header::CONNECTION, http::HeaderValue::from_static("Upgrade"));
+            h.insert(
+                http::header::UPGRADE,
+                http::HeaderValue::from_static("websocket"),
+            );
+            h.insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("Upgrade"),
+            );
             if let Ok(accept) = http::HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
                 h.insert("sec-websocket-accept", accept);
             }

@@ -42,7 +42,7 @@ fn config_maps_exist_are_validated_and_apply_live() {
     ]);
     assert_eq!(
         k.ok(&["get", "ksvc", "hello", "-o", "jsonpath={.status.url}"]),
-        "http://hello.default.localhost"
+        format!("http://hello.default.localhost:{}", server.ingress_port())
     );
 
     // A new default domain and templates reach every Route's URLs.
@@ -73,7 +73,7 @@ fn config_maps_exist_are_validated_and_apply_live() {
             "-o",
             "jsonpath={.items[*].status.url} {.items[*].status.traffic[*].url}",
         ]);
-        (urls == "http://hello-default.example.com http://tagged-default.example.com http://main-tagged-default.example.com").then_some(())
+        (urls == format!("http://hello-default.example.com:{p} http://tagged-default.example.com:{p} http://main-tagged-default.example.com:{p}", p = server.ingress_port())).then_some(())
     });
 
     // An invalid edit is refused with the key named, and changes nothing.

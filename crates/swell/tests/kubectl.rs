@@ -324,7 +324,7 @@ fn wait_returns_when_the_controllers_make_the_service_ready() {
     );
     assert_eq!(
         k.ok(&["get", "ksvc", "hello", "-o", "jsonpath={.status.url}"]),
-        "http://hello.default.localhost"
+        format!("http://hello.default.localhost:{}", server.ingress_port())
     );
     // A new generation is not Ready until the controllers have observed it.
     k.ok(&[

@@ -90,7 +90,10 @@ fn run_case(dir: &Path) {
             settle(&k);
         }
     }
-    let text = std::fs::read_to_string(dir.join("expected.yaml")).unwrap();
+    // Public URLs carry the ingress port, which differs per run.
+    let text = std::fs::read_to_string(dir.join("expected.yaml"))
+        .unwrap()
+        .replace("${INGRESS_PORT}", &server.ingress_port().to_string());
     let expected: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
     let deadline = Instant::now() + PATIENCE;
     loop {

@@ -148,7 +148,9 @@ impl Backend for ProcessBackend {
                 ready: 0,
                 failure: Some(Failure {
                     reason: "SidecarsUnsupported".into(),
-                    message: "the process backend runs one container per Revision; this one has sidecars".into(),
+                    message:
+                        "the process backend runs one container per Revision; this one has sidecars"
+                            .into(),
                     failed: true,
                 }),
             };

@@ -22,7 +22,9 @@ fn path(dir: &Path, pid: u32) -> PathBuf {
 /// Records that process group `pid` is ours.
 pub fn record(dir: &Path, pid: u32) {
     let Some(t) = start_time(pid) else { return };
-    if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(path(dir, pid), t.to_string())) {
+    if let Err(e) =
+        std::fs::create_dir_all(dir).and_then(|()| std::fs::write(path(dir, pid), t.to_string()))
+    {
         tracing::warn!(error = %e, pid, "cannot record replica process; a crash would orphan it");
     }
 }
@@ -41,8 +43,13 @@ pub fn kill_leftovers(dir: &Path) -> usize {
     let mut killed = 0;
     for e in entries.flatten() {
         let p = e.path();
-        let pid = p.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse::<u32>().ok());
-        let recorded = std::fs::read_to_string(&p).ok().and_then(|t| t.trim().parse::<u64>().ok());
+        let pid = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.parse::<u32>().ok());
+        let recorded = std::fs::read_to_string(&p)
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok());
         if let (Some(pid), Some(t)) = (pid, recorded)
             && start_time(pid) == Some(t)
             && let Ok(raw) = i32::try_from(pid)

@@ -41,7 +41,11 @@ impl Target {
 }
 
 /// Runs one attempt of `probe` (or the default TCP probe) within `timeout`.
-pub async fn check(probe: Option<&Probe>, target: &Target, timeout: Duration) -> Result<(), String> {
+pub async fn check(
+    probe: Option<&Probe>,
+    target: &Target,
+    timeout: Duration,
+) -> Result<(), String> {
     let attempt = async {
         let Some(p) = probe else {
             return tcp(target.port).await;
@@ -54,7 +58,10 @@ pub async fn check(probe: Option<&Probe>, target: &Target, timeout: Duration) ->
                 .flatten()
                 .map(|h| (h.name.clone(), h.value.clone()))
                 .collect();
-            if h.scheme.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("https")) {
+            if h.scheme
+                .as_deref()
+                .is_some_and(|s| s.eq_ignore_ascii_case("https"))
+            {
                 return Err("HTTPS probes are not supported by the process backend".into());
             }
             http_get(target.port(Some(&h.port)), path, &headers).await
@@ -100,7 +107,9 @@ async fn http_get(port: u16, path: &str, headers: &[(String, String)]) -> Result
         }
     }
     req.push_str("\r\n");
-    s.write_all(req.as_bytes()).await.map_err(|e| e.to_string())?;
+    s.write_all(req.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
     let mut head = [0u8; 32];
     let mut n = 0;
     while n < 12 {
@@ -178,9 +187,17 @@ mod tests {
     async fn tcp_probe_needs_a_listener() {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = l.local_addr().unwrap().port();
-        assert!(check(None, &target(port), Duration::from_secs(1)).await.is_ok());
+        assert!(
+            check(None, &target(port), Duration::from_secs(1))
+                .await
+                .is_ok()
+        );
         drop(l);
-        assert!(check(None, &target(port), Duration::from_secs(1)).await.is_err());
+        assert!(
+            check(None, &target(port), Duration::from_secs(1))
+                .await
+                .is_err()
+        );
     }
 
     #[tokio::test]
@@ -192,7 +209,15 @@ mod tests {
             ..Probe::default()
         };
         let t = target(1);
-        assert!(check(Some(&probe("test $PORT = 1")), &t, Duration::from_secs(5)).await.is_ok());
-        assert!(check(Some(&probe("exit 3")), &t, Duration::from_secs(5)).await.is_err());
+        assert!(
+            check(Some(&probe("test $PORT = 1")), &t, Duration::from_secs(5))
+                .await
+                .is_ok()
+        );
+        assert!(
+            check(Some(&probe("exit 3")), &t, Duration::from_secs(5))
+                .await
+                .is_err()
+        );
     }
 }

@@ -94,7 +94,9 @@ pub async fn supervise(rev: Arc<RevisionState>, replica: Arc<Replica>) {
 }
 
 fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// The last lines of a log file (at most ~2 KiB, like a termination message).
@@ -108,20 +110,34 @@ pub fn log_tail(path: &std::path::Path) -> String {
     lines[lines.len().saturating_sub(10)..].join("\n")
 }
 
-fn spawn(rev: &RevisionState, replica: &Replica, port: u16, log: &PathBuf) -> std::io::Result<Child> {
+fn spawn(
+    rev: &RevisionState,
+    replica: &Replica,
+    port: u16,
+    log: &PathBuf,
+) -> std::io::Result<Child> {
     let w = &rev.workload;
     let (program, args) = w
         .argv
         .split_first()
         .ok_or_else(|| std::io::Error::other("no command"))?;
-    let out = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
     let err = out.try_clone()?;
     let mut cmd = Command::new(program);
     // `$(PORT)` means this replica's port.
     cmd.args(args.iter().map(|a| a.replace("$(PORT)", &port.to_string())))
         .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()))
-        .env("HOSTNAME", format!("{}-deployment-{}", rev.rev.name, replica.id))
+        .env(
+            "PATH",
+            std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
+        )
+        .env(
+            "HOSTNAME",
+            format!("{}-deployment-{}", rev.rev.name, replica.id),
+        )
         .envs(w.env.iter().map(|(k, v)| (k, v)))
         .env("PORT", port.to_string())
         .stdin(std::process::Stdio::null())
@@ -181,7 +197,10 @@ async fn run_once(rev: &RevisionState, replica: &Replica) -> Outcome {
         Err(e) => {
             return Outcome::Ended(Failure {
                 reason: "StartError".into(),
-                message: format!("cannot start {:?}: {e}", w.argv.first().map_or("", |s| s.as_str())),
+                message: format!(
+                    "cannot start {:?}: {e}",
+                    w.argv.first().map_or("", |s| s.as_str())
+                ),
                 failed: true,
             });
         }
@@ -213,27 +232,51 @@ async fn watch(
     let target = Target {
         port,
         container_port: w.port,
-        port_name: c.ports.as_ref().and_then(|p| p.first()).and_then(|p| p.name.clone()),
+        port_name: c
+            .ports
+            .as_ref()
+            .and_then(|p| p.first())
+            .and_then(|p| p.name.clone()),
         env: w.env.clone(),
         cwd: c.working_dir.clone().map(PathBuf::from),
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let readiness = c.readiness_probe.as_ref();
-    let secs = |s: Option<i32>, d: u64| Duration::from_secs(s.and_then(|s| u64::try_from(s).ok()).filter(|s| *s > 0).unwrap_or(d));
+    let secs = |s: Option<i32>, d: u64| {
+        Duration::from_secs(
+            s.and_then(|s| u64::try_from(s).ok())
+                .filter(|s| *s > 0)
+                .unwrap_or(d),
+        )
+    };
     let ready_period = readiness.and_then(|p| p.period_seconds).filter(|p| *p > 0);
     let ready_timeout = secs(readiness.and_then(|p| p.timeout_seconds), 1);
-    let success_threshold = readiness.and_then(|p| p.success_threshold).filter(|t| *t > 0).unwrap_or(1);
-    let failure_threshold = readiness.and_then(|p| p.failure_threshold).filter(|t| *t > 0).unwrap_or(3);
+    let success_threshold = readiness
+        .and_then(|p| p.success_threshold)
+        .filter(|t| *t > 0)
+        .unwrap_or(1);
+    let failure_threshold = readiness
+        .and_then(|p| p.failure_threshold)
+        .filter(|t| *t > 0)
+        .unwrap_or(3);
     let start = Instant::now();
     let mut next_ready = start + secs(readiness.and_then(|p| p.initial_delay_seconds), 0);
     let liveness = c.liveness_probe.as_ref();
     let live_period = secs(liveness.and_then(|p| p.period_seconds), 10);
     let live_timeout = secs(liveness.and_then(|p| p.timeout_seconds), 1);
-    let live_threshold = liveness.and_then(|p| p.failure_threshold).filter(|t| *t > 0).unwrap_or(3);
-    let mut next_live = start + secs(liveness.and_then(|p| p.initial_delay_seconds), 0) + live_period;
+    let live_threshold = liveness
+        .and_then(|p| p.failure_threshold)
+        .filter(|t| *t > 0)
+        .unwrap_or(3);
+    let mut next_live =
+        start + secs(liveness.and_then(|p| p.initial_delay_seconds), 0) + live_period;
     let (mut ready, mut successes, mut failures, mut live_failures) = (false, 0, 0, 0);
     loop {
-        let live_at = if liveness.is_some() { next_live } else { start + Duration::from_secs(u64::from(u32::MAX)) };
+        let live_at = if liveness.is_some() {
+            next_live
+        } else {
+            start + Duration::from_secs(u64::from(u32::MAX))
+        };
         tokio::select! {
             status = child.wait() => {
                 return Outcome::Ended(match status {

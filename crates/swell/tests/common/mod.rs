@@ -30,6 +30,8 @@ pub struct Server {
     pub data_dir: PathBuf,
     pub url: String,
     pub addr: String,
+    /// The ingress address (`127.0.0.1:PORT`).
+    pub ingress: std::net::SocketAddr,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -56,6 +58,11 @@ impl Server {
             .args(["server", "--data-dir"])
             .arg(data_dir)
             .args(["--api-addr", addr])
+            .args(if extra.contains(&"--http-addr") {
+                &[][..]
+            } else {
+                &["--http-addr", "127.0.0.1:0"][..]
+            })
             .args(extra)
             .env("SWELL_LOG", "info")
             .stdout(Stdio::piped())
@@ -79,13 +86,27 @@ impl Server {
             }
         };
         let addr = url.trim_start_matches("http://").to_string();
+        let ingress = loop {
+            let line = rx
+                .recv_timeout(PATIENCE)
+                .expect("swell server prints its ingress address");
+            if let Some(a) = line.strip_prefix("Swell ingress listening on http://") {
+                break a.trim().parse().expect("an address");
+            }
+        };
         Self {
             child,
             data_dir: data_dir.to_path_buf(),
             url,
             addr,
+            ingress,
             _dir: None,
         }
+    }
+
+    /// The ingress port, which public URLs carry.
+    pub fn ingress_port(&self) -> u16 {
+        self.ingress.port()
     }
 
     /// The kubeconfig the server wrote.

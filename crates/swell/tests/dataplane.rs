@@ -1,0 +1,696 @@
+//! The data plane end to end: the real `swell` binary with the process backend runs
+//! `swell-testapp` replicas, and requests go through the ingress — as Knative's
+//! conformance tests send them.
+
+mod common;
+
+use common::{KUBECTL, PATIENCE, Server, eventually};
+use futures::StreamExt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const HELLO: &str = "Hello World! How about some tasty noodles?\n";
+const PIZZA_V1: &str = "What a spaceport!";
+const PIZZA_V2: &str = "Re-energize yourself with a slice of pepperoni!";
+
+/// The testapp binary, built next to `swell` (the workspace test build builds it).
+fn testapp() -> String {
+    let p = PathBuf::from(env!("CARGO_BIN_EXE_swell")).with_file_name("swell-testapp");
+    assert!(
+        p.exists(),
+        "{} is missing: build the workspace (`cargo build -p swell-testapp`)",
+        p.display()
+    );
+    p.display().to_string()
+}
+
+/// A Service running `swell-testapp <image>`, with extra container YAML (indented for
+/// the container) and extra spec YAML (indented for `spec.template.spec`).
+fn service(name: &str, image: &str, container: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: {name}
+spec:
+  template:
+    spec:
+{spec}      containers:
+      - image: testapp
+        command: [{app}, {image}]
+{container}",
+        app = testapp()
+    )
+}
+
+fn start() -> Server {
+    Server::start_with(&["--backend", "process"])
+}
+
+fn apply_ready(server: &Server, name: &str, yaml: &str) {
+    let k = server.kubectl(KUBECTL);
+    k.ok_stdin(&["apply", "-f", "-"], yaml);
+    k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        &format!("ksvc/{name}"),
+        "--timeout=60s",
+    ]);
+}
+
+/// An HTTP client that resolves the ingress's hosts to the ingress.
+fn client(server: &Server, hosts: &[&str]) -> reqwest::Client {
+    let mut b = reqwest::Client::builder().timeout(PATIENCE);
+    for h in hosts {
+        b = b.resolve(h, server.ingress);
+    }
+    b.build().unwrap()
+}
+
+fn url(server: &Server, host: &str, path: &str) -> String {
+    format!("http://{host}:{}{path}", server.ingress_port())
+}
+
+async fn get(c: &reqwest::Client, url: &str) -> (u16, String) {
+    let r = c.get(url).send().await.expect("request completes");
+    let status = r.status().as_u16();
+    (status, r.text().await.unwrap_or_default())
+}
+
+fn pids_of(marker: &str) -> Vec<u32> {
+    let out = std::process::Command::new("pgrep")
+        .args(["-f", marker])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+#[test]
+fn helloworld_answers_at_its_url_and_leaves_no_process_behind() {
+    let mut server = start();
+    let marker = format!("hello-marker-{}", std::process::id());
+    let yaml = service(
+        "hello",
+        "helloworld",
+        &format!("        args: [{marker}]\n"),
+        "",
+    );
+    apply_ready(&server, "hello", &yaml);
+    let k = server.kubectl(KUBECTL);
+    let status_url = k.ok(&["get", "ksvc", "hello", "-o", "jsonpath={.status.url}"]);
+    assert_eq!(
+        status_url,
+        format!("http://hello.default.localhost:{}", server.ingress_port())
+    );
+    // curl resolves *.localhost to loopback itself: no Host override.
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "30", &status_url])
+        .output()
+        .expect("curl runs");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), HELLO);
+    let unknown = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "-",
+            "-w",
+            "%{http_code}",
+            &url(&server, "nope.default.localhost", "/"),
+        ])
+        .output()
+        .unwrap();
+    let unknown = String::from_utf8_lossy(&unknown.stdout).to_string();
+    assert!(
+        unknown.contains("no Route serves host \"nope.default.localhost\""),
+        "{unknown}"
+    );
+    assert!(unknown.ends_with("404"), "{unknown}");
+    // The revision's requests show in the metrics on the API port.
+    let metrics = std::process::Command::new("curl")
+        .args(["-sS", &format!("{}/metrics", server.url)])
+        .output()
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&metrics.stdout).to_string();
+    assert!(
+        metrics.contains(r#"swell_revision_requests_total{namespace="default",revision="hello-00001",response_code_class="2xx"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("swell_revision_request_latency_seconds_bucket"));
+    // A crash leaves the replica running; the next start kills it and runs its own.
+    let before = pids_of(&marker);
+    assert_eq!(before.len(), 1, "one replica runs");
+    server.kill9();
+    assert_eq!(
+        pids_of(&marker),
+        before,
+        "SIGKILL cannot take the replica along"
+    );
+    let data = server.data_dir.clone();
+    let mut again = Server::start_in(&data, "127.0.0.1:0", &["--backend", "process"]);
+    eventually("the orphan is killed and a new replica runs", || {
+        let now = pids_of(&marker);
+        (now.len() == 1 && now != before).then_some(())
+    });
+    // A graceful stop stops every replica.
+    assert!(again.stop());
+    assert!(pids_of(&marker).is_empty(), "replicas outlived the server");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn blue_green_route_splits_and_tags() {
+    let server = start();
+    let blue = service("bg", "pizzaplanetv1", "", "").replace(
+        "  template:\n",
+        "  template:\n    metadata:\n      name: bg-blue\n",
+    );
+    apply_ready(&server, "bg", &blue);
+    let green = service("bg", "pizzaplanetv2", "", "").replace(
+        "  template:\n",
+        "  template:\n    metadata:\n      name: bg-green\n",
+    ) + "  traffic:\n  - {revisionName: bg-blue, tag: blue, percent: 50}\n  - {revisionName: bg-green, tag: green, percent: 50}\n";
+    let k = server.kubectl(KUBECTL);
+    k.ok_stdin(&["apply", "-f", "-"], &green);
+    eventually("both tags are routed", || {
+        let urls = k.ok(&[
+            "get",
+            "ksvc",
+            "bg",
+            "-o",
+            "jsonpath={.status.traffic[*].url}",
+        ]);
+        let ready = k.ok(&[
+            "get",
+            "ksvc",
+            "bg",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+        ]);
+        (urls.split(' ').count() == 2 && ready == "True").then_some(())
+    });
+    let c = client(
+        &server,
+        &[
+            "bg.default.localhost",
+            "blue-bg.default.localhost",
+            "green-bg.default.localhost",
+        ],
+    );
+    let main = url(&server, "bg.default.localhost", "/");
+    let answers = futures::future::join_all((0..200).map(|_| get(&c, &main))).await;
+    let v1 = answers
+        .iter()
+        .filter(|(s, b)| *s == 200 && b == PIZZA_V1)
+        .count();
+    let v2 = answers
+        .iter()
+        .filter(|(s, b)| *s == 200 && b == PIZZA_V2)
+        .count();
+    assert_eq!(v1 + v2, 200, "every request answered by one of the two");
+    assert!((50..=150).contains(&v1), "blue served {v1} of 200");
+    for (tag, text) in [("blue", PIZZA_V1), ("green", PIZZA_V2)] {
+        let u = url(&server, &format!("{tag}-bg.default.localhost"), "/");
+        for _ in 0..20 {
+            assert_eq!(get(&c, &u).await, (200, text.to_string()), "tag {tag}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn single_concurrency_never_overlaps_requests() {
+    let server = start();
+    apply_ready(
+        &server,
+        "single",
+        &service(
+            "single",
+            "singlethreaded",
+            "",
+            "      containerConcurrency: 1\n",
+        ),
+    );
+    let c = client(&server, &["single.default.localhost"]);
+    let u = url(&server, "single.default.localhost", "/");
+    let end = Instant::now() + Duration::from_secs(10);
+    let clients = (0..5).map(|_| {
+        let (c, u) = (c.clone(), u.clone());
+        tokio::spawn(async move {
+            let mut answers = Vec::new();
+            while Instant::now() < end {
+                answers.push(get(&c, &u).await);
+            }
+            answers
+        })
+    });
+    let all: Vec<(u16, String)> = futures::future::join_all(clients)
+        .await
+        .into_iter()
+        .flat_map(|r| r.unwrap())
+        .collect();
+    assert!(all.len() >= 20, "only {} requests completed", all.len());
+    let bad: Vec<_> = all.iter().filter(|(s, _)| *s != 200).collect();
+    assert!(
+        bad.is_empty(),
+        "{} of {} failed: {:?}",
+        bad.len(),
+        all.len(),
+        bad.first()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revision_timeout_cuts_slow_responses() {
+    let server = start();
+    apply_ready(
+        &server,
+        "slow",
+        &service("slow", "timeout", "", "      timeoutSeconds: 10\n"),
+    );
+    let c = client(&server, &["slow.default.localhost"]);
+    let quick_url = url(&server, "slow.default.localhost", "/?initialTimeout=2000");
+    let (quick, late, flushed) = tokio::join!(
+        get(&c, &quick_url),
+        c.get(url(
+            &server,
+            "slow.default.localhost",
+            "/?initialTimeout=12000"
+        ))
+        .send(),
+        c.get(url(&server, "slow.default.localhost", "/?timeout=15000"))
+            .send(),
+    );
+    assert_eq!(quick, (200, "Slept for 0 milliseconds".to_string()));
+    let late = late.unwrap();
+    assert_eq!(late.status().as_u16(), 504);
+    assert_eq!(late.headers()["swell-error"], "timeout");
+    // Headers went out at once: the status stays 200 when the timeout cuts the body.
+    assert_eq!(flushed.unwrap().status().as_u16(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runtime_contract_env_argv_and_headers() {
+    let server = start();
+    let k = server.kubectl(KUBECTL);
+    k.ok(&[
+        "create",
+        "configmap",
+        "rt-config",
+        "--from-literal=fromMap=map-value",
+    ]);
+    k.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "rt-secret",
+        "--from-literal=testKey=testValue",
+    ]);
+    let yaml = format!(
+        "apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: rt
+spec:
+  template:
+    spec:
+      containers:
+      - image: runtime
+        command: [{app}, abra]
+        args: [cadabra, do, \"$(GREETING)-x\"]
+        workingDir: /tmp
+        env:
+        - {{name: SWELL_TESTAPP, value: runtime}}
+        - {{name: GREETING, value: hi}}
+        - name: FROM_MAP
+          valueFrom: {{configMapKeyRef: {{name: rt-config, key: fromMap}}}}
+        envFrom:
+        - secretRef: {{name: rt-secret}}
+",
+        app = testapp()
+    );
+    apply_ready(&server, "rt", &yaml);
+    let c = client(&server, &["rt.default.localhost"]);
+    let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let info: serde_json::Value = c
+        .get(url(&server, "rt.default.localhost", "/"))
+        .header("x-custom-header", "Custom Value")
+        .header("traceparent", tp)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let envs = &info["host"]["envs"];
+    assert_eq!(envs["K_SERVICE"], "rt");
+    assert_eq!(envs["K_CONFIGURATION"], "rt");
+    assert_eq!(envs["K_REVISION"], "rt-00001");
+    assert_eq!(envs["FROM_MAP"], "map-value");
+    assert_eq!(envs["testKey"], "testValue");
+    assert!(envs["PORT"].as_str().unwrap().parse::<u16>().is_ok());
+    assert_eq!(
+        info["host"]["args"],
+        serde_json::json!([testapp(), "abra", "cadabra", "do", "hi-x"])
+    );
+    assert_eq!(info["host"]["user"]["cwd"]["directory"], "/tmp");
+    assert_eq!(info["host"]["stdin"]["eof"], true);
+    let h = &info["request"]["headers"];
+    assert_eq!(h["X-Custom-Header"][0], "Custom Value");
+    assert_eq!(h["Traceparent"][0], tp);
+    assert_eq!(h["X-Forwarded-Proto"][0], "http");
+    assert_eq!(h["X-Forwarded-For"][0], "127.0.0.1");
+    let forwarded = h["Forwarded"][0].as_str().unwrap();
+    assert!(forwarded.starts_with("for=127.0.0.1;host="), "{forwarded}");
+    assert!(
+        info["request"]["host"]
+            .as_str()
+            .unwrap()
+            .starts_with("rt.default.localhost")
+    );
+}
+
+/// Sends one HTTP/2 (prior knowledge) gRPC request through the ingress.
+async fn grpc_call(
+    ingress: SocketAddr,
+    host: &str,
+    method: &str,
+    messages: &[&str],
+) -> (Vec<String>, String) {
+    use http_body_util::BodyExt;
+    let tcp = tokio::net::TcpStream::connect(ingress).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let mut body = Vec::new();
+    for m in messages {
+        let pb = [&[0x0a, m.len() as u8][..], m.as_bytes()].concat();
+        body.push(0);
+        body.extend_from_slice(&(pb.len() as u32).to_be_bytes());
+        body.extend_from_slice(&pb);
+    }
+    let req = http::Request::post(format!("http://{host}/ping.PingService/{method}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let collected = resp.into_body().collect().await.unwrap();
+    let status = collected
+        .trailers()
+        .and_then(|t| t.get("grpc-status"))
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let data = collected.to_bytes();
+    let mut replies = Vec::new();
+    let mut rest = &data[..];
+    while rest.len() >= 5 {
+        let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+        let msg = &rest[5..5 + len];
+        replies.push(String::from_utf8_lossy(&msg[2..]).into_owned());
+        rest = &rest[5 + len..];
+    }
+    (replies, status)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn protocols_h2c_grpc_and_websocket() {
+    let server = start();
+    let port = |name: &str| format!("        ports: [{{containerPort: 8080, name: {name}}}]\n");
+    for (svc, ports) in [
+        ("h2", port("h2c")),
+        ("h1", port("http1")),
+        ("plain", String::new()),
+    ] {
+        let k = server.kubectl(KUBECTL);
+        k.ok_stdin(
+            &["apply", "-f", "-"],
+            &service(svc, "hellohttp2", &ports, ""),
+        );
+    }
+    let k = server.kubectl(KUBECTL);
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        &service(
+            "ping",
+            "grpc-ping",
+            &format!(
+                "{}        env: [{{name: SUFFIX, value: \"!\"}}]\n",
+                port("h2c")
+            ),
+            "",
+        ),
+    );
+    k.ok_stdin(&["apply", "-f", "-"], &service("ws", "wsserver", "", ""));
+    k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "ksvc/h2",
+        "ksvc/h1",
+        "ksvc/plain",
+        "ksvc/ping",
+        "ksvc/ws",
+        "--timeout=60s",
+    ]);
+    let c = client(
+        &server,
+        &[
+            "h2.default.localhost",
+            "h1.default.localhost",
+            "plain.default.localhost",
+        ],
+    );
+    for (svc, proto) in [
+        ("h2", "HTTP/2.0"),
+        ("h1", "HTTP/1.1"),
+        ("plain", "HTTP/1.1"),
+    ] {
+        let (status, body) =
+            get(&c, &url(&server, &format!("{svc}.default.localhost"), "/x")).await;
+        assert_eq!(status, 200);
+        assert_eq!(body, format!("proto={proto} method=GET path=/x\n"), "{svc}");
+    }
+    let (replies, status) =
+        grpc_call(server.ingress, "ping.default.localhost", "Ping", &["hello"]).await;
+    assert_eq!(
+        (replies, status.as_str()),
+        (vec!["hello!".to_string()], "0")
+    );
+    let (replies, status) = grpc_call(
+        server.ingress,
+        "ping.default.localhost",
+        "PingStream",
+        &["a", "b", "c"],
+    )
+    .await;
+    assert_eq!(replies, vec!["a!", "b!", "c!"]);
+    assert_eq!(status, "0");
+    // WebSocket echo through the ingress.
+    let tcp = tokio::net::TcpStream::connect(server.ingress)
+        .await
+        .unwrap();
+    let (mut ws, resp) = tokio_tungstenite::client_async(
+        url(&server, "ws.default.localhost", "/").replace("http", "ws"),
+        tcp,
+    )
+    .await
+    .expect("the upgrade goes through");
+    assert_eq!(resp.status(), 101);
+    use futures::SinkExt;
+    for text in ["one", "two"] {
+        ws.send(tokio_tungstenite::tungstenite::Message::text(text))
+            .await
+            .unwrap();
+        let echoed = ws.next().await.unwrap().unwrap();
+        assert_eq!(echoed.into_text().unwrap().as_str(), text);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn updates_move_traffic_with_zero_downtime() {
+    let server = start();
+    apply_ready(&server, "zd", &service("zd", "pizzaplanetv1", "", ""));
+    let c = client(&server, &["zd.default.localhost"]);
+    let u = url(&server, "zd.default.localhost", "/");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let prober = tokio::spawn({
+        let (c, u, stop) = (c.clone(), u.clone(), stop.clone());
+        async move {
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                seen.push(get(&c, &u).await);
+            }
+            seen
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let k = server.kubectl(KUBECTL);
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        &service("zd", "pizzaplanetv2", "", ""),
+    );
+    let deadline = Instant::now() + PATIENCE;
+    while get(&c, &u).await.1 != PIZZA_V2 {
+        assert!(Instant::now() < deadline, "traffic never moved to -00002");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = prober.await.unwrap();
+    let failed: Vec<_> = seen.iter().filter(|(s, _)| *s != 200).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} probes failed: {:?}",
+        failed.len(),
+        seen.len(),
+        failed[0]
+    );
+    assert!(seen.iter().any(|(_, b)| b == PIZZA_V1) && seen.iter().any(|(_, b)| b == PIZZA_V2));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dying_replica_fails_only_its_request_and_comes_back() {
+    let server = start();
+    let marker = format!("dying-marker-{}", std::process::id());
+    apply_ready(
+        &server,
+        "dying",
+        &service(
+            "dying",
+            "autoscale",
+            &format!("        args: [{marker}]\n"),
+            "",
+        ),
+    );
+    let c = client(&server, &["dying.default.localhost"]);
+    let slow = tokio::spawn({
+        let c = c.clone();
+        let u = url(&server, "dying.default.localhost", "/?sleep=20000");
+        async move { get(&c, &u).await.0 }
+    });
+    let pids = eventually("the replica runs", || {
+        let p = pids_of(&marker);
+        (p.len() == 1).then_some(p)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pids[0] as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert_eq!(slow.await.unwrap(), 502, "the in-flight request fails");
+    // Requests sent while no replica is ready wait for the restarted one.
+    let (status, body) = get(&c, &url(&server, "dying.default.localhost", "/?sleep=10")).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "Slept for 10.00 milliseconds.\n")
+    );
+    assert_ne!(pids_of(&marker), pids);
+}
+
+#[test]
+fn failing_container_reports_its_exit_code_and_logs() {
+    let server = start();
+    let k = server.kubectl(KUBECTL);
+    k.ok_stdin(&["apply", "-f", "-"], &service("crash", "failing", "", ""));
+    let reason = eventually("the Revision reports the exit", || {
+        let r = k.ok(&[
+            "get",
+            "revision",
+            "crash-00001",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"ContainerHealthy\")].reason}",
+        ]);
+        (!r.is_empty() && r != "Deploying").then_some(r)
+    });
+    assert_eq!(reason, "ExitCode5");
+    let message = k.ok(&[
+        "get",
+        "revision",
+        "crash-00001",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"ContainerHealthy\")].message}",
+    ]);
+    assert!(message.starts_with("Container failed with: "), "{message}");
+    assert!(message.contains("exiting with code 5"), "{message}");
+    let ready = k.ok(&[
+        "get",
+        "ksvc",
+        "crash",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+    ]);
+    assert_eq!(ready, "False");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tag_header_routing_and_cluster_local_hosts() {
+    let server = start();
+    let k = server.kubectl(KUBECTL);
+    k.ok(&[
+        "patch",
+        "configmap",
+        "config-features",
+        "-n",
+        "knative-serving",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"tag-header-based-routing":"enabled"}}"#,
+    ]);
+    let v1 = service("th", "pizzaplanetv1", "", "").replace(
+        "  template:\n",
+        "  template:\n    metadata:\n      name: th-one\n",
+    );
+    apply_ready(&server, "th", &v1);
+    let v2 = service("th", "pizzaplanetv2", "", "").replace(
+        "  template:\n",
+        "  template:\n    metadata:\n      name: th-two\n",
+    ) + "  traffic:\n  - {revisionName: th-one, percent: 100}\n  - {revisionName: th-two, tag: rev2, percent: 0}\n";
+    k.ok_stdin(&["apply", "-f", "-"], &v2);
+    eventually("the tag is routed", || {
+        let t = k.ok(&[
+            "get",
+            "ksvc",
+            "th",
+            "-o",
+            "jsonpath={.status.traffic[1].url}",
+        ]);
+        let ready = k.ok(&[
+            "get",
+            "ksvc",
+            "th",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+        ]);
+        (!t.is_empty() && ready == "True").then_some(())
+    });
+    let local = "th.default.svc.cluster.local";
+    let c = client(&server, &["th.default.localhost", local]);
+    let main = url(&server, "th.default.localhost", "/");
+    let with_tag = |tag: &'static str| {
+        let (c, main) = (c.clone(), main.clone());
+        async move {
+            let r = c
+                .get(&main)
+                .header("knative-serving-tag", tag)
+                .send()
+                .await
+                .unwrap();
+            r.text().await.unwrap()
+        }
+    };
+    assert_eq!(with_tag("rev2").await, PIZZA_V2);
+    assert_eq!(with_tag("rev-wrong").await, PIZZA_V1);
+    assert_eq!(get(&c, &main).await.1, PIZZA_V1);
+    // Every Route is also reachable by its cluster-local names from this machine.
+    assert_eq!(
+        get(&c, &url(&server, local, "/")).await,
+        (200, PIZZA_V1.to_string())
+    );
+}
