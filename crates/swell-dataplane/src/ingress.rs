@@ -30,6 +30,34 @@ pub const ERROR_HEADER: &str = "swell-error";
 /// How long a stopping ingress waits for in-flight requests.
 const DRAIN: Duration = Duration::from_secs(30);
 
+fn empty() -> proxy::UpstreamBody {
+    http_body_util::Empty::new()
+        .map_err(|e| match e {})
+        .boxed_unsync()
+}
+
+/// Takes an unreachable replica out of rotation and puts it back once it accepts
+/// connections again (or forgets it once the backend stops listing it).
+fn suspect(pool: &Arc<RevisionPool>, addr: SocketAddr) {
+    pool.evict(addr);
+    let pool = pool.clone();
+    tokio::spawn(async move {
+        let started = Instant::now();
+        while pool.lists(addr) {
+            let pause = if started.elapsed() < Duration::from_secs(5) {
+                Duration::from_millis(100)
+            } else {
+                Duration::from_secs(1)
+            };
+            tokio::time::sleep(pause).await;
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                pool.restore(addr);
+                return;
+            }
+        }
+    });
+}
+
 fn full(body: impl Into<Bytes>) -> ResponseBody {
     Full::new(body.into())
         .map_err(|e| match e {})
@@ -181,23 +209,6 @@ pub async fn handle(
         r
     };
     let deadline = start + cfg.timeout;
-    let lease = match tokio::time::timeout_at(deadline, pool.acquire()).await {
-        Ok(Ok(lease)) => lease,
-        Ok(Err(e)) => {
-            return observe(error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "overload",
-                e.to_string(),
-            ));
-        }
-        Err(_) => {
-            return observe(error(
-                StatusCode::GATEWAY_TIMEOUT,
-                "timeout",
-                "request timeout (no replica became available)".into(),
-            ));
-        }
-    };
     let upgrade = proxy::is_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let host_header = req
@@ -208,7 +219,6 @@ pub async fn handle(
         .or_else(|| req.uri().authority().map(|a| a.to_string()));
     proxy::strip_hop_by_hop(req.headers_mut(), upgrade);
     proxy::add_forwarding(req.headers_mut(), peer, host_header.as_deref());
-
     let mut first_byte = deadline;
     for t in [cfg.response_start_timeout, cfg.idle_timeout]
         .into_iter()
@@ -216,25 +226,77 @@ pub async fn handle(
     {
         first_byte = first_byte.min(start + t);
     }
-    let addr = lease.addr();
-    let sent = tokio::select! {
-        r = dp.upstreams.send(addr, cfg.h2c, req) => r,
-        () = tokio::time::sleep_until(first_byte) => {
-            return observe(error(StatusCode::GATEWAY_TIMEOUT, "timeout", "request timeout".into()));
-        }
-    };
-    let mut resp = match sent {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::debug!(error = %e, revision = %key.name, %addr, "replica unreachable");
-            if cfg.h2c {
-                dp.upstreams.forget(addr);
+    // A bodiless request that never reached a replica (it had just died) can go to
+    // another one.
+    let replayable = !upgrade && http_body::Body::is_end_stream(req.body());
+    let (parts, body) = req.into_parts();
+    let spare = replayable.then(|| {
+        (
+            parts.method.clone(),
+            parts.uri.clone(),
+            parts.version,
+            parts.headers.clone(),
+        )
+    });
+    let mut next = Some(Request::from_parts(parts, body.boxed_unsync()));
+    let mut attempt = 0;
+    let (lease, mut resp) = loop {
+        attempt += 1;
+        let lease = match tokio::time::timeout_at(deadline, pool.acquire()).await {
+            Ok(Ok(lease)) => lease,
+            Ok(Err(e)) => {
+                return observe(error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "overload",
+                    e.to_string(),
+                ));
             }
-            return observe(error(
-                StatusCode::BAD_GATEWAY,
-                "upstream",
-                format!("error reaching Revision {:?}: {e}", key.name),
-            ));
+            Err(_) => {
+                return observe(error(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "timeout",
+                    "request timeout (no replica became available)".into(),
+                ));
+            }
+        };
+        let upstream_req = match next.take() {
+            Some(r) => r,
+            None => {
+                let Some((method, uri, version, headers)) = spare.clone() else {
+                    unreachable!("only replayable requests are sent twice");
+                };
+                let mut r = Request::new(empty());
+                *r.method_mut() = method;
+                *r.uri_mut() = uri;
+                *r.version_mut() = version;
+                *r.headers_mut() = headers;
+                r
+            }
+        };
+        let addr = lease.addr();
+        let sent = tokio::select! {
+            r = dp.upstreams.send(addr, cfg.h2c, upstream_req) => r,
+            () = tokio::time::sleep_until(first_byte) => {
+                return observe(error(StatusCode::GATEWAY_TIMEOUT, "timeout", "request timeout".into()));
+            }
+        };
+        match sent {
+            Ok(r) => break (lease, r),
+            Err(e) => {
+                tracing::debug!(error = %e, revision = %key.name, %addr, "replica unreachable");
+                if cfg.h2c {
+                    dp.upstreams.forget(addr);
+                }
+                suspect(&pool, addr);
+                if e.is_connect() && spare.is_some() && attempt < 3 {
+                    continue;
+                }
+                return observe(error(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream",
+                    format!("error reaching Revision {:?}: {e}", key.name),
+                ));
+            }
         }
     };
     let status = resp.status().as_u16();

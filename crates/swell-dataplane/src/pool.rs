@@ -79,6 +79,11 @@ impl Replica {
 #[derive(Debug)]
 struct State {
     config: RevisionConfig,
+    /// The replicas the backend says are ready.
+    listed: Vec<SocketAddr>,
+    /// Listed replicas the data plane found unreachable, until they answer again.
+    suspect: Vec<SocketAddr>,
+    /// Listed replicas that are not suspect: where requests go.
     replicas: Vec<Arc<Replica>>,
     waiters: VecDeque<oneshot::Sender<Lease>>,
     next: usize,
@@ -139,6 +144,8 @@ impl RevisionPool {
             key,
             state: Mutex::new(State {
                 config,
+                listed: Vec::new(),
+                suspect: Vec::new(),
                 replicas: Vec::new(),
                 waiters: VecDeque::new(),
                 next: 0,
@@ -249,6 +256,39 @@ impl RevisionPool {
         self.lock().replicas.clone()
     }
 
+    /// Stops sending requests to a replica that could not be reached, until
+    /// [`RevisionPool::restore`] (or the backend lists it anew).
+    pub fn evict(&self, addr: SocketAddr) {
+        let mut st = self.lock();
+        if st.listed.contains(&addr) && !st.suspect.contains(&addr) {
+            st.suspect.push(addr);
+            st.replicas.retain(|r| r.addr != addr);
+        }
+    }
+
+    /// Sends requests to an evicted replica again, if the backend still lists it.
+    /// Returns false when it is no longer listed.
+    pub fn restore(self: &Arc<Self>, addr: SocketAddr) -> bool {
+        let mut st = self.lock();
+        st.suspect.retain(|a| *a != addr);
+        if !st.listed.contains(&addr) {
+            return false;
+        }
+        if !st.replicas.iter().any(|r| r.addr == addr) {
+            st.replicas.push(Arc::new(Replica {
+                addr,
+                in_flight: AtomicUsize::new(0),
+            }));
+        }
+        self.dispatch(&mut st);
+        true
+    }
+
+    /// Whether the backend lists a replica.
+    pub fn lists(&self, addr: SocketAddr) -> bool {
+        self.lock().listed.contains(&addr)
+    }
+
     /// Closes the statistics period (for the autoscaler).
     pub fn report(&self, now: Instant) -> Stat {
         self.lock().stats.report(now)
@@ -312,8 +352,12 @@ impl Revisions {
         let pool = self.pool(key);
         let mut st = pool.lock();
         let old = std::mem::take(&mut st.replicas);
+        st.listed = addrs.to_vec();
+        st.suspect.retain(|a| addrs.contains(a));
+        let suspect = st.suspect.clone();
         st.replicas = addrs
             .iter()
+            .filter(|a| !suspect.contains(a))
             .map(|a| {
                 old.iter()
                     .find(|r| r.addr == *a)
@@ -444,6 +488,25 @@ mod tests {
         // The slot went back: the next request gets it at once.
         let l = pool.acquire().await.unwrap();
         assert_eq!(l.addr(), addr(1));
+    }
+
+    #[tokio::test]
+    async fn evicted_replicas_get_nothing_until_restored() {
+        let (revs, pool) = with_cc(0);
+        revs.set_replicas(&key(), &[addr(1), addr(2)]);
+        pool.evict(addr(1));
+        for _ in 0..4 {
+            assert_eq!(pool.acquire().await.unwrap().addr(), addr(2));
+        }
+        // The backend listing it again does not bring it back; answering does.
+        revs.set_replicas(&key(), &[addr(1), addr(2)]);
+        assert_eq!(pool.replicas().len(), 1);
+        assert!(pool.restore(addr(1)));
+        assert_eq!(pool.replicas().len(), 2);
+        // Unlisted replicas are not restored.
+        pool.evict(addr(1));
+        revs.set_replicas(&key(), &[addr(2)]);
+        assert!(!pool.restore(addr(1)));
     }
 
     #[tokio::test]

@@ -2,9 +2,14 @@
 //! `X-Forwarded-*` added, HTTP/1.1 through a pooled client or HTTP/2 (prior knowledge)
 //! over one multiplexed connection per replica.
 
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, Uri, Version};
+use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
+
+/// The body of a request to a replica (the client's, or empty on a retry).
+pub type UpstreamBody = UnsyncBoxBody<Bytes, hyper::Error>;
 use hyper::client::conn::http2;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -36,11 +41,22 @@ pub enum UpstreamError {
     Uri,
 }
 
+impl UpstreamError {
+    /// The request never reached the replica (nothing listens there any more).
+    pub fn is_connect(&self) -> bool {
+        match self {
+            UpstreamError::Http1(e) => e.is_connect(),
+            UpstreamError::Connect { .. } => true,
+            _ => false,
+        }
+    }
+}
+
 /// Connections to replicas.
 #[derive(Debug)]
 pub struct Upstreams {
-    http1: Client<HttpConnector, Incoming>,
-    http2: Mutex<HashMap<SocketAddr, http2::SendRequest<Incoming>>>,
+    http1: Client<HttpConnector, UpstreamBody>,
+    http2: Mutex<HashMap<SocketAddr, http2::SendRequest<UpstreamBody>>>,
 }
 
 impl Default for Upstreams {
@@ -65,7 +81,7 @@ impl Upstreams {
         &self,
         addr: SocketAddr,
         h2c: bool,
-        mut req: Request<Incoming>,
+        mut req: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, UpstreamError> {
         let pq = req
             .uri()
@@ -97,7 +113,7 @@ impl Upstreams {
     async fn http2_sender(
         &self,
         addr: SocketAddr,
-    ) -> Result<http2::SendRequest<Incoming>, UpstreamError> {
+    ) -> Result<http2::SendRequest<UpstreamBody>, UpstreamError> {
         let cached = {
             let conns = self.http2.lock().unwrap_or_else(|e| e.into_inner());
             conns.get(&addr).filter(|s| !s.is_closed()).cloned()

@@ -654,12 +654,12 @@ async fn tag_header_routing_and_cluster_local_hosts() {
     ) + "  traffic:\n  - {revisionName: th-one, percent: 100}\n  - {revisionName: th-two, tag: rev2, percent: 0}\n";
     k.ok_stdin(&["apply", "-f", "-"], &v2);
     eventually("the tag is routed", || {
-        let t = k.ok(&[
+        let urls = k.ok(&[
             "get",
             "ksvc",
             "th",
             "-o",
-            "jsonpath={.status.traffic[1].url}",
+            "jsonpath={.status.traffic[*].url}",
         ]);
         let ready = k.ok(&[
             "get",
@@ -668,7 +668,7 @@ async fn tag_header_routing_and_cluster_local_hosts() {
             "-o",
             "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
         ]);
-        (!t.is_empty() && ready == "True").then_some(())
+        (!urls.is_empty() && ready == "True").then_some(())
     });
     let local = "th.default.svc.cluster.local";
     let c = client(&server, &["th.default.localhost", local]);
