@@ -1,6 +1,10 @@
 //! Swell's benchmark runner. `bench/run api` measures the API server: create throughput,
-//! get and list latency with many Services stored, watch fan-out, and server memory.
+//! get and list latency with many Services stored, watch fan-out, and server memory;
+//! `bench/run controllers` the reconcilers; `bench/run dataplane` the ingress against
+//! direct, nginx and HAProxy.
 //! Results are printed as a Markdown section to paste into `bench/RESULTS.md`.
+
+mod dataplane;
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
@@ -528,6 +532,15 @@ async fn main() -> anyhow::Result<()> {
             )
             .await
         }
-        other => bail!("unknown scenario {other:?}; scenarios: api, controllers"),
+        "dataplane" => {
+            let secs = args
+                .iter()
+                .position(|a| a == "--seconds")
+                .and_then(|i| args.get(i + 1))
+                .map_or(Ok(10), |s| s.parse())
+                .context("--seconds takes a number")?;
+            dataplane::run(secs).await
+        }
+        other => bail!("unknown scenario {other:?}; scenarios: api, controllers, dataplane"),
     }
 }

@@ -118,10 +118,10 @@ impl Upstreams {
             let conns = self.http2.lock().unwrap_or_else(|e| e.into_inner());
             conns.get(&addr).filter(|s| !s.is_closed()).cloned()
         };
-        if let Some(mut s) = cached {
-            if s.ready().await.is_ok() {
-                return Ok(s);
-            }
+        if let Some(mut s) = cached
+            && s.ready().await.is_ok()
+        {
+            return Ok(s);
         }
         let tcp = tokio::net::TcpStream::connect(addr)
             .await
