@@ -2,6 +2,7 @@
 //! same `swell-testapp` replica reached directly, through nginx and through HAProxy
 //! (wrk, loopback, concurrency 1/16/128), and Swell's memory per idle Revision.
 
+use super::rss_kib;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use std::io::Write;
@@ -78,17 +79,6 @@ fn wrk(url: &str, conns: usize, secs: u64) -> anyhow::Result<(f64, f64, f64)> {
         eprintln!("warning: wrk saw errors for {url} c={conns}:\n{text}");
     }
     Ok((rps, pct("50%")?, pct("99%")?))
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 fn service(name: &str, testapp: &str) -> Value {

@@ -171,33 +171,10 @@ pub async fn resolve(client: &kube::Client, rev: &Revision) -> Result<Workload, 
             Some(from) => {
                 if let Some(r) = &from.config_map_key_ref {
                     let d = src.map(&r.name).await?;
-                    match (d.as_ref().and_then(|d| d.get(&r.key)), r.optional) {
-                        (Some(v), _) => Some(v.clone()),
-                        (None, Some(true)) => None,
-                        (None, _) => {
-                            return Err(WorkloadError::Config(config_error(match d {
-                                Some(_) => format!(
-                                    "couldn't find key {} in ConfigMap {ns}/{}",
-                                    r.key, r.name
-                                ),
-                                None => format!("configmap {:?} not found", r.name),
-                            })));
-                        }
-                    }
+                    key_ref(d, "ConfigMap", &ns, &r.name, &r.key, r.optional)?
                 } else if let Some(r) = &from.secret_key_ref {
                     let d = src.secret(&r.name).await?;
-                    match (d.as_ref().and_then(|d| d.get(&r.key)), r.optional) {
-                        (Some(v), _) => Some(v.clone()),
-                        (None, Some(true)) => None,
-                        (None, _) => {
-                            return Err(WorkloadError::Config(config_error(match d {
-                                Some(_) => {
-                                    format!("couldn't find key {} in Secret {ns}/{}", r.key, r.name)
-                                }
-                                None => format!("secret {:?} not found", r.name),
-                            })));
-                        }
-                    }
+                    key_ref(d, "Secret", &ns, &r.name, &r.key, r.optional)?
                 } else if let Some(f) = &from.field_ref {
                     match f.field_path.as_str() {
                         "metadata.namespace" => Some(ns.clone()),
@@ -267,6 +244,26 @@ pub async fn resolve(client: &kube::Client, rev: &Revision) -> Result<Workload, 
         grace,
         sidecars,
     })
+}
+
+/// The value of `key` in a ConfigMap's or Secret's `data` (`None` when it is absent
+/// and the reference is optional).
+fn key_ref(
+    data: Option<BTreeMap<String, String>>,
+    kind: &str,
+    ns: &str,
+    name: &str,
+    key: &str,
+    optional: Option<bool>,
+) -> Result<Option<String>, WorkloadError> {
+    match (data.as_ref().and_then(|d| d.get(key)), optional) {
+        (Some(v), _) => Ok(Some(v.clone())),
+        (None, Some(true)) => Ok(None),
+        (None, _) => Err(WorkloadError::Config(config_error(match data {
+            Some(_) => format!("couldn't find key {key} in {kind} {ns}/{name}"),
+            None => format!("{} {name:?} not found", kind.to_ascii_lowercase()),
+        }))),
+    }
 }
 
 /// Sets (or replaces) one variable.

@@ -70,6 +70,13 @@ pub struct Replica {
 }
 
 impl Replica {
+    fn new(addr: SocketAddr) -> Arc<Self> {
+        Arc::new(Replica {
+            addr,
+            in_flight: AtomicUsize::new(0),
+        })
+    }
+
     /// Requests it is serving now.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
@@ -275,10 +282,7 @@ impl RevisionPool {
             return false;
         }
         if !st.replicas.iter().any(|r| r.addr == addr) {
-            st.replicas.push(Arc::new(Replica {
-                addr,
-                in_flight: AtomicUsize::new(0),
-            }));
+            st.replicas.push(Replica::new(addr));
         }
         self.dispatch(&mut st);
         true
@@ -422,9 +426,10 @@ mod tests {
         (revs.clone(), revs.pool(&key()))
     }
 
-    #[tokio::test]
-    async fn requests_wait_for_the_first_replica() {
-        let (revs, pool) = with_cc(0);
+    /// A request waiting in the pool's queue; it yields the replica it gets.
+    async fn queued_acquire(
+        pool: &Arc<RevisionPool>,
+    ) -> tokio::task::JoinHandle<Result<SocketAddr, AcquireError>> {
         let waiting = tokio::spawn({
             let pool = pool.clone();
             async move { pool.acquire().await.map(|l| l.addr()) }
@@ -432,6 +437,13 @@ mod tests {
         while pool.queued() == 0 {
             tokio::task::yield_now().await;
         }
+        waiting
+    }
+
+    #[tokio::test]
+    async fn requests_wait_for_the_first_replica() {
+        let (revs, pool) = with_cc(0);
+        let waiting = queued_acquire(&pool).await;
         revs.set_replicas(&key(), &[addr(1)]);
         assert_eq!(waiting.await.unwrap(), Ok(addr(1)));
     }
@@ -443,13 +455,7 @@ mod tests {
         let a = pool.acquire().await.unwrap();
         let b = pool.acquire().await.unwrap();
         assert_ne!(a.addr(), b.addr());
-        let third = tokio::spawn({
-            let pool = pool.clone();
-            async move { pool.acquire().await.map(|l| l.addr()) }
-        });
-        while pool.queued() == 0 {
-            tokio::task::yield_now().await;
-        }
+        let third = queued_acquire(&pool).await;
         let freed = b.addr();
         drop(b);
         assert_eq!(third.await.unwrap(), Ok(freed));
@@ -475,13 +481,7 @@ mod tests {
     #[tokio::test]
     async fn abandoned_waiters_do_not_swallow_slots() {
         let (revs, pool) = with_cc(1);
-        let gone = tokio::spawn({
-            let pool = pool.clone();
-            async move { pool.acquire().await.map(|_| ()) }
-        });
-        while pool.queued() == 0 {
-            tokio::task::yield_now().await;
-        }
+        let gone = queued_acquire(&pool).await;
         gone.abort();
         let _ = gone.await;
         revs.set_replicas(&key(), &[addr(1)]);
@@ -512,13 +512,7 @@ mod tests {
     #[tokio::test]
     async fn removal_releases_waiters() {
         let (revs, pool) = with_cc(0);
-        let waiting = tokio::spawn({
-            let pool = pool.clone();
-            async move { pool.acquire().await.map(|l| l.addr()) }
-        });
-        while pool.queued() == 0 {
-            tokio::task::yield_now().await;
-        }
+        let waiting = queued_acquire(&pool).await;
         revs.remove(&key());
         assert_eq!(waiting.await.unwrap(), Err(AcquireError::Gone));
     }

@@ -62,6 +62,12 @@ pub trait ReplicaObserver: Send + Sync + 'static {
     fn replicas_changed(&self, rev: &RevisionRef, ready: Vec<SocketAddr>);
 }
 
+impl std::fmt::Debug for dyn ReplicaObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReplicaObserver")
+    }
+}
+
 /// Runs a Revision's replicas somewhere.
 pub trait Backend: Send + Sync + 'static {
     /// Makes `replicas` replicas of the Revision run. Idempotent.

@@ -35,12 +35,6 @@ pub struct RevisionState {
     stopping: CancellationToken,
 }
 
-impl std::fmt::Debug for dyn ReplicaObserver {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ReplicaObserver")
-    }
-}
-
 impl RevisionState {
     fn replicas(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Replica>>> {
         self.replicas.lock().unwrap_or_else(|e| e.into_inner())

@@ -44,8 +44,10 @@ impl Replica {
         }
     }
 
-    fn set_ready(&self, addr: Option<SocketAddr>) {
+    /// Records whether (and where) it is ready and tells the observer.
+    fn announce(&self, rev: &RevisionState, addr: Option<SocketAddr>) {
         *self.ready.lock().unwrap_or_else(|e| e.into_inner()) = addr;
+        rev.publish();
     }
 
     fn set_failure(&self, f: Option<Failure>) {
@@ -74,9 +76,8 @@ pub async fn supervise(rev: Arc<RevisionState>, replica: Arc<Replica>) {
             Outcome::Stopped => break,
             Outcome::Ended(failure) => {
                 tracing::info!(revision = %rev.rev.name, replica = replica.id, reason = %failure.reason, "replica ended");
-                replica.set_ready(None);
                 replica.set_failure(Some(failure));
-                rev.publish();
+                replica.announce(&rev, None);
             }
         }
         if started.elapsed() > Duration::from_secs(60) {
@@ -89,8 +90,7 @@ pub async fn supervise(rev: Arc<RevisionState>, replica: Arc<Replica>) {
         backoff = (backoff * 2).min(Duration::from_secs(30));
         replica.restarts.fetch_add(1, Ordering::Relaxed);
     }
-    replica.set_ready(None);
-    rev.publish();
+    replica.announce(&rev, None);
 }
 
 fn free_port() -> std::io::Result<u16> {
@@ -285,8 +285,7 @@ async fn watch(
                 });
             }
             () = replica.cancel.cancelled() => {
-                replica.set_ready(None);
-                rev.publish();
+                replica.announce(rev, None);
                 stop(child, pid, rev.grace()).await;
                 return Outcome::Stopped;
             }
@@ -308,8 +307,7 @@ async fn watch(
                             ready = true;
                             tracing::info!(revision = %rev.rev.name, replica = replica.id, %addr, after = ?start.elapsed(), "replica ready");
                             replica.set_failure(None);
-                            replica.set_ready(Some(addr));
-                            rev.publish();
+                            replica.announce(rev, Some(addr));
                         }
                     }
                     Err(e) => {
@@ -318,8 +316,7 @@ async fn watch(
                         if ready && failures >= failure_threshold {
                             ready = false;
                             tracing::info!(revision = %rev.rev.name, replica = replica.id, error = %e, "replica not ready");
-                            replica.set_ready(None);
-                            rev.publish();
+                            replica.announce(rev, None);
                         }
                     }
                 }
@@ -332,8 +329,7 @@ async fn watch(
                         live_failures += 1;
                         if live_failures >= live_threshold {
                             tracing::info!(revision = %rev.rev.name, replica = replica.id, error = %e, "liveness probe failed; restarting");
-                            replica.set_ready(None);
-                            rev.publish();
+                            replica.announce(rev, None);
                             stop(child, pid, rev.grace()).await;
                             return Outcome::Ended(Failure {
                                 reason: "LivenessProbeFailed".into(),
