@@ -8,7 +8,7 @@ use common::{PATIENCE, Server};
 use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 use std::time::Duration;
 use swell_api::Service;
@@ -107,8 +107,10 @@ async fn list_watch_and_patch_status() {
 type Events = tokio::sync::mpsc::UnboundedReceiver<Result<watcher::Event<Service>, String>>;
 
 /// Waits until the watcher reports the Service `want`.
-async fn wait_for(rx: &mut Events, want: &str) -> Result<(), tokio::time::error::Elapsed> {
-    tokio::time::timeout(PATIENCE, async {
+/// Waits for an event about `want`; on timeout, says which errors the watcher saw last.
+async fn wait_for(rx: &mut Events, want: &str) -> Result<(), String> {
+    let mut errors = std::collections::VecDeque::new();
+    let found = tokio::time::timeout(PATIENCE, async {
         loop {
             match rx.recv().await.expect("watcher stream ended") {
                 Ok(watcher::Event::InitApply(s) | watcher::Event::Apply(s))
@@ -116,11 +118,18 @@ async fn wait_for(rx: &mut Events, want: &str) -> Result<(), tokio::time::error:
                 {
                     return;
                 }
+                Err(e) => {
+                    if errors.len() == 5 {
+                        errors.pop_front();
+                    }
+                    errors.push_back(e);
+                }
                 _ => {}
             }
         }
     })
-    .await
+    .await;
+    found.map_err(|_| format!("no event for {want}; last watcher errors: {errors:?}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -142,7 +151,10 @@ async fn watcher_relists_after_a_restart_with_an_expired_version() {
     let watch = tokio::spawn({
         let api = api.clone();
         async move {
-            let mut stream = watcher(api, watcher::Config::default()).boxed();
+            // Backing off as controllers do, so reconnects are paced while the server is down.
+            let mut stream = watcher(api, watcher::Config::default())
+                .default_backoff()
+                .boxed();
             while let Some(event) = stream.next().await {
                 if tx.send(event.map_err(|e| e.to_string())).is_err() {
                     break;
@@ -189,9 +201,15 @@ async fn watcher_relists_after_a_restart_with_an_expired_version() {
     let _restarted = tokio::task::spawn_blocking(move || Server::start_in(&path, &addr, &history))
         .await
         .unwrap();
-    wait_for(&mut rx, "offline-19")
-        .await
-        .expect("the watcher re-lists and sees what changed while it was away");
+    if let Err(e) = wait_for(&mut rx, "offline-19").await {
+        let log = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|f| f.file_name().to_string_lossy().starts_with("server-"))
+            .map(|f| std::fs::read_to_string(f.path()).unwrap_or_default())
+            .collect::<String>();
+        panic!("the watcher re-lists and sees what changed while it was away: {e}\n{log}");
+    }
     let seen_relist = tokio::time::timeout(Duration::from_secs(1), async {
         while let Some(e) = rx.recv().await {
             if matches!(e, Ok(watcher::Event::InitDone)) {
