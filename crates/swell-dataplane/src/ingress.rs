@@ -4,7 +4,7 @@
 
 use crate::Dataplane;
 use crate::body::{BoxError, TimedBody};
-use crate::pool::{Lease, RevisionKey, RevisionPool, Tracked};
+use crate::pool::{Lease, RevisionPool, Tracked};
 use crate::proxy;
 use crate::routes::request_host;
 use bytes::Bytes;
@@ -29,12 +29,6 @@ pub const ERROR_HEADER: &str = "swell-error";
 
 /// How long a stopping ingress waits for in-flight requests.
 const DRAIN: Duration = Duration::from_secs(30);
-
-fn empty() -> proxy::UpstreamBody {
-    http_body_util::Empty::new()
-        .map_err(|e| match e {})
-        .boxed_unsync()
-}
 
 /// Takes an unreachable replica out of rotation and puts it back once it accepts
 /// connections again (or forgets it once the backend stops listing it).
@@ -77,7 +71,48 @@ fn error(status: StatusCode, reason: &'static str, message: String) -> Response<
     r
 }
 
-/// Serves the ingress on `listener` until `shutdown`, then drains (up to 30 s).
+/// Runs the ingress on `listener` until `shutdown`, then drains (up to 30 s): one
+/// single-threaded runtime per thread, `threads` of them, all accepting from the same
+/// socket. As in nginx's worker model, a connection, its requests and their exchanges
+/// with replicas stay on one thread: no work stealing, no cross-thread wake-ups on the
+/// hot path. Blocks until every thread has drained.
+pub fn run(
+    listener: std::net::TcpListener,
+    dp: Arc<Dataplane>,
+    shutdown: CancellationToken,
+    threads: usize,
+) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let mut workers = Vec::new();
+    for i in 0..threads.max(1) {
+        let listener = listener.try_clone()?;
+        let (dp, shutdown) = (dp.clone(), shutdown.clone());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let worker = std::thread::Builder::new()
+            .name(format!("swell-ingress-{i}"))
+            .spawn(move || {
+                proxy::set_thread_slot(i);
+                runtime.block_on(async move {
+                    match TcpListener::from_std(listener) {
+                        Ok(l) => serve(l, dp, shutdown).await,
+                        Err(e) => tracing::error!(error = %e, "ingress thread cannot listen"),
+                    }
+                });
+            })?;
+        workers.push(worker);
+    }
+    for w in workers {
+        if w.join().is_err() {
+            tracing::error!("an ingress thread panicked");
+        }
+    }
+    Ok(())
+}
+
+/// Serves the ingress on `listener` (in the current runtime) until `shutdown`, then
+/// drains (up to 30 s).
 pub async fn serve(listener: TcpListener, dp: Arc<Dataplane>, shutdown: CancellationToken) {
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -118,10 +153,12 @@ pub async fn serve(listener: TcpListener, dp: Arc<Dataplane>, shutdown: Cancella
     }
 }
 
-/// Holds a proxied request's slot and statistics; records its metrics when dropped.
+/// Holds a proxied request's slot, statistics and connection; when dropped (the
+/// response is done), records its metrics and gives the connection back.
 struct InFlight {
-    _lease: Lease,
+    lease: Lease,
     _tracked: Tracked,
+    conn: Option<proxy::Http1Conn>,
     pool: Arc<RevisionPool>,
     status: u16,
     start: Instant,
@@ -129,6 +166,9 @@ struct InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.lease.replica().conns.give_back(conn);
+        }
         self.pool
             .metrics
             .observe(self.status, self.start.elapsed().as_secs_f64());
@@ -142,21 +182,23 @@ pub async fn handle(
     mut req: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let start = Instant::now();
-    let Some(host) = request_host(&req) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "no-host",
-            "request has no Host".into(),
-        );
-    };
-    let route = match dp.routes.lookup(&host) {
-        Some(r) if !r.local_only || peer.ip().to_canonical().is_loopback() => r,
-        _ => {
+    let route = {
+        let Some(host) = request_host(&req) else {
             return error(
-                StatusCode::NOT_FOUND,
-                "unknown-host",
-                format!("no Route serves host {host:?}"),
+                StatusCode::BAD_REQUEST,
+                "no-host",
+                "request has no Host".into(),
             );
+        };
+        match dp.routes.lookup(&host) {
+            Some(r) if !r.local_only || peer.ip().to_canonical().is_loopback() => r,
+            _ => {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    "unknown-host",
+                    format!("no Route serves host {host:?}"),
+                );
+            }
         }
     };
     let mut splits = &route.splits;
@@ -187,22 +229,20 @@ pub async fn handle(
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "no-revision",
-            format!("host {host:?} has no Revision to send traffic to"),
+            format!(
+                "host {:?} has no Revision to send traffic to",
+                request_host(&req).unwrap_or_default()
+            ),
         );
     };
-    let key = RevisionKey {
-        namespace: route.namespace.clone(),
-        name: revision.to_string(),
-    };
-    let Some(pool) = dp.revisions.get(&key) else {
+    let Some(pool) = dp.revisions.find(&route.namespace, revision) else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "unknown-revision",
-            format!("Revision {:?} is not known to the data plane", key.name),
+            format!("Revision {revision:?} is not known to the data plane"),
         );
     };
-    let cfg = pool.config();
-    let tracked = pool.track();
+    let (cfg, tracked) = pool.admit(start);
     let observe = |r: Response<ResponseBody>| {
         pool.metrics
             .observe(r.status().as_u16(), start.elapsed().as_secs_f64());
@@ -211,12 +251,10 @@ pub async fn handle(
     let deadline = start + cfg.timeout;
     let upgrade = proxy::is_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let host_header = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri().authority().map(|a| a.to_string()));
+    let host_header = match req.headers().get(header::HOST) {
+        Some(h) => h.to_str().ok().map(str::to_string),
+        None => req.uri().authority().map(|a| a.to_string()),
+    };
     proxy::strip_hop_by_hop(req.headers_mut(), upgrade);
     proxy::add_forwarding(req.headers_mut(), peer, host_header.as_deref());
     let mut first_byte = deadline;
@@ -226,21 +264,9 @@ pub async fn handle(
     {
         first_byte = first_byte.min(start + t);
     }
-    // A bodiless request that never reached a replica (it had just died) can go to
-    // another one.
-    let replayable = !upgrade && http_body::Body::is_end_stream(req.body());
-    let (parts, body) = req.into_parts();
-    let spare = replayable.then(|| {
-        (
-            parts.method.clone(),
-            parts.uri.clone(),
-            parts.version,
-            parts.headers.clone(),
-        )
-    });
-    let mut next = Some(Request::from_parts(parts, body.boxed_unsync()));
+    let mut upstream_req = req.map(|b| b.boxed_unsync());
     let mut attempt = 0;
-    let (lease, mut resp) = loop {
+    let (lease, mut resp, conn) = loop {
         attempt += 1;
         let lease = match tokio::time::timeout_at(deadline, pool.acquire()).await {
             Ok(Ok(lease)) => lease,
@@ -259,56 +285,48 @@ pub async fn handle(
                 ));
             }
         };
-        let upstream_req = match next.take() {
-            Some(r) => r,
-            None => {
-                let Some((method, uri, version, headers)) = spare.clone() else {
-                    unreachable!("only replayable requests are sent twice");
-                };
-                let mut r = Request::new(empty());
-                *r.method_mut() = method;
-                *r.uri_mut() = uri;
-                *r.version_mut() = version;
-                *r.headers_mut() = headers;
-                r
-            }
-        };
-        let addr = lease.addr();
+        let replica = lease.replica().clone();
         let sent = tokio::select! {
-            r = dp.upstreams.send(addr, cfg.h2c, upstream_req) => r,
+            r = replica.conns.send(replica.addr, cfg.h2c, upstream_req) => r,
             () = tokio::time::sleep_until(first_byte) => {
                 return observe(error(StatusCode::GATEWAY_TIMEOUT, "timeout", "request timeout".into()));
             }
         };
         match sent {
-            Ok(r) => break (lease, r),
+            Ok((resp, conn)) => break (lease, resp, conn),
             Err(e) => {
-                tracing::debug!(error = %e, revision = %key.name, %addr, "replica unreachable");
-                if cfg.h2c {
-                    dp.upstreams.forget(addr);
-                }
+                let addr = replica.addr;
+                tracing::debug!(error = %e.error, revision = %pool.key.name, %addr, "replica unreachable");
+                replica.conns.close();
                 suspect(&pool, addr);
-                if e.is_connect() && spare.is_some() && attempt < 3 {
-                    continue;
+                // A request that never left Swell (the replica had just died) can go
+                // to another one.
+                match e.request {
+                    Some(r) if attempt < 3 => upstream_req = r,
+                    _ => {
+                        return observe(error(
+                            StatusCode::BAD_GATEWAY,
+                            "upstream",
+                            format!("error reaching Revision {:?}: {}", pool.key.name, e.error),
+                        ));
+                    }
                 }
-                return observe(error(
-                    StatusCode::BAD_GATEWAY,
-                    "upstream",
-                    format!("error reaching Revision {:?}: {e}", key.name),
-                ));
             }
         }
     };
     let status = resp.status().as_u16();
+    let upgraded = client_upgrade.is_some() && resp.status() == StatusCode::SWITCHING_PROTOCOLS;
     let in_flight = InFlight {
-        _lease: lease,
+        lease,
         _tracked: tracked,
+        // An upgraded connection is the client's now.
+        conn: conn.filter(|_| !upgraded),
         pool: pool.clone(),
         status,
         start,
     };
     if let Some(client) = client_upgrade
-        && resp.status() == StatusCode::SWITCHING_PROTOCOLS
+        && upgraded
     {
         let upstream = hyper::upgrade::on(&mut resp);
         tokio::spawn(async move {

@@ -18,13 +18,12 @@ pub mod stats;
 pub use pool::{RevisionConfig, RevisionKey, Revisions};
 pub use routes::{RouteKey, RoutingTable, RoutingTables, Split, TrafficGroup};
 
-/// What the ingress serves from: the routes, the revision pools and the connections
-/// to replicas.
+/// What the ingress serves from: the routes and the revision pools (which hold the
+/// connections to their replicas).
 #[derive(Debug, Default)]
 pub struct Dataplane {
     /// Every Route's hosts.
     pub routes: RoutingTables,
     /// Every Revision's pool.
     pub revisions: Revisions,
-    upstreams: proxy::Upstreams,
 }

@@ -3,6 +3,7 @@
 //! requests while no replica has room — or none is ready yet (§4.3, §5.2).
 
 use crate::metrics::{Metrics, RevisionMetrics};
+use crate::proxy::Connections;
 use crate::stats::{RequestStats, Stat};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -66,6 +67,8 @@ pub enum AcquireError {
 pub struct Replica {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// The data plane's connections to it; they close when it leaves the pool.
+    pub conns: Connections,
     in_flight: AtomicUsize,
 }
 
@@ -73,6 +76,7 @@ impl Replica {
     fn new(addr: SocketAddr) -> Arc<Self> {
         Arc::new(Replica {
             addr,
+            conns: Connections::default(),
             in_flight: AtomicUsize::new(0),
         })
     }
@@ -119,6 +123,11 @@ impl Lease {
     /// The replica's address.
     pub fn addr(&self) -> SocketAddr {
         self.replica.addr
+    }
+
+    /// The replica.
+    pub fn replica(&self) -> &Arc<Replica> {
+        &self.replica
     }
 }
 
@@ -170,10 +179,12 @@ impl RevisionPool {
         self.lock().config.clone()
     }
 
-    /// Counts a request until the returned guard is dropped.
-    pub fn track(self: &Arc<Self>) -> Tracked {
-        self.lock().stats.request_in(Instant::now());
-        Tracked { pool: self.clone() }
+    /// Admits a request: the Revision's configuration, and the request counted until
+    /// the returned guard is dropped.
+    pub fn admit(self: &Arc<Self>, now: Instant) -> (RevisionConfig, Tracked) {
+        let mut st = self.lock();
+        st.stats.request_in(now);
+        (st.config.clone(), Tracked { pool: self.clone() })
     }
 
     /// The least-loaded replica with room, its slot taken.
@@ -299,10 +310,14 @@ impl RevisionPool {
     }
 }
 
-/// Every Revision's pool. Cheap to clone (shared).
+/// Namespace → Revision name → pool.
+type PoolsByNamespace = HashMap<String, HashMap<String, Arc<RevisionPool>>>;
+
+/// Every Revision's pool, by namespace then name (so a request finds its pool without
+/// building a key). Cheap to clone (shared).
 #[derive(Clone, Debug, Default)]
 pub struct Revisions {
-    pools: Arc<RwLock<HashMap<RevisionKey, Arc<RevisionPool>>>>,
+    pools: Arc<RwLock<PoolsByNamespace>>,
     metrics: Arc<Metrics>,
 }
 
@@ -317,6 +332,10 @@ impl Revisions {
         self.metrics.render(self)
     }
 
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, PoolsByNamespace> {
+        self.pools.read().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The Revision's pool, created (with the default configuration) if need be.
     pub fn pool(&self, key: &RevisionKey) -> Arc<RevisionPool> {
         if let Some(p) = self.get(key) {
@@ -324,7 +343,9 @@ impl Revisions {
         }
         let mut pools = self.pools.write().unwrap_or_else(|e| e.into_inner());
         pools
-            .entry(key.clone())
+            .entry(key.namespace.clone())
+            .or_default()
+            .entry(key.name.clone())
             .or_insert_with(|| {
                 Arc::new(RevisionPool::new(
                     key.clone(),
@@ -337,8 +358,12 @@ impl Revisions {
 
     /// The Revision's pool, if it has one.
     pub fn get(&self, key: &RevisionKey) -> Option<Arc<RevisionPool>> {
-        let pools = self.pools.read().unwrap_or_else(|e| e.into_inner());
-        pools.get(key).cloned()
+        self.find(&key.namespace, &key.name)
+    }
+
+    /// The pool of Revision `name` in `namespace`, if it has one.
+    pub fn find(&self, namespace: &str, name: &str) -> Option<Arc<RevisionPool>> {
+        self.read().get(namespace)?.get(name).cloned()
     }
 
     /// Sets a Revision's configuration.
@@ -366,12 +391,7 @@ impl Revisions {
                 old.iter()
                     .find(|r| r.addr == *a)
                     .cloned()
-                    .unwrap_or_else(|| {
-                        Arc::new(Replica {
-                            addr: *a,
-                            in_flight: AtomicUsize::new(0),
-                        })
-                    })
+                    .unwrap_or_else(|| Replica::new(*a))
             })
             .collect();
         pool.dispatch(&mut st);
@@ -379,11 +399,15 @@ impl Revisions {
 
     /// Forgets a Revision; requests waiting for it get [`AcquireError::Gone`].
     pub fn remove(&self, key: &RevisionKey) {
-        let removed = self
-            .pools
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
+        let removed = {
+            let mut pools = self.pools.write().unwrap_or_else(|e| e.into_inner());
+            let ns = pools.get_mut(&key.namespace);
+            let removed = ns.and_then(|ns| ns.remove(&key.name));
+            if pools.get(&key.namespace).is_some_and(HashMap::is_empty) {
+                pools.remove(&key.namespace);
+            }
+            removed
+        };
         if let Some(pool) = removed {
             self.metrics.forget(key);
             let mut st = pool.lock();
@@ -394,8 +418,10 @@ impl Revisions {
 
     /// Every pool.
     pub fn all(&self) -> Vec<Arc<RevisionPool>> {
-        let pools = self.pools.read().unwrap_or_else(|e| e.into_inner());
-        pools.values().cloned().collect()
+        self.read()
+            .values()
+            .flat_map(|ns| ns.values().cloned())
+            .collect()
     }
 }
 

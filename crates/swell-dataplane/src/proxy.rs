@@ -1,30 +1,33 @@
 //! Forwarding one request to one replica: hop-by-hop headers removed, `Forwarded` and
-//! `X-Forwarded-*` added, HTTP/1.1 through a pooled client or HTTP/2 (prior knowledge)
-//! over one multiplexed connection per replica.
+//! `X-Forwarded-*` added, HTTP/1.1 over the replica's pool of keep-alive connections or
+//! HTTP/2 (prior knowledge) over one multiplexed connection per replica.
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Response, Uri, Version};
+use http::uri::{PathAndQuery, Uri};
+use http::{Request, Response, Version};
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
-
-/// The body of a request to a replica (the client's, or empty on a retry).
-pub type UpstreamBody = UnsyncBoxBody<Bytes, hyper::Error>;
-use hyper::client::conn::http2;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use std::collections::HashMap;
+use std::cell::Cell;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
+
+/// The body of a request to a replica.
+pub type UpstreamBody = UnsyncBoxBody<Bytes, hyper::Error>;
+
+/// How long connecting to a replica may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Idle HTTP/1.1 connections kept per replica and ingress thread.
+const MAX_IDLE: usize = 1024;
 
 /// Why a replica could not be reached.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
-    /// HTTP/1.1 exchange failed.
-    #[error("{0}")]
-    Http1(#[from] hyper_util::client::legacy::Error),
     /// Connecting failed.
     #[error("cannot connect to {addr}: {source}")]
     Connect {
@@ -33,68 +36,178 @@ pub enum UpstreamError {
         /// Why.
         source: std::io::Error,
     },
-    /// HTTP/2 exchange failed.
+    /// The HTTP exchange failed.
     #[error("{0}")]
-    Http2(#[from] hyper::Error),
-    /// The request could not be addressed to the replica.
+    Http(#[from] hyper::Error),
+    /// The request's host cannot address an HTTP/2 request.
     #[error("invalid upstream URI")]
     Uri,
 }
 
-impl UpstreamError {
-    /// The request never reached the replica (nothing listens there any more).
-    pub fn is_connect(&self) -> bool {
-        match self {
-            UpstreamError::Http1(e) => e.is_connect(),
-            UpstreamError::Connect { .. } => true,
-            _ => false,
-        }
-    }
-}
-
-/// Connections to replicas.
+/// A request that got no response; `request` is the request itself when none of it
+/// left Swell, so it can go to another replica.
 #[derive(Debug)]
-pub struct Upstreams {
-    http1: Client<HttpConnector, UpstreamBody>,
-    http2: Mutex<HashMap<SocketAddr, http2::SendRequest<UpstreamBody>>>,
+pub struct SendError {
+    /// What went wrong.
+    pub error: UpstreamError,
+    /// The untouched request, if it was never sent.
+    pub request: Option<Request<UpstreamBody>>,
 }
 
-impl Default for Upstreams {
-    fn default() -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        let http1 = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_timer(TokioTimer::new())
-            .build(connector);
-        Upstreams {
-            http1,
-            http2: Mutex::new(HashMap::new()),
-        }
-    }
+/// An HTTP/1.1 connection lent to one exchange; give it back with
+/// [`Connections::give_back`] once the response body is done.
+#[derive(Debug)]
+pub struct Http1Conn(http1::SendRequest<UpstreamBody>);
+
+/// The connections to one replica. Idle HTTP/1.1 connections are kept per ingress
+/// thread, so that a request goes out on a connection its own thread drives.
+#[derive(Debug, Default)]
+pub struct Connections {
+    idle: Mutex<Vec<Vec<http1::SendRequest<UpstreamBody>>>>,
+    http2: Mutex<Option<http2::SendRequest<UpstreamBody>>>,
 }
 
-impl Upstreams {
-    /// Sends `req` to the replica at `addr`.
+thread_local! {
+    static THREAD_SLOT: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Numbers the calling ingress thread: the idle connections it opens are kept for it.
+pub fn set_thread_slot(slot: usize) {
+    THREAD_SLOT.set(slot);
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+async fn connect(addr: SocketAddr) -> Result<TokioIo<tokio::net::TcpStream>, UpstreamError> {
+    let tcp =
+        match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
+            Ok(Ok(tcp)) => tcp,
+            Ok(Err(source)) => return Err(UpstreamError::Connect { addr, source }),
+            Err(_) => {
+                let source = std::io::ErrorKind::TimedOut.into();
+                return Err(UpstreamError::Connect { addr, source });
+            }
+        };
+    let _ = tcp.set_nodelay(true);
+    Ok(TokioIo::new(tcp))
+}
+
+impl Connections {
+    /// Sends `req` to the replica at `addr`: HTTP/2 when `h2c`, else HTTP/1.1. An
+    /// HTTP/1.1 response comes with its connection, to give back when the body is done.
     pub async fn send(
         &self,
         addr: SocketAddr,
         h2c: bool,
-        mut req: Request<UpstreamBody>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
-        let pq = req
-            .uri()
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_string();
-        if !h2c {
-            *req.uri_mut() = format!("http://{addr}{pq}")
-                .parse::<Uri>()
-                .map_err(|_| UpstreamError::Uri)?;
-            *req.version_mut() = Version::HTTP_11;
-            return Ok(self.http1.request(req).await?);
+        req: Request<UpstreamBody>,
+    ) -> Result<(Response<Incoming>, Option<Http1Conn>), SendError> {
+        if h2c {
+            self.send_http2(addr, req).await.map(|r| (r, None))
+        } else {
+            self.send_http1(addr, req)
+                .await
+                .map(|(r, c)| (r, Some(Http1Conn(c))))
         }
+    }
+
+    /// Keeps an HTTP/1.1 connection for the next request, unless it closed.
+    pub fn give_back(&self, conn: Http1Conn) {
+        if conn.0.is_closed() {
+            return;
+        }
+        let slot = THREAD_SLOT.get();
+        let mut idle = lock(&self.idle);
+        if idle.len() <= slot {
+            idle.resize_with(slot + 1, Vec::new);
+        }
+        if idle[slot].len() < MAX_IDLE {
+            idle[slot].push(conn.0);
+        }
+    }
+
+    /// An idle connection of this thread that can take a request now. Closed ones are
+    /// dropped; busy ones (still sending a request body the replica did not wait for)
+    /// stay for later.
+    fn take_idle(&self) -> Option<http1::SendRequest<UpstreamBody>> {
+        let mut idle = lock(&self.idle);
+        let mine = idle.get_mut(THREAD_SLOT.get())?;
+        let mut i = mine.len();
+        while i > 0 {
+            i -= 1;
+            if mine[i].is_closed() {
+                mine.swap_remove(i);
+            } else if mine[i].is_ready() {
+                return Some(mine.swap_remove(i));
+            }
+        }
+        None
+    }
+
+    /// Closes every connection (the replica went away or misbehaved).
+    pub fn close(&self) {
+        lock(&self.idle).clear();
+        lock(&self.http2).take();
+    }
+
+    async fn send_http1(
+        &self,
+        addr: SocketAddr,
+        mut req: Request<UpstreamBody>,
+    ) -> Result<(Response<Incoming>, http1::SendRequest<UpstreamBody>), SendError> {
+        if req.uri().scheme().is_some() {
+            // An absolute-form target (a client that took Swell for a proxy): origin-form.
+            let pq = req.uri().path_and_query().cloned();
+            *req.uri_mut() = Uri::from(pq.unwrap_or_else(|| PathAndQuery::from_static("/")));
+        }
+        *req.version_mut() = Version::HTTP_11;
+        loop {
+            let (mut sender, was_idle) = match self.take_idle() {
+                Some(c) => (c, true),
+                None => match self.connect_http1(addr).await {
+                    Ok(c) => (c, false),
+                    Err(error) => {
+                        return Err(SendError {
+                            error,
+                            request: Some(req),
+                        });
+                    }
+                },
+            };
+            match sender.try_send_request(req).await {
+                Ok(resp) => return Ok((resp, sender)),
+                Err(mut e) => match e.take_message() {
+                    // A kept-alive connection the replica had just closed: another one.
+                    Some(back) if was_idle => req = back,
+                    request => {
+                        let error = e.into_error().into();
+                        return Err(SendError { error, request });
+                    }
+                },
+            }
+        }
+    }
+
+    async fn connect_http1(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<http1::SendRequest<UpstreamBody>, UpstreamError> {
+        let io = connect(addr).await?;
+        let (sender, conn) = http1::Builder::new().handshake(io).await?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(error = %e, %addr, "HTTP/1.1 connection to replica ended");
+            }
+        });
+        Ok(sender)
+    }
+
+    async fn send_http2(
+        &self,
+        addr: SocketAddr,
+        mut req: Request<UpstreamBody>,
+    ) -> Result<Response<Incoming>, SendError> {
         // HTTP/2 carries the host as :authority.
         let authority = req
             .headers_mut()
@@ -102,53 +215,57 @@ impl Upstreams {
             .and_then(|h| h.to_str().ok().map(str::to_string))
             .or_else(|| req.uri().authority().map(|a| a.to_string()))
             .unwrap_or_else(|| addr.to_string());
-        *req.uri_mut() = format!("http://{authority}{pq}")
-            .parse::<Uri>()
-            .map_err(|_| UpstreamError::Uri)?;
+        let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        match format!("http://{authority}{pq}").parse::<Uri>() {
+            Ok(uri) => *req.uri_mut() = uri,
+            Err(_) => {
+                return Err(SendError {
+                    error: UpstreamError::Uri,
+                    request: None,
+                });
+            }
+        }
         *req.version_mut() = Version::HTTP_2;
-        let mut sender = self.http2_sender(addr).await?;
-        Ok(sender.send_request(req).await?)
+        let mut sender = match self.http2_sender(addr).await {
+            Ok(s) => s,
+            Err(error) => {
+                return Err(SendError {
+                    error,
+                    request: Some(req),
+                });
+            }
+        };
+        sender.try_send_request(req).await.map_err(|mut e| {
+            let request = e.take_message();
+            SendError {
+                error: e.into_error().into(),
+                request,
+            }
+        })
     }
 
     async fn http2_sender(
         &self,
         addr: SocketAddr,
     ) -> Result<http2::SendRequest<UpstreamBody>, UpstreamError> {
-        let cached = {
-            let conns = self.http2.lock().unwrap_or_else(|e| e.into_inner());
-            conns.get(&addr).filter(|s| !s.is_closed()).cloned()
-        };
+        let cached = lock(&self.http2).clone().filter(|s| !s.is_closed());
         if let Some(mut s) = cached
             && s.ready().await.is_ok()
         {
             return Ok(s);
         }
-        let tcp = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|source| UpstreamError::Connect { addr, source })?;
-        let _ = tcp.set_nodelay(true);
+        let io = connect(addr).await?;
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
-            .handshake(TokioIo::new(tcp))
+            .handshake(io)
             .await?;
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, %addr, "HTTP/2 connection to replica ended");
             }
         });
-        self.http2
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(addr, sender.clone());
+        *lock(&self.http2) = Some(sender.clone());
         Ok(sender)
-    }
-
-    /// Forgets connections to a replica that went away.
-    pub fn forget(&self, addr: SocketAddr) {
-        self.http2
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&addr);
     }
 }
 
@@ -210,29 +327,36 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
-/// The `for=` node of an address (IPv6 quoted and bracketed).
-fn node(ip: std::net::IpAddr) -> String {
-    match ip {
-        std::net::IpAddr::V4(v4) => v4.to_string(),
-        std::net::IpAddr::V6(v6) => format!("\"[{v6}]\""),
-    }
-}
-
 /// Adds `X-Forwarded-For` (the peer appended), `X-Forwarded-Proto` (when absent) and a
 /// `Forwarded` element for this hop (RFC 7239), and makes sure `Host` is set.
 pub fn add_forwarding(headers: &mut HeaderMap, peer: SocketAddr, host: Option<&str>) {
     let ip = peer.ip().to_canonical();
-    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
-        _ => ip.to_string(),
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    let mut xff = String::with_capacity(64);
+    if let Some(prev) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok())
+        && !prev.trim().is_empty()
+    {
+        xff.push_str(prev);
+        xff.push_str(", ");
+    }
+    let _ = write!(xff, "{ip}");
+    if let Ok(v) = HeaderValue::try_from(xff) {
         headers.insert("x-forwarded-for", v);
     }
     if !headers.contains_key("x-forwarded-proto") {
         headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
     }
-    let mut element = format!("for={}", node(ip));
+    let mut forwarded = String::with_capacity(96);
+    if let Some(prev) = headers.get(header::FORWARDED).and_then(|v| v.to_str().ok())
+        && !prev.trim().is_empty()
+    {
+        forwarded.push_str(prev);
+        forwarded.push_str(", ");
+    }
+    // The `for=` node: IPv6 quoted and bracketed.
+    let _ = match ip {
+        std::net::IpAddr::V4(v4) => write!(forwarded, "for={v4}"),
+        std::net::IpAddr::V6(v6) => write!(forwarded, "for=\"[{v6}]\""),
+    };
     if let Some(h) = host {
         if !headers.contains_key(header::HOST)
             && let Ok(v) = HeaderValue::from_str(h)
@@ -242,17 +366,13 @@ pub fn add_forwarding(headers: &mut HeaderMap, peer: SocketAddr, host: Option<&s
         if h.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
         {
-            element.push_str(&format!(";host={h}"));
+            let _ = write!(forwarded, ";host={h}");
         } else if !h.contains('"') {
-            element.push_str(&format!(";host=\"{h}\""));
+            let _ = write!(forwarded, ";host=\"{h}\"");
         }
     }
-    element.push_str(";proto=http");
-    let forwarded = match headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {element}"),
-        _ => element,
-    };
-    if let Ok(v) = HeaderValue::from_str(&forwarded) {
+    forwarded.push_str(";proto=http");
+    if let Ok(v) = HeaderValue::try_from(forwarded) {
         headers.insert(header::FORWARDED, v);
     }
 }

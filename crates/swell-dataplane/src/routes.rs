@@ -1,6 +1,7 @@
 //! Routing tables: what each Route publishes (its hosts and how their traffic splits),
 //! and the host index the ingress looks requests up in (§2.1–2.3).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -190,21 +191,24 @@ impl RoutingTables {
 }
 
 /// The host a request is for: `Host` (or the URI authority for HTTP/2), lowercase,
-/// without port or trailing dot.
-pub fn request_host<B>(req: &http::Request<B>) -> Option<String> {
-    let raw = req
-        .uri()
-        .authority()
-        .map(|a| a.host().to_string())
-        .or_else(|| {
+/// without port or trailing dot. Borrowed unless it had to be lowercased.
+pub fn request_host<B>(req: &http::Request<B>) -> Option<Cow<'_, str>> {
+    let raw = match req.uri().authority() {
+        Some(a) => a.host(),
+        None => {
             let h = req.headers().get(http::header::HOST)?.to_str().ok()?;
-            let host = match h.rsplit_once(':') {
+            match h.rsplit_once(':') {
                 Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
                 _ => h,
-            };
-            Some(host.to_string())
-        })?;
-    Some(raw.trim_end_matches('.').to_ascii_lowercase())
+            }
+        }
+    };
+    let host = raw.trim_end_matches('.');
+    Some(if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    })
 }
 
 #[cfg(test)]

@@ -189,10 +189,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             });
         }),
     };
-    let ingress = tokio::spawn(
-        swell_dataplane::ingress::serve(ingress_listener, dataplane, shutdown.clone())
-            .instrument(tracing::info_span!("ingress")),
-    );
+    let ingress = tokio::task::spawn_blocking({
+        let listener = ingress_listener.into_std()?;
+        let shutdown = shutdown.clone();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        move || swell_dataplane::ingress::run(listener, dataplane, shutdown, threads)
+    });
     let controllers = tokio::spawn({
         let shutdown = shutdown.clone();
         let enabled = !args.no_controllers;
@@ -228,7 +230,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     serve.await.context("API server failed")?;
     shutdown.cancel();
     controllers.await.context("controllers panicked")?;
-    ingress.await.context("ingress panicked")?;
+    ingress
+        .await
+        .context("ingress panicked")?
+        .context("ingress failed")?;
     if let Some(p) = process {
         p.shutdown().await;
     }

@@ -694,3 +694,130 @@ async fn tag_header_routing_and_cluster_local_hosts() {
         (200, PIZZA_V1.to_string())
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readiness_probes_gate_traffic_and_liveness_restarts() {
+    let server = start();
+    // TestProbeRuntime: an exec readiness probe (the image's own `readiness probe`)
+    // holds traffic until the app says it is ready, READY_DELAY after it started.
+    let exec = service(
+        "probed",
+        "readiness",
+        &format!(
+            "        env:
+        - {{name: READY_DELAY, value: 2s}}
+        readinessProbe:
+          periodSeconds: 1
+          exec:
+            command: [{app}, readiness, probe]
+",
+            app = testapp()
+        ),
+        "",
+    );
+    let applied = Instant::now();
+    apply_ready(&server, "probed", &exec);
+    assert!(
+        applied.elapsed() >= Duration::from_secs(2),
+        "Ready before the app's readiness endpoint could answer"
+    );
+    let c = client(
+        &server,
+        &["probed.default.localhost", "live.default.localhost"],
+    );
+    assert_eq!(
+        get(&c, &url(&server, "probed.default.localhost", "/")).await,
+        (200, HELLO.to_string())
+    );
+
+    // LISTEN_DELAY: nothing listens for a while; the default TCP readiness probe waits
+    // for it (and liveness, as in Kubernetes, tolerates `failureThreshold` misses).
+    let listen = service(
+        "live",
+        "readiness",
+        &format!(
+            "        args: [live-marker-{pid}]
+        env:
+        - {{name: LISTEN_DELAY, value: 1s}}
+        livenessProbe:
+          periodSeconds: 1
+          failureThreshold: 3
+          httpGet: {{path: /healthz/liveness}}
+",
+            pid = std::process::id()
+        ),
+        "",
+    );
+    apply_ready(&server, "live", &listen);
+    let live = url(&server, "live.default.localhost", "/");
+    assert_eq!(get(&c, &live).await, (200, HELLO.to_string()));
+    // TestLivenessWithFail: once liveness fails, the replica is restarted and serves again.
+    let marker = format!("live-marker-{}", std::process::id());
+    let before = pids_of(&marker);
+    assert_eq!(before.len(), 1, "one replica runs");
+    assert_eq!(
+        get(
+            &c,
+            &url(&server, "live.default.localhost", "/start-failing")
+        )
+        .await
+        .0,
+        200
+    );
+    tokio::task::block_in_place(|| {
+        eventually("the replica failing liveness is replaced", || {
+            let now = pids_of(&marker);
+            (now.len() == 1 && now != before).then_some(())
+        })
+    });
+    let served = tokio::time::timeout(PATIENCE, async {
+        loop {
+            if get(&c, &live).await == (200, HELLO.to_string()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(served.is_ok(), "the restarted replica serves");
+}
+
+/// This machine's address on its default route: not loopback.
+fn non_loopback_ip() -> std::net::IpAddr {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    // Connecting a UDP socket only picks a route; nothing is sent.
+    s.connect("192.0.2.1:9")
+        .expect("this test needs a network interface besides loopback");
+    let ip = s.local_addr().unwrap().ip();
+    assert!(!ip.is_loopback(), "{ip} is loopback");
+    ip
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cluster_local_hosts_refuse_other_machines() {
+    let server = Server::start_with(&["--backend", "process", "--http-addr", "0.0.0.0:0"]);
+    apply_ready(&server, "vis", &service("vis", "helloworld", "", ""));
+    let outside = SocketAddr::new(non_loopback_ip(), server.ingress_port());
+    let local = "vis.default.svc.cluster.local";
+    let c = reqwest::Client::builder()
+        .timeout(PATIENCE)
+        .resolve("vis.default.localhost", outside)
+        .resolve(local, outside)
+        .build()
+        .unwrap();
+    // Through a non-loopback address the peer is not loopback: the public host answers,
+    // the cluster-local one does not exist.
+    assert_eq!(
+        get(&c, &url(&server, "vis.default.localhost", "/")).await,
+        (200, HELLO.to_string())
+    );
+    let (status, body) = get(&c, &url(&server, local, "/")).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("no Route serves host"), "{body}");
+    // From loopback it does.
+    let c = client(&server, &[local]);
+    assert_eq!(
+        get(&c, &url(&server, local, "/")).await,
+        (200, HELLO.to_string())
+    );
+}
