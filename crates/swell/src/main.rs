@@ -1,6 +1,7 @@
 //! `swell`: Knative Serving in one binary. `swell server` runs it; the other verbs are a
 //! client for it (or for any Kubernetes cluster running Knative).
 
+mod autoscaler;
 mod cli;
 mod logging;
 mod server;
@@ -26,6 +27,8 @@ enum Command {
     Get(cli::get::GetArgs),
     /// Delete a resource and wait until it is gone.
     Delete(cli::delete::DeleteArgs),
+    /// Autoscaler tools: `simulate` runs a metrics trace through the KPA decider.
+    Autoscaler(autoscaler::AutoscalerArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
             Command::Apply(a) => cli::apply::run(a).await,
             Command::Get(a) => cli::get::run(a).await,
             Command::Delete(a) => cli::delete::run(a).await,
+            Command::Autoscaler(a) => autoscaler::run(a),
         }
     });
     match result {

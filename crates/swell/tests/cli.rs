@@ -209,3 +209,68 @@ fn server_stops_cleanly_on_sigterm_and_keeps_state() {
         "the kubeconfig points at the running server"
     );
 }
+
+/// Runs `swell autoscaler simulate` with `args`, feeding `trace` on stdin.
+fn simulate(args: &[&str], trace: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_swell"))
+        .args(["autoscaler", "simulate"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(trace.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn autoscaler_simulate_prints_one_decision_per_tick() {
+    let dir = tempfile::tempdir().unwrap();
+    // A ConfigMap as users keep it: a 10 s stable window → a 1 s panic window.
+    let config = manifest(
+        &dir,
+        "config-autoscaler.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: config-autoscaler\n  namespace: knative-serving\ndata:\n  stable-window: 10s\n",
+    );
+    let trace = "\
+{\"time\": 0, \"ready\": 1, \"containerConcurrency\": 10, \"concurrency\": 7}
+{\"time\": 1, \"concurrency\": 70}
+{\"time\": 2, \"ready\": 10, \"concurrency\": 7}
+";
+    let out = simulate(&["--config", &config], trace);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["desired"], 1);
+    // The 1 s panic window sees only the burst: 70 / 7 = 10 replicas, panic.
+    assert_eq!(lines[1]["panicValue"], 70.0);
+    assert_eq!(lines[1]["stableValue"], 38.5);
+    assert_eq!(lines[1]["desired"], 10);
+    assert_eq!(lines[1]["panicking"], true);
+    // Load is gone from the panic window, but panic mode never scales down.
+    assert_eq!(lines[2]["panicValue"], 7.0);
+    assert_eq!(lines[2]["desired"], 10);
+
+    let bad = simulate(&[], "{\"time\": 0}\nnot json\n");
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("line 2:"), "{err}");
+    let bad_config = manifest(&dir, "bad.yaml", "stable-window: 1s\n");
+    let bad = simulate(&["--config", &bad_config], "");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("stable-window"));
+}

@@ -1,0 +1,397 @@
+//! What the autoscaler runs a Revision with: `config-autoscaler` (§3.7) with its
+//! defaults, overridden by the Revision's `autoscaling.knative.dev/*` annotations
+//! (§3.8), resolved into windows, a target (§3.3) and a [`DeciderSpec`].
+
+use crate::decider::DeciderSpec;
+use crate::window::Algorithm;
+use std::collections::BTreeMap;
+use swell_api::duration::parse_go_duration;
+
+/// A ConfigMap's data or an object's annotations.
+pub type Data = BTreeMap<String, String>;
+
+/// Why a configuration or annotation cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct SpecError(pub String);
+
+/// `config-autoscaler`, every key, with Knative's defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AutoscalerConfig {
+    /// `container-concurrency-target-percentage`, as a fraction.
+    pub target_utilization: f64,
+    /// `container-concurrency-target-default`.
+    pub concurrency_target: f64,
+    /// `requests-per-second-target-default`.
+    pub rps_target: f64,
+    /// `target-burst-capacity`.
+    pub target_burst_capacity: f64,
+    /// `stable-window`, seconds.
+    pub stable_window: u64,
+    /// `panic-window-percentage`.
+    pub panic_window_percentage: f64,
+    /// `panic-threshold-percentage`.
+    pub panic_threshold_percentage: f64,
+    /// `max-scale-up-rate`.
+    pub max_scale_up_rate: f64,
+    /// `max-scale-down-rate`.
+    pub max_scale_down_rate: f64,
+    /// `enable-scale-to-zero`.
+    pub enable_scale_to_zero: bool,
+    /// `scale-to-zero-grace-period`, seconds.
+    pub scale_to_zero_grace_period: f64,
+    /// `scale-to-zero-pod-retention-period`, seconds.
+    pub scale_to_zero_pod_retention_period: f64,
+    /// `scale-down-delay`, seconds.
+    pub scale_down_delay: u64,
+    /// `activator-capacity`.
+    pub activator_capacity: f64,
+    /// `initial-scale`.
+    pub initial_scale: u32,
+    /// `allow-zero-initial-scale`.
+    pub allow_zero_initial_scale: bool,
+    /// `min-scale`.
+    pub min_scale: u32,
+    /// `max-scale` (0 = unbounded).
+    pub max_scale: u32,
+}
+
+impl Default for AutoscalerConfig {
+    fn default() -> Self {
+        AutoscalerConfig {
+            target_utilization: 0.7,
+            concurrency_target: 100.0,
+            rps_target: 200.0,
+            target_burst_capacity: 211.0,
+            stable_window: 60,
+            panic_window_percentage: 10.0,
+            panic_threshold_percentage: 200.0,
+            max_scale_up_rate: 1000.0,
+            max_scale_down_rate: 2.0,
+            enable_scale_to_zero: true,
+            scale_to_zero_grace_period: 30.0,
+            scale_to_zero_pod_retention_period: 0.0,
+            scale_down_delay: 0,
+            activator_capacity: 100.0,
+            initial_scale: 1,
+            allow_zero_initial_scale: false,
+            min_scale: 0,
+            max_scale: 0,
+        }
+    }
+}
+
+fn seconds(key: &str, v: &str) -> Result<f64, SpecError> {
+    parse_go_duration(v.trim())
+        .map(|d| d.as_secs_f64())
+        .map_err(|e| SpecError(format!("{key}: {e}")))
+}
+
+fn whole_seconds(key: &str, v: &str) -> Result<u64, SpecError> {
+    let s = seconds(key, v)?;
+    if s.fract() != 0.0 {
+        return Err(SpecError(format!("{key}: {v:?} must be whole seconds")));
+    }
+    Ok(s as u64)
+}
+
+fn number<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, SpecError> {
+    v.trim()
+        .parse()
+        .map_err(|_| SpecError(format!("{key}: {v:?} is not a valid number")))
+}
+
+impl AutoscalerConfig {
+    /// Reads `config-autoscaler`'s data, validated as admission validates it.
+    pub fn from_data(data: &Data) -> Result<Self, SpecError> {
+        swell_api::config::validate("config-autoscaler", data)
+            .map_err(|e| SpecError(e.to_string()))?;
+        let mut c = AutoscalerConfig::default();
+        for (k, v) in data.iter().filter(|(k, _)| !k.starts_with('_')) {
+            match k.as_str() {
+                "container-concurrency-target-percentage" => {
+                    let p: f64 = number(k, v)?;
+                    // Values up to 1.0 are a fraction already, as in Knative.
+                    c.target_utilization = if p <= 1.0 { p } else { p / 100.0 };
+                }
+                "container-concurrency-target-default" => c.concurrency_target = number(k, v)?,
+                "requests-per-second-target-default" => c.rps_target = number(k, v)?,
+                "target-burst-capacity" => c.target_burst_capacity = number(k, v)?,
+                "stable-window" => c.stable_window = whole_seconds(k, v)?,
+                "panic-window-percentage" => c.panic_window_percentage = number(k, v)?,
+                "panic-threshold-percentage" => c.panic_threshold_percentage = number(k, v)?,
+                "max-scale-up-rate" => c.max_scale_up_rate = number(k, v)?,
+                "max-scale-down-rate" => c.max_scale_down_rate = number(k, v)?,
+                "enable-scale-to-zero" => c.enable_scale_to_zero = v.trim() == "true",
+                "scale-to-zero-grace-period" => c.scale_to_zero_grace_period = seconds(k, v)?,
+                "scale-to-zero-pod-retention-period" => {
+                    c.scale_to_zero_pod_retention_period = seconds(k, v)?;
+                }
+                "scale-down-delay" => c.scale_down_delay = whole_seconds(k, v)?,
+                "activator-capacity" => c.activator_capacity = number(k, v)?,
+                "initial-scale" => c.initial_scale = number(k, v)?,
+                "allow-zero-initial-scale" => c.allow_zero_initial_scale = v.trim() == "true",
+                "min-scale" => c.min_scale = number(k, v)?,
+                "max-scale" => c.max_scale = number(k, v)?,
+                _ => {}
+            }
+        }
+        let window = c.stable_window;
+        if !(6..=3600).contains(&window) {
+            return Err(SpecError(format!(
+                "stable-window: {window}s must be between 6s and 1h"
+            )));
+        }
+        if c.max_scale_up_rate <= 1.0 || c.max_scale_down_rate <= 1.0 {
+            return Err(SpecError(
+                "max-scale-up-rate and max-scale-down-rate must be greater than 1".into(),
+            ));
+        }
+        Ok(c)
+    }
+}
+
+/// The metric a Revision scales on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metric {
+    /// In-flight requests (KPA default).
+    Concurrency,
+    /// Requests per second.
+    Rps,
+}
+
+/// A Revision's resolved autoscaling parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Spec {
+    /// The decider's inputs.
+    pub decider: DeciderSpec,
+    /// The metric.
+    pub metric: Metric,
+    /// How windows average.
+    pub algorithm: Algorithm,
+    /// Panic window, seconds (at least 1).
+    pub panic_window: u64,
+}
+
+/// An annotation under its name or its camelCase alternative.
+fn annotation<'a>(ann: &'a Data, names: &[&str]) -> Option<(String, &'a str)> {
+    names.iter().find_map(|n| {
+        let key = format!("autoscaling.knative.dev/{n}");
+        ann.get(&key).map(|v| (key, v.as_str()))
+    })
+}
+
+/// Resolves a Revision's spec from the configuration, its annotations and its
+/// `containerConcurrency` (0 = unlimited); `reachable` is false for `reserve`
+/// Revisions.
+pub fn resolve(
+    cfg: &AutoscalerConfig,
+    ann: &Data,
+    container_concurrency: u64,
+    reachable: bool,
+) -> Result<Spec, SpecError> {
+    let limits = swell_api::annotations::AutoscalerLimits {
+        allow_zero_initial_scale: cfg.allow_zero_initial_scale,
+        max_scale_limit: 0,
+    };
+    let errs = swell_api::annotations::validate_autoscaling(ann, &limits);
+    if !errs.is_empty() {
+        return Err(SpecError(errs.to_string()));
+    }
+    let float = |names: &[&str]| -> Result<Option<f64>, SpecError> {
+        annotation(ann, names)
+            .map(|(k, v)| number::<f64>(&k, v))
+            .transpose()
+    };
+    let metric = match annotation(ann, &["metric"]).map(|(_, v)| v) {
+        None | Some("concurrency") => Metric::Concurrency,
+        Some("rps") => Metric::Rps,
+        Some(other) => {
+            return Err(SpecError(format!(
+                "autoscaling.knative.dev/metric: {other:?} is not supported by the KPA (concurrency or rps)"
+            )));
+        }
+    };
+    let (mut total, mut utilization) = match metric {
+        Metric::Concurrency if container_concurrency > 0 => {
+            (container_concurrency as f64, cfg.target_utilization)
+        }
+        Metric::Concurrency => (cfg.concurrency_target, cfg.target_utilization),
+        Metric::Rps => (cfg.rps_target, 0.7),
+    };
+    if let Some(t) = float(&["target"])? {
+        total = if metric == Metric::Concurrency && container_concurrency > 0 {
+            t.min(container_concurrency as f64)
+        } else {
+            t
+        };
+    }
+    if let Some(p) = float(&[
+        "target-utilization-percentage",
+        "targetUtilizationPercentage",
+    ])? {
+        utilization = p / 100.0;
+    }
+    let stable_window = match annotation(ann, &["window"]) {
+        Some((k, v)) => whole_seconds(&k, v)?,
+        None => cfg.stable_window,
+    };
+    let panic_pct = float(&["panic-window-percentage", "panicWindowPercentage"])?
+        .unwrap_or(cfg.panic_window_percentage);
+    let panic_threshold = float(&["panic-threshold-percentage", "panicThresholdPercentage"])?
+        .unwrap_or(cfg.panic_threshold_percentage);
+    let scale_down_delay = match annotation(ann, &["scale-down-delay", "scaleDownDelay"]) {
+        Some((k, v)) => whole_seconds(&k, v)?,
+        None => cfg.scale_down_delay,
+    };
+    let algorithm = match annotation(
+        ann,
+        &["metric-aggregation-algorithm", "metricAggregationAlgorithm"],
+    )
+    .map(|(_, v)| v)
+    {
+        None | Some("linear") => Algorithm::Linear,
+        Some("weighted-exponential" | "weightedExponential") => Algorithm::WeightedExponential,
+        Some(other) => {
+            return Err(SpecError(format!(
+                "autoscaling.knative.dev/metric-aggregation-algorithm: {other:?} is not linear or weighted-exponential"
+            )));
+        }
+    };
+    let activation_scale = match annotation(ann, &["activation-scale"]) {
+        Some((k, v)) => number(&k, v)?,
+        None => 1,
+    };
+    Ok(Spec {
+        decider: DeciderSpec {
+            target_value: (total * utilization).max(0.01),
+            total_value: total,
+            target_burst_capacity: float(&["target-burst-capacity", "targetBurstCapacity"])?
+                .unwrap_or(cfg.target_burst_capacity),
+            panic_threshold: panic_threshold / 100.0,
+            max_scale_up_rate: cfg.max_scale_up_rate,
+            max_scale_down_rate: cfg.max_scale_down_rate,
+            stable_window,
+            scale_down_delay,
+            reachable,
+            activation_scale,
+        },
+        metric,
+        algorithm,
+        panic_window: ((stable_window as f64 * panic_pct / 100.0).round() as u64).max(1),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(pairs: &[(&str, &str)]) -> Data {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn ann(pairs: &[(&str, &str)]) -> Data {
+        pairs
+            .iter()
+            .map(|(k, v)| (format!("autoscaling.knative.dev/{k}"), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_give_knatives_targets() {
+        let cfg = AutoscalerConfig::default();
+        let s = resolve(&cfg, &Data::new(), 0, true).unwrap();
+        assert_eq!(s.decider.target_value, 70.0);
+        assert_eq!(s.decider.total_value, 100.0);
+        assert_eq!(s.decider.target_burst_capacity, 211.0);
+        assert_eq!(s.decider.panic_threshold, 2.0);
+        assert_eq!(s.decider.stable_window, 60);
+        assert_eq!(s.panic_window, 6);
+        assert_eq!(s.metric, Metric::Concurrency);
+        let cc10 = resolve(&cfg, &Data::new(), 10, true).unwrap();
+        assert_eq!(cc10.decider.target_value, 7.0);
+        let rps = resolve(&cfg, &ann(&[("metric", "rps")]), 10, true).unwrap();
+        assert!((rps.decider.target_value - 140.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn annotations_override_the_configuration() {
+        let cfg = AutoscalerConfig::default();
+        let s = resolve(
+            &cfg,
+            &ann(&[
+                ("target", "50"),
+                ("targetUtilizationPercentage", "80"),
+                ("window", "20s"),
+                ("panic-window-percentage", "25"),
+                ("panic-threshold-percentage", "150"),
+                ("scale-down-delay", "10s"),
+                ("target-burst-capacity", "-1"),
+                ("metric-aggregation-algorithm", "weighted-exponential"),
+                ("activation-scale", "3"),
+            ]),
+            10,
+            false,
+        )
+        .unwrap();
+        // target is capped by containerConcurrency.
+        assert_eq!(s.decider.total_value, 10.0);
+        assert_eq!(s.decider.target_value, 8.0);
+        assert_eq!(s.decider.stable_window, 20);
+        assert_eq!(s.panic_window, 5);
+        assert_eq!(s.decider.panic_threshold, 1.5);
+        assert_eq!(s.decider.scale_down_delay, 10);
+        assert_eq!(s.decider.target_burst_capacity, -1.0);
+        assert_eq!(s.algorithm, Algorithm::WeightedExponential);
+        assert_eq!(s.decider.activation_scale, 3);
+        assert!(!s.decider.reachable);
+    }
+
+    #[test]
+    fn configuration_is_read_and_validated() {
+        let c = AutoscalerConfig::from_data(&data(&[
+            ("stable-window", "30s"),
+            ("container-concurrency-target-percentage", "0.5"),
+            ("scale-to-zero-grace-period", "10s"),
+            ("enable-scale-to-zero", "false"),
+            ("max-scale", "4"),
+        ]))
+        .unwrap();
+        assert_eq!(c.stable_window, 30);
+        assert_eq!(c.target_utilization, 0.5);
+        assert_eq!(c.scale_to_zero_grace_period, 10.0);
+        assert!(!c.enable_scale_to_zero);
+        assert_eq!(c.max_scale, 4);
+        for bad in [
+            ("stable-window", "2s"),
+            ("stable-window", "soon"),
+            ("max-scale-up-rate", "1"),
+            ("target-burst-capacity", "-5"),
+        ] {
+            assert!(
+                AutoscalerConfig::from_data(&data(&[bad])).is_err(),
+                "{bad:?} accepted"
+            );
+        }
+        let tiny_panic = resolve(
+            &AutoscalerConfig::default(),
+            &ann(&[("window", "6s"), ("panic-window-percentage", "1")]),
+            0,
+            true,
+        )
+        .unwrap();
+        assert_eq!(tiny_panic.panic_window, 1, "at least one second");
+        assert!(
+            resolve(
+                &AutoscalerConfig::default(),
+                &ann(&[("metric", "cpu")]),
+                0,
+                true
+            )
+            .is_err()
+        );
+    }
+}
