@@ -31,17 +31,29 @@ fn key(name: &str) -> String {
     format!("{AUTOSCALING_PREFIX}/{name}")
 }
 
+/// Every spelling of an `autoscaling.knative.dev/*` annotation that is set, as
+/// (full key, value), in the order of `names`.
+fn spellings<'a>(ann: &'a Annotations, names: &[&str]) -> Vec<(String, &'a str)> {
+    names
+        .iter()
+        .map(|n| key(n))
+        .filter_map(|k| ann.get(&k).map(|v| (k, v.as_str())))
+        .collect()
+}
+
+/// An `autoscaling.knative.dev/*` annotation under the first of its spellings that is
+/// set, as (full key, value). [`validate_autoscaling`] refuses setting two.
+pub fn autoscaling<'a>(ann: &'a Annotations, names: &[&str]) -> Option<(String, &'a str)> {
+    spellings(ann, names).into_iter().next()
+}
+
 /// Looks up an annotation under any of its spellings; both spellings at once is an error.
 fn lookup<'a>(
     ann: &'a Annotations,
     names: &[&str],
     errs: &mut FieldErrors,
 ) -> Option<(String, &'a str)> {
-    let found: Vec<(String, &str)> = names
-        .iter()
-        .map(|n| key(n))
-        .filter_map(|k| ann.get(&k).map(|v| (k, v.as_str())))
-        .collect();
+    let found = spellings(ann, names);
     if found.len() > 1 {
         let paths: Vec<&str> = found.iter().map(|(k, _)| k.as_str()).collect();
         errs.push(FieldError::one_of(&paths, &paths));

@@ -5,6 +5,7 @@
 use crate::decider::DeciderSpec;
 use crate::window::Algorithm;
 use std::collections::BTreeMap;
+use swell_api::annotations::autoscaling as annotation;
 use swell_api::duration::parse_go_duration;
 
 /// A ConfigMap's data or an object's annotations.
@@ -171,14 +172,6 @@ pub struct Spec {
     pub algorithm: Algorithm,
     /// Panic window, seconds (at least 1).
     pub panic_window: u64,
-}
-
-/// An annotation under its name or its camelCase alternative.
-fn annotation<'a>(ann: &'a Data, names: &[&str]) -> Option<(String, &'a str)> {
-    names.iter().find_map(|n| {
-        let key = format!("autoscaling.knative.dev/{n}");
-        ann.get(&key).map(|v| (key, v.as_str()))
-    })
 }
 
 /// Resolves a Revision's spec from the configuration, its annotations and its

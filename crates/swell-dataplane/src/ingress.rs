@@ -159,7 +159,6 @@ struct InFlight {
     lease: Lease,
     _tracked: Tracked,
     conn: Option<proxy::Http1Conn>,
-    pool: Arc<RevisionPool>,
     status: u16,
     start: Instant,
 }
@@ -169,7 +168,8 @@ impl Drop for InFlight {
         if let Some(conn) = self.conn.take() {
             self.lease.replica().conns.give_back(conn);
         }
-        self.pool
+        self.lease
+            .pool()
             .metrics
             .observe(self.status, self.start.elapsed().as_secs_f64());
     }
@@ -285,7 +285,7 @@ pub async fn handle(
                 ));
             }
         };
-        let replica = lease.replica().clone();
+        let replica = lease.replica();
         let sent = tokio::select! {
             r = replica.conns.send(replica.addr, cfg.h2c, upstream_req) => r,
             () = tokio::time::sleep_until(first_byte) => {
@@ -321,7 +321,6 @@ pub async fn handle(
         _tracked: tracked,
         // An upgraded connection is the client's now.
         conn: conn.filter(|_| !upgraded),
-        pool: pool.clone(),
         status,
         start,
     };

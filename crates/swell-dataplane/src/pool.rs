@@ -129,6 +129,11 @@ impl Lease {
     pub fn replica(&self) -> &Arc<Replica> {
         &self.replica
     }
+
+    /// The Revision's pool the slot belongs to.
+    pub fn pool(&self) -> &Arc<RevisionPool> {
+        &self.pool
+    }
 }
 
 impl Drop for Lease {

@@ -54,6 +54,26 @@ pub struct SendError {
     pub request: Option<Request<UpstreamBody>>,
 }
 
+impl SendError {
+    /// The request never left Swell.
+    fn unsent(error: UpstreamError, request: Request<UpstreamBody>) -> Self {
+        SendError {
+            error,
+            request: Some(request),
+        }
+    }
+}
+
+impl From<hyper::client::conn::TrySendError<Request<UpstreamBody>>> for SendError {
+    fn from(mut e: hyper::client::conn::TrySendError<Request<UpstreamBody>>) -> Self {
+        let request = e.take_message();
+        SendError {
+            error: e.into_error().into(),
+            request,
+        }
+    }
+}
+
 /// An HTTP/1.1 connection lent to one exchange; give it back with
 /// [`Connections::give_back`] once the response body is done.
 #[derive(Debug)]
@@ -167,23 +187,18 @@ impl Connections {
                 Some(c) => (c, true),
                 None => match self.connect_http1(addr).await {
                     Ok(c) => (c, false),
-                    Err(error) => {
-                        return Err(SendError {
-                            error,
-                            request: Some(req),
-                        });
-                    }
+                    Err(error) => return Err(SendError::unsent(error, req)),
                 },
             };
             match sender.try_send_request(req).await {
                 Ok(resp) => return Ok((resp, sender)),
-                Err(mut e) => match e.take_message() {
+                Err(e) => match SendError::from(e) {
                     // A kept-alive connection the replica had just closed: another one.
-                    Some(back) if was_idle => req = back,
-                    request => {
-                        let error = e.into_error().into();
-                        return Err(SendError { error, request });
-                    }
+                    SendError {
+                        request: Some(back),
+                        ..
+                    } if was_idle => req = back,
+                    e => return Err(e),
                 },
             }
         }
@@ -228,20 +243,9 @@ impl Connections {
         *req.version_mut() = Version::HTTP_2;
         let mut sender = match self.http2_sender(addr).await {
             Ok(s) => s,
-            Err(error) => {
-                return Err(SendError {
-                    error,
-                    request: Some(req),
-                });
-            }
+            Err(error) => return Err(SendError::unsent(error, req)),
         };
-        sender.try_send_request(req).await.map_err(|mut e| {
-            let request = e.take_message();
-            SendError {
-                error: e.into_error().into(),
-                request,
-            }
-        })
+        Ok(sender.try_send_request(req).await?)
     }
 
     async fn http2_sender(
@@ -327,17 +331,24 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
+/// A header's previous hops followed by `, ` (empty when there are none), for this hop
+/// to be appended.
+fn previous_hops(headers: &HeaderMap, name: impl header::AsHeaderName) -> String {
+    let mut value = String::with_capacity(96);
+    if let Some(prev) = headers.get(name).and_then(|v| v.to_str().ok())
+        && !prev.trim().is_empty()
+    {
+        value.push_str(prev);
+        value.push_str(", ");
+    }
+    value
+}
+
 /// Adds `X-Forwarded-For` (the peer appended), `X-Forwarded-Proto` (when absent) and a
 /// `Forwarded` element for this hop (RFC 7239), and makes sure `Host` is set.
 pub fn add_forwarding(headers: &mut HeaderMap, peer: SocketAddr, host: Option<&str>) {
     let ip = peer.ip().to_canonical();
-    let mut xff = String::with_capacity(64);
-    if let Some(prev) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok())
-        && !prev.trim().is_empty()
-    {
-        xff.push_str(prev);
-        xff.push_str(", ");
-    }
+    let mut xff = previous_hops(headers, "x-forwarded-for");
     let _ = write!(xff, "{ip}");
     if let Ok(v) = HeaderValue::try_from(xff) {
         headers.insert("x-forwarded-for", v);
@@ -345,13 +356,7 @@ pub fn add_forwarding(headers: &mut HeaderMap, peer: SocketAddr, host: Option<&s
     if !headers.contains_key("x-forwarded-proto") {
         headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
     }
-    let mut forwarded = String::with_capacity(96);
-    if let Some(prev) = headers.get(header::FORWARDED).and_then(|v| v.to_str().ok())
-        && !prev.trim().is_empty()
-    {
-        forwarded.push_str(prev);
-        forwarded.push_str(", ");
-    }
+    let mut forwarded = previous_hops(headers, header::FORWARDED);
     // The `for=` node: IPv6 quoted and bracketed.
     let _ = match ip {
         std::net::IpAddr::V4(v4) => write!(forwarded, "for={v4}"),

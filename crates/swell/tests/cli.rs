@@ -212,22 +212,9 @@ fn server_stops_cleanly_on_sigterm_and_keeps_state() {
 
 /// Runs `swell autoscaler simulate` with `args`, feeding `trace` on stdin.
 fn simulate(args: &[&str], trace: &str) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_swell"))
-        .args(["autoscaler", "simulate"])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(trace.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_swell"));
+    cmd.args(["autoscaler", "simulate"]).args(args);
+    common::output_with_stdin(&mut cmd, trace)
 }
 
 #[test]

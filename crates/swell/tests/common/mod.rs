@@ -117,17 +117,23 @@ impl Server {
     /// Stops the server with SIGTERM and waits for it to exit; returns whether it
     /// exited successfully.
     pub fn stop(&mut self) -> bool {
+        self.terminate()
+            .expect("swell server did not stop after SIGTERM")
+            .success()
+    }
+
+    /// Sends SIGTERM and waits up to `PATIENCE` for the exit status.
+    fn terminate(&mut self) -> Option<std::process::ExitStatus> {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         let deadline = Instant::now() + PATIENCE;
         loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.success();
+            if let Some(status) = self.child.try_wait().ok().flatten() {
+                return Some(status);
             }
-            assert!(
-                Instant::now() < deadline,
-                "swell server did not stop after SIGTERM"
-            );
+            if Instant::now() >= deadline {
+                return None;
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -153,17 +159,8 @@ impl Drop for Server {
     /// SIGKILL only if it does not exit in time. Killing it outright would leave the
     /// replicas of a data directory that is about to be deleted running.
     fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_some() {
+        if self.child.try_wait().ok().flatten().is_some() || self.terminate().is_some() {
             return;
-        }
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + PATIENCE;
-        while Instant::now() < deadline {
-            if self.child.try_wait().ok().flatten().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -222,21 +219,7 @@ impl Kubectl {
 
     /// Runs kubectl with `stdin` as standard input.
     pub fn ok_stdin(&self, args: &[&str], stdin: &str) -> String {
-        use std::io::Write;
-        let mut child = self
-            .command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = output_with_stdin(&mut self.command(args), stdin);
         assert!(
             out.status.success(),
             "{args:?} failed: {}",
@@ -270,4 +253,22 @@ pub fn service_yaml(name: &str, image: &str) -> String {
     format!(
         "apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  template:\n    spec:\n      containers:\n        - image: {image}\n          env:\n            - name: TARGET\n              value: World\n"
     )
+}
+
+/// Runs `cmd` to completion with `stdin` as its standard input.
+pub fn output_with_stdin(cmd: &mut Command, stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }
