@@ -94,6 +94,11 @@ pub struct ServingConfig {
     pub network: Network,
     /// `config-gc`.
     pub gc: Gc,
+    /// `config-autoscaler` as written (validated); the autoscaler reads every key.
+    pub autoscaler_data: Data,
+    /// `config-deployment`'s `progress-deadline`: how long a Revision may take to
+    /// reach its initial scale.
+    pub progress_deadline: std::time::Duration,
 }
 
 impl Default for ServingConfig {
@@ -108,9 +113,14 @@ impl Default for ServingConfig {
             }],
             network: Network::default(),
             gc: Gc::default(),
+            autoscaler_data: Data::new(),
+            progress_deadline: DEFAULT_PROGRESS_DEADLINE,
         }
     }
 }
+
+/// `config-deployment`'s default `progress-deadline`.
+pub const DEFAULT_PROGRESS_DEADLINE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The data Swell writes into each map on first start.
 pub fn initial_data(map: &str) -> Data {
@@ -328,16 +338,45 @@ fn parse_autoscaler(data: &Data, errs: &mut FieldErrors) -> AutoscalerLimits {
     }
     pct("panic-window-percentage", 1.0, 100.0, errs);
     float(data, "panic-threshold-percentage", 110.0, errs);
-    float(data, "max-scale-up-rate", 1.0, errs);
-    float(data, "max-scale-down-rate", 1.0, errs);
+    for key in ["max-scale-up-rate", "max-scale-down-rate"] {
+        if float(data, key, 1.0, errs) == Some(1.0) {
+            errs.push(err(key, &data[key], "must be greater than 1"));
+        }
+    }
     float(data, "activator-capacity", 1.0, errs);
-    for key in [
-        "stable-window",
-        "scale-to-zero-grace-period",
-        "scale-to-zero-pod-retention-period",
-        "scale-down-delay",
-    ] {
-        duration(data, key, errs);
+    let secs = |key: &str, errs: &mut FieldErrors| {
+        let v = data.get(key)?;
+        match parse_go_duration(v.trim()) {
+            Ok(d) => Some(d.as_secs_f64()),
+            Err(_) => {
+                errs.push(err(key, v, "must be a duration such as 30s or 1h"));
+                None
+            }
+        }
+    };
+    if let Some(w) = secs("stable-window", errs)
+        && (!(6.0..=3600.0).contains(&w) || w.fract() != 0.0)
+    {
+        errs.push(err(
+            "stable-window",
+            &data["stable-window"],
+            "must be whole seconds between 6s and 1h",
+        ));
+    }
+    if secs("scale-to-zero-grace-period", errs).is_some_and(|g| g <= 0.0) {
+        errs.push(err(
+            "scale-to-zero-grace-period",
+            &data["scale-to-zero-grace-period"],
+            "must be positive",
+        ));
+    }
+    secs("scale-to-zero-pod-retention-period", errs);
+    if secs("scale-down-delay", errs).is_some_and(|d| d.fract() != 0.0) {
+        errs.push(err(
+            "scale-down-delay",
+            &data["scale-down-delay"],
+            "must be whole seconds",
+        ));
     }
     boolean(data, "enable-scale-to-zero", errs);
     let allow_zero_initial_scale = boolean(data, "allow-zero-initial-scale", errs).unwrap_or(false);
@@ -528,11 +567,20 @@ fn apply(cfg: &mut ServingConfig, map: &str, data: &Data, errs: &mut FieldErrors
     match map {
         "config-defaults" => cfg.defaults = parse_defaults(data, errs),
         "config-features" => cfg.features = parse_features(data, errs),
-        "config-autoscaler" => cfg.autoscaler = parse_autoscaler(data, errs),
+        "config-autoscaler" => {
+            cfg.autoscaler = parse_autoscaler(data, errs);
+            cfg.autoscaler_data = data.clone();
+        }
         "config-domain" => cfg.domains = parse_domains(data, errs),
         "config-network" => cfg.network = parse_network(data, errs),
         "config-gc" => cfg.gc = parse_gc(data, errs),
-        "config-deployment" => duration(data, "progress-deadline", errs),
+        "config-deployment" => {
+            duration(data, "progress-deadline", errs);
+            cfg.progress_deadline = data
+                .get("progress-deadline")
+                .and_then(|v| parse_go_duration(v.trim()).ok())
+                .unwrap_or(DEFAULT_PROGRESS_DEADLINE);
+        }
         _ => {}
     }
 }

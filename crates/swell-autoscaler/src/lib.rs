@@ -1,12 +1,18 @@
-//! Swell's autoscaler: Knative's KPA (§3) — metric windows, the decider and the
-//! configuration it runs with — and the trace simulator behind
-//! `swell autoscaler simulate`, which runs the very same code.
+//! Swell's autoscaler: Knative's KPA (§3) — metric windows, the decider, the
+//! PodAutoscaler's bounds and scale-to-zero rules, and the configuration they run with —
+//! and the trace simulator behind `swell autoscaler simulate`, which runs the very same
+//! code. Everything here is pure (time comes in as seconds); the server's tick task
+//! lives in `swell-controller`.
 
 pub mod decider;
+pub mod kpa;
+pub mod scaler;
 pub mod simulate;
 pub mod spec;
 pub mod window;
 
 pub use decider::{Decider, DeciderSpec, Decision};
+pub use kpa::{Kpa, Tick};
+pub use scaler::{Activity, PodAutoscaler, ScalerSpec};
 pub use spec::{AutoscalerConfig, Spec, resolve};
 pub use window::{Algorithm, Window};

@@ -3,6 +3,7 @@
 //! (§3.8), resolved into windows, a target (§3.3) and a [`DeciderSpec`].
 
 use crate::decider::DeciderSpec;
+use crate::scaler::ScalerSpec;
 use crate::window::Algorithm;
 use std::collections::BTreeMap;
 use swell_api::annotations::autoscaling as annotation;
@@ -137,17 +138,6 @@ impl AutoscalerConfig {
                 _ => {}
             }
         }
-        let window = c.stable_window;
-        if !(6..=3600).contains(&window) {
-            return Err(SpecError(format!(
-                "stable-window: {window}s must be between 6s and 1h"
-            )));
-        }
-        if c.max_scale_up_rate <= 1.0 || c.max_scale_down_rate <= 1.0 {
-            return Err(SpecError(
-                "max-scale-up-rate and max-scale-down-rate must be greater than 1".into(),
-            ));
-        }
         Ok(c)
     }
 }
@@ -190,6 +180,13 @@ pub fn resolve(
     let errs = swell_api::annotations::validate_autoscaling(ann, &limits);
     if !errs.is_empty() {
         return Err(SpecError(errs.to_string()));
+    }
+    if let Some((_, class)) = annotation(ann, &["class"])
+        && class != "kpa.autoscaling.knative.dev"
+    {
+        return Err(SpecError(format!(
+            "autoscaling.knative.dev/class: {class:?} is not supported by Swell yet (only kpa.autoscaling.knative.dev)"
+        )));
     }
     let float = |names: &[&str]| -> Result<Option<f64>, SpecError> {
         annotation(ann, names)
@@ -275,6 +272,59 @@ pub fn resolve(
     })
 }
 
+/// Resolves a Revision's scaling limits (§3.6) from the configuration, its annotations,
+/// its reachability and the progress deadline (`config-deployment`, in seconds; the
+/// `serving.knative.dev/progress-deadline` annotation overrides it).
+pub fn scaler_spec(
+    cfg: &AutoscalerConfig,
+    ann: &Data,
+    reachable: bool,
+    stable_window: u64,
+    progress_deadline: f64,
+) -> Result<ScalerSpec, SpecError> {
+    let int = |names: &[&str]| -> Result<Option<i32>, SpecError> {
+        annotation(ann, names)
+            .map(|(k, v)| number::<i32>(&k, v))
+            .transpose()
+    };
+    let to_i32 = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+    let min_scale = if reachable {
+        int(&["min-scale", "minScale"])?.unwrap_or(to_i32(cfg.min_scale))
+    } else {
+        0
+    };
+    let max_scale = int(&["max-scale", "maxScale"])?.unwrap_or(to_i32(cfg.max_scale));
+    let initial_scale = match int(&["initial-scale", "initialScale"])? {
+        Some(n) if n > 0 || cfg.allow_zero_initial_scale => n,
+        _ => to_i32(cfg.initial_scale),
+    };
+    let retention_period = match annotation(
+        ann,
+        &[
+            "scale-to-zero-pod-retention-period",
+            "scaleToZeroPodRetentionPeriod",
+        ],
+    ) {
+        Some((k, v)) => seconds(&k, v)?,
+        None => cfg.scale_to_zero_pod_retention_period,
+    };
+    let progress_deadline = match ann.get(swell_api::annotations::PROGRESS_DEADLINE) {
+        Some(v) => seconds(swell_api::annotations::PROGRESS_DEADLINE, v)?,
+        None => progress_deadline,
+    };
+    Ok(ScalerSpec {
+        min_scale,
+        max_scale,
+        initial_scale,
+        reachable,
+        enable_scale_to_zero: cfg.enable_scale_to_zero,
+        grace_period: cfg.scale_to_zero_grace_period,
+        retention_period: if reachable { retention_period } else { 0.0 },
+        stable_window: stable_window as f64,
+        progress_deadline,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,6 +394,46 @@ mod tests {
     }
 
     #[test]
+    fn scaler_limits_follow_annotations_and_reachability() {
+        let cfg = AutoscalerConfig {
+            min_scale: 1,
+            max_scale: 9,
+            ..AutoscalerConfig::default()
+        };
+        let a = ann(&[
+            ("minScale", "2"),
+            ("max-scale", "3"),
+            ("initial-scale", "0"),
+            ("scale-to-zero-pod-retention-period", "90s"),
+        ]);
+        let s = scaler_spec(&cfg, &a, true, 60, 600.0).unwrap();
+        assert_eq!((s.min_scale, s.max_scale), (2, 3));
+        assert_eq!(s.initial_scale, 1, "0 needs allow-zero-initial-scale");
+        assert_eq!(s.retention_period, 90.0);
+        assert_eq!(s.grace_period, 30.0);
+        assert_eq!(s.progress_deadline, 600.0);
+        let unreachable = scaler_spec(&cfg, &a, false, 60, 600.0).unwrap();
+        assert_eq!(
+            (unreachable.min_scale, unreachable.retention_period),
+            (0, 0.0)
+        );
+        let zero = AutoscalerConfig {
+            allow_zero_initial_scale: true,
+            ..AutoscalerConfig::default()
+        };
+        let mut deadline = a.clone();
+        deadline.insert("serving.knative.dev/progress-deadline".into(), "20s".into());
+        let z = scaler_spec(&zero, &deadline, true, 60, 600.0).unwrap();
+        assert_eq!((z.initial_scale, z.progress_deadline), (0, 20.0));
+        assert_eq!(
+            scaler_spec(&cfg, &Data::new(), true, 60, 5.0)
+                .unwrap()
+                .min_scale,
+            1
+        );
+    }
+
+    #[test]
     fn configuration_is_read_and_validated() {
         let c = AutoscalerConfig::from_data(&data(&[
             ("stable-window", "30s"),
@@ -386,5 +476,12 @@ mod tests {
             )
             .is_err()
         );
+        let hpa = resolve(
+            &AutoscalerConfig::default(),
+            &ann(&[("class", "hpa.autoscaling.knative.dev"), ("metric", "cpu")]),
+            0,
+            true,
+        );
+        assert!(hpa.unwrap_err().0.contains("not supported by Swell yet"));
     }
 }

@@ -1,6 +1,7 @@
 //! Knative Serving's reconcilers, as kube-runtime controllers: Service → Configuration +
-//! Route, Configuration → Revision, Revision → replicas (through a [`Backend`]) and its
-//! data-plane pool, and Route → resolved traffic, URLs and a published [`RoutingTable`].
+//! Route, Configuration → Revision, Revision → its data-plane pool and its autoscaler
+//! (which runs replicas through a [`Backend`]), and Route → resolved traffic, URLs and a
+//! published [`RoutingTable`].
 //!
 //! The controllers talk to the API through a `kube::Client`; `swell server` builds one
 //! that calls the API router in-process (no TCP), so the same reconcilers can later run
@@ -8,6 +9,7 @@
 //! (`service_status`, `configuration_status`, `revision_status`, `route_status`),
 //! unit-tested without any runtime. Start at [`run`].
 
+pub mod autoscaling;
 pub mod condition;
 pub mod configuration;
 pub mod events;
@@ -39,8 +41,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Ctx {
     /// The API.
     pub client: kube::Client,
-    /// Runs replicas.
-    pub backend: Arc<dyn Backend>,
+    /// Scales Revisions; the only one that asks the backend for replicas.
+    pub autoscaler: Arc<autoscaling::Autoscaler>,
     /// Where Routes publish their routing tables.
     pub ingress: RoutingTables,
     /// The data plane's Revision pools, configured from each Revision's spec.
@@ -183,7 +185,7 @@ async fn follow_revision_deletions(ctx: Arc<Ctx>, shutdown: CancellationToken) {
     while let Some(e) = events.next().await {
         if let Ok(watcher::Event::Delete(rev)) = e {
             let r = revision::revision_ref(&rev);
-            ctx.backend.teardown(&r);
+            ctx.autoscaler.forget(&r);
             ctx.pools.remove(&swell_dataplane::RevisionKey {
                 namespace: r.namespace,
                 name: r.name,
@@ -214,9 +216,17 @@ pub async fn run(wiring: Wiring, shutdown: CancellationToken) {
     let config_changes =
         tokio_stream::wrappers::WatchStream::from_changes(config.clone()).map(|_| ());
     let follow = follow_config(client.clone(), config_tx, on_config, shutdown.clone());
+    let (scale_changes_tx, scale_changes) = tokio::sync::mpsc::unbounded_channel();
+    let (demand_tx, demand) = tokio::sync::mpsc::unbounded_channel();
+    pools.on_demand(demand_tx);
+    let autoscaler = Arc::new(autoscaling::Autoscaler::new(
+        backend,
+        pools.clone(),
+        scale_changes_tx,
+    ));
     let ctx = Arc::new(Ctx {
         client,
-        backend,
+        autoscaler: autoscaler.clone(),
         ingress,
         pools,
         ingress_port,
@@ -237,12 +247,21 @@ pub async fn run(wiring: Wiring, shutdown: CancellationToken) {
         .owns_stream(revision_events)
         .reconcile_all_on(gc_changes)
         .graceful_shutdown_on(stop());
-    let replica_changes = futures::stream::unfold(replica_changes, |mut rx| async move {
-        let r = rx.recv().await?;
-        Some((ObjectRef::<Revision>::new(&r.name).within(&r.namespace), rx))
-    });
+    // Replicas became ready or went away (the backend), or the scale changed (the
+    // autoscaler): the Revision's status follows.
+    let refs = |rx: tokio::sync::mpsc::UnboundedReceiver<RevisionRef>| {
+        futures::stream::unfold(rx, |mut rx| async move {
+            let r = rx.recv().await?;
+            Some((ObjectRef::<Revision>::new(&r.name).within(&r.namespace), rx))
+        })
+    };
+    let replica_changes = futures::stream::select(refs(replica_changes), refs(scale_changes));
+    // A Revision's scaling follows `config-autoscaler` and `config-deployment`.
+    let revision_config_changes =
+        tokio_stream::wrappers::WatchStream::from_changes(ctx.config.clone()).map(|_| ());
     let revisions = Controller::new(Api::<Revision>::all(c.clone()), wc())
         .reconcile_on(replica_changes)
+        .reconcile_all_on(revision_config_changes)
         .graceful_shutdown_on(stop());
     // A Route follows the Configurations and Revisions it names; a Service's Route has
     // the Configuration's name, and a Revision names its Configuration in a label.
@@ -272,6 +291,7 @@ pub async fn run(wiring: Wiring, shutdown: CancellationToken) {
         .reconcile_all_on(config_changes)
         .graceful_shutdown_on(stop());
     tokio::join!(
+        autoscaler.run(demand, shutdown.clone()),
         follow,
         follow_revision_deletions(ctx.clone(), shutdown.clone()),
         drive(services, service::reconcile, ctx.clone()),

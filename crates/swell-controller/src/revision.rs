@@ -1,31 +1,54 @@
-//! Revision: resolves what it runs, configures its data-plane pool, asks the backend
-//! for replicas and reports what it sees (§1.4).
+//! Revision: resolves what it runs and how it scales, configures its data-plane pool,
+//! hands both to the autoscaler (which runs the replicas) and reports what it sees
+//! (§1.4).
 
+use crate::autoscaling::Scale;
 use crate::condition::{self, FALSE, TRUE, UNKNOWN};
 use crate::workload::{self, WorkloadError};
-use crate::{Ctx, ReconcileError};
+use crate::{Ctx, ReconcileError, labels};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
+use swell_api::config::ServingConfig;
 use swell_api::{Revision, RevisionStatus};
+use swell_autoscaler::{Activity, AutoscalerConfig, ScalerSpec, Spec};
 use swell_dataplane::{RevisionConfig, RevisionKey};
-use swell_runtime::{ReplicaStatus, RevisionRef};
+use swell_runtime::{Failure, ReplicaStatus, RevisionRef};
 
-/// Replicas to run until the autoscaler exists: `initial-scale` or `min-scale`, at least 1.
-pub fn wanted_replicas(rev: &Revision) -> i32 {
-    let ann = rev.metadata.annotations.clone().unwrap_or_default();
-    let get = |names: &[&str]| {
-        names
-            .iter()
-            .find_map(|n| ann.get(&format!("autoscaling.knative.dev/{n}")))
-            .and_then(|v| v.parse::<i32>().ok())
-            .unwrap_or(0)
+/// How the Revision scales: the KPA spec and the PodAutoscaler's limits, from
+/// `config-autoscaler`, `config-deployment`, its annotations and its routing state.
+pub fn autoscaling(rev: &Revision, cfg: &ServingConfig) -> Result<(Spec, ScalerSpec), Failure> {
+    let fail = |message: String| Failure {
+        reason: "AutoscalingUnsupported".into(),
+        message,
+        failed: true,
     };
-    get(&["initial-scale", "initialScale"])
-        .max(get(&["min-scale", "minScale"]))
-        .max(1)
+    // Admission validated the map; a map that slipped past it keeps the defaults.
+    let config = AutoscalerConfig::from_data(&cfg.autoscaler_data).unwrap_or_default();
+    let ann = rev.metadata.annotations.clone().unwrap_or_default();
+    let reachable = rev
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(labels::ROUTING_STATE))
+        .is_none_or(|s| s != "reserve");
+    let cc = rev
+        .spec
+        .container_concurrency
+        .and_then(|c| u64::try_from(c).ok())
+        .unwrap_or(0);
+    let spec = swell_autoscaler::resolve(&config, &ann, cc, reachable).map_err(|e| fail(e.0))?;
+    let scaler = swell_autoscaler::spec::scaler_spec(
+        &config,
+        &ann,
+        reachable,
+        spec.decider.stable_window,
+        cfg.progress_deadline.as_secs_f64(),
+    )
+    .map_err(|e| fail(e.0))?;
+    Ok((spec, scaler))
 }
 
 /// Which Revision, for the backend.
@@ -62,40 +85,99 @@ pub fn pool_config(rev: &Revision) -> RevisionConfig {
     }
 }
 
-/// The Revision's status after the backend reported `observed` for `desired` replicas.
-pub fn revision_status(rev: &Revision, desired: i32, observed: &ReplicaStatus) -> RevisionStatus {
+/// The Revision's status from what the autoscaler and the backend report.
+pub fn revision_status(rev: &Revision, scale: &Scale) -> RevisionStatus {
+    let observed = &scale.observed;
     let mut st = rev.status.clone().unwrap_or_default();
     st.status.observed_generation = rev.metadata.generation;
     st.actual_replicas = Some(observed.ready);
-    st.desired_replicas = Some(desired);
+    st.desired_replicas = Some(scale.desired);
     let conds = &mut st.status.conditions;
     match &observed.failure {
         _ if observed.ready > 0 => {
             condition::set(conds, "ResourcesAvailable", TRUE, "", "");
             condition::set(conds, "ContainerHealthy", TRUE, "", "");
-            condition::set(conds, "Active", TRUE, "", "");
         }
         Some(f) if f.failed => {
             // Once the Revision has been healthy, a crash is not a deployment failure.
-            if condition::status_of(conds, "ResourcesAvailable").is_none_or(|c| c.status != TRUE) {
+            if !scale.initialized
+                && condition::status_of(conds, "ResourcesAvailable")
+                    .is_none_or(|c| c.status != TRUE)
+            {
                 condition::set(conds, "ResourcesAvailable", FALSE, &f.reason, &f.message);
             }
             condition::set(conds, "ContainerHealthy", FALSE, &f.reason, &f.message);
-            condition::set(conds, "Active", UNKNOWN, &f.reason, &f.message);
+        }
+        // Scaled to zero (or initial scale 0) after reaching its initial scale.
+        _ if scale.initialized => {
+            condition::set(conds, "ResourcesAvailable", TRUE, "", "");
+            condition::set(conds, "ContainerHealthy", TRUE, "", "");
+        }
+        _ if scale.deadline_exceeded.is_some() => {
+            let secs = scale.deadline_exceeded.unwrap_or_default();
+            condition::set(
+                conds,
+                "ResourcesAvailable",
+                FALSE,
+                "ProgressDeadlineExceeded",
+                &format!(
+                    "Initial scale was never achieved within the progress deadline ({secs}s)."
+                ),
+            );
+            let (reason, message) = observed.failure.as_ref().map_or(("Deploying", ""), |f| {
+                (f.reason.as_str(), f.message.as_str())
+            });
+            condition::set(conds, "ContainerHealthy", UNKNOWN, reason, message);
         }
         Some(f) => {
             condition::set(conds, "ResourcesAvailable", UNKNOWN, &f.reason, &f.message);
             condition::set(conds, "ContainerHealthy", UNKNOWN, &f.reason, &f.message);
-            condition::set(conds, "Active", UNKNOWN, &f.reason, &f.message);
         }
         None => {
             condition::set(conds, "ResourcesAvailable", UNKNOWN, "Deploying", "");
             condition::set(conds, "ContainerHealthy", UNKNOWN, "Deploying", "");
-            condition::set(conds, "Active", UNKNOWN, "Deploying", "");
         }
+    }
+    match scale.activity {
+        Activity::Active => condition::set(conds, "Active", TRUE, "", ""),
+        Activity::Activating => condition::set(
+            conds,
+            "Active",
+            UNKNOWN,
+            "Queued",
+            "Requests to the target are being buffered as resources are provisioned.",
+        ),
+        Activity::Inactive { timed_out: false } => condition::set(
+            conds,
+            "Active",
+            FALSE,
+            "NoTraffic",
+            "The target is not receiving traffic.",
+        ),
+        Activity::Inactive { timed_out: true } => condition::set(
+            conds,
+            "Active",
+            FALSE,
+            "TimedOut",
+            "The target could not be activated.",
+        ),
     }
     condition::set_ready(conds, &["ResourcesAvailable", "ContainerHealthy"]);
     st
+}
+
+/// What a Revision that cannot run reports.
+fn not_running(failure: Failure) -> Scale {
+    Scale {
+        desired: 0,
+        observed: ReplicaStatus {
+            ready: 0,
+            failure: Some(failure),
+        },
+        activity: Activity::Activating,
+        initialized: false,
+        deadline_exceeded: None,
+    }
 }
 
 /// Reconciles one Revision.
@@ -106,23 +188,26 @@ pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Ctx>) -> Result<Action, Reco
         name: r.name.clone(),
     };
     if rev.metadata.deletion_timestamp.is_some() {
-        ctx.backend.teardown(&r);
+        ctx.autoscaler.forget(&r);
         ctx.pools.remove(&key);
         return Ok(Action::await_change());
     }
-    let desired = wanted_replicas(&rev);
-    let observed = match workload::resolve(&ctx.client, &rev).await {
+    let cfg = ctx.config.borrow().clone();
+    let scale = match workload::resolve(&ctx.client, &rev).await {
         Ok(w) => {
             ctx.pools.configure(&key, pool_config(&rev));
-            ctx.backend.ensure(&r, &w, desired)
+            match autoscaling(&rev, &cfg) {
+                Ok((spec, limits)) => ctx.autoscaler.reconcile(&r, spec, limits, &w),
+                Err(failure) => {
+                    ctx.autoscaler.forget(&r);
+                    not_running(failure)
+                }
+            }
         }
         Err(WorkloadError::Api(e)) => return Err(e.into()),
-        Err(WorkloadError::Config(failure)) => ReplicaStatus {
-            ready: 0,
-            failure: Some(failure),
-        },
+        Err(WorkloadError::Config(failure)) => not_running(failure),
     };
-    let st = revision_status(&rev, desired, &observed);
+    let st = revision_status(&rev, &scale);
     if rev.status.as_ref() != Some(&st) {
         let api: Api<Revision> = Api::namespaced(ctx.client.clone(), &r.namespace);
         api.patch_status(
@@ -134,6 +219,6 @@ pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Ctx>) -> Result<Action, Reco
     }
     // Replica changes trigger reconciles; the requeue only catches what slipped by.
     Ok(Action::requeue(Duration::from_secs(
-        if observed.ready > 0 { 300 } else { 10 },
+        if scale.observed.ready > 0 { 300 } else { 10 },
     )))
 }

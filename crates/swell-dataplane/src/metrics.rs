@@ -1,5 +1,5 @@
 //! Prometheus metrics of the data plane, per Revision: requests by response class,
-//! latency, requests in flight and queued. Rendered as OpenMetrics text for `/metrics`.
+//! latency, cold starts, requests in flight and queued. Rendered as OpenMetrics text for `/metrics`.
 
 use crate::pool::{RevisionKey, Revisions};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -33,6 +33,7 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RevisionLabels, Histogram, fn() -> Histogram>,
+    cold_starts: Family<RevisionLabels, Histogram, fn() -> Histogram>,
     in_flight: Family<RevisionLabels, Gauge>,
     queued: Family<RevisionLabels, Gauge>,
     replicas: Family<RevisionLabels, Gauge>,
@@ -45,6 +46,10 @@ impl Default for Metrics {
         let latency = Family::<RevisionLabels, Histogram, fn() -> Histogram>::new_with_constructor(
             latency_histogram as fn() -> Histogram,
         );
+        let cold_starts =
+            Family::<RevisionLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram as fn() -> Histogram,
+            );
         let in_flight = Family::<RevisionLabels, Gauge>::default();
         let queued = Family::<RevisionLabels, Gauge>::default();
         let replicas = Family::<RevisionLabels, Gauge>::default();
@@ -57,6 +62,11 @@ impl Default for Metrics {
             "revision_request_latency_seconds",
             "Time from a request's arrival to the end of its response",
             latency.clone(),
+        );
+        registry.register(
+            "revision_cold_start_seconds",
+            "Time requests that found no replica waited for the first one",
+            cold_starts.clone(),
         );
         registry.register(
             "revision_requests_in_flight",
@@ -77,6 +87,7 @@ impl Default for Metrics {
             registry,
             requests,
             latency,
+            cold_starts,
             in_flight,
             queued,
             replicas,
@@ -89,6 +100,7 @@ impl Default for Metrics {
 pub struct RevisionMetrics {
     by_class: [Counter; 5],
     latency: Histogram,
+    cold_start: Histogram,
 }
 
 impl RevisionMetrics {
@@ -97,6 +109,11 @@ impl RevisionMetrics {
         let class = usize::from((status / 100).clamp(1, 5)) - 1;
         self.by_class[class].inc();
         self.latency.observe(seconds);
+    }
+
+    /// Records how long a request waited for a Revision's first replica.
+    pub fn cold_start(&self, seconds: f64) {
+        self.cold_start.observe(seconds);
     }
 }
 
@@ -125,6 +142,7 @@ impl Metrics {
                     .clone()
             }),
             latency: self.latency.get_or_create(&Self::labels(key)).clone(),
+            cold_start: self.cold_starts.get_or_create(&Self::labels(key)).clone(),
         }
     }
 
@@ -134,6 +152,7 @@ impl Metrics {
             self.requests.remove(&Self::request_labels(key, c));
         }
         self.latency.remove(&Self::labels(key));
+        self.cold_starts.remove(&Self::labels(key));
     }
 
     /// The OpenMetrics text, with the gauges read from the pools now.

@@ -8,8 +8,8 @@ use crate::stats::{RequestStats, Stat};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use tokio::sync::oneshot;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Duration, Instant};
 
 /// Requests a Revision's queue holds before answering 503 (the activator's depth).
@@ -101,6 +101,10 @@ struct State {
     stats: RequestStats,
 }
 
+/// Where a pool says that a request is waiting and no replica runs (the activator's
+/// poke to the autoscaler); set once by whoever scales.
+type Demand = Arc<OnceLock<mpsc::UnboundedSender<RevisionKey>>>;
+
 /// A Revision's replicas and queue.
 #[derive(Debug)]
 pub struct RevisionPool {
@@ -109,6 +113,7 @@ pub struct RevisionPool {
     /// Its metric handles.
     pub metrics: RevisionMetrics,
     state: Mutex<State>,
+    demand: Demand,
 }
 
 /// The right to send one request to one replica; gives the slot back when dropped.
@@ -159,10 +164,11 @@ impl Drop for Tracked {
 }
 
 impl RevisionPool {
-    fn new(key: RevisionKey, config: RevisionConfig, metrics: &Metrics) -> Self {
+    fn new(key: RevisionKey, config: RevisionConfig, metrics: &Metrics, demand: Demand) -> Self {
         RevisionPool {
             metrics: metrics.revision(&key),
             key,
+            demand,
             state: Mutex::new(State {
                 config,
                 listed: Vec::new(),
@@ -238,9 +244,11 @@ impl RevisionPool {
         }
     }
 
-    /// A replica slot for one request, waiting in the queue while none is free.
+    /// A replica slot for one request, waiting in the queue while none is free. A
+    /// request that finds no replica at all asks for one (see [`Revisions::on_demand`])
+    /// and its wait is recorded as a cold start.
     pub async fn acquire(self: &Arc<Self>) -> Result<Lease, AcquireError> {
-        let rx = {
+        let (rx, cold) = {
             let mut st = self.lock();
             if st.waiters.is_empty()
                 && let Some(lease) = self.pick(&mut st)
@@ -255,9 +263,19 @@ impl RevisionPool {
             }
             let (tx, rx) = oneshot::channel();
             st.waiters.push_back(tx);
-            rx
+            let cold = st.listed.is_empty().then(Instant::now);
+            if cold.is_some()
+                && let Some(demand) = self.demand.get()
+            {
+                let _ = demand.send(self.key.clone());
+            }
+            (rx, cold)
         };
-        rx.await.map_err(|_| AcquireError::Gone)
+        let lease = rx.await.map_err(|_| AcquireError::Gone)?;
+        if let Some(t) = cold {
+            self.metrics.cold_start(t.elapsed().as_secs_f64());
+        }
+        Ok(lease)
     }
 
     /// Requests waiting for a replica.
@@ -272,6 +290,11 @@ impl RevisionPool {
     /// Requests in flight (queued or at a replica).
     pub fn in_flight(&self) -> u64 {
         self.lock().stats.concurrency()
+    }
+
+    /// Replicas the backend lists as ready (including any the data plane suspects).
+    pub fn ready(&self) -> usize {
+        self.lock().listed.len()
     }
 
     /// Ready replicas.
@@ -324,9 +347,16 @@ type PoolsByNamespace = HashMap<String, HashMap<String, Arc<RevisionPool>>>;
 pub struct Revisions {
     pools: Arc<RwLock<PoolsByNamespace>>,
     metrics: Arc<Metrics>,
+    demand: Demand,
 }
 
 impl Revisions {
+    /// Asks for `tx` to be told the Revision whenever a request waits for a Revision
+    /// that has no replica (once per waiting request). Only the first call counts.
+    pub fn on_demand(&self, tx: mpsc::UnboundedSender<RevisionKey>) {
+        let _ = self.demand.set(tx);
+    }
+
     /// The metrics of every pool.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
@@ -356,6 +386,7 @@ impl Revisions {
                     key.clone(),
                     RevisionConfig::default(),
                     &self.metrics,
+                    self.demand.clone(),
                 ))
             })
             .clone()
@@ -477,6 +508,25 @@ mod tests {
         let waiting = queued_acquire(&pool).await;
         revs.set_replicas(&key(), &[addr(1)]);
         assert_eq!(waiting.await.unwrap(), Ok(addr(1)));
+    }
+
+    #[tokio::test]
+    async fn a_request_at_zero_asks_for_a_replica() {
+        let (revs, pool) = with_cc(0);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        revs.on_demand(tx);
+        let waiting = queued_acquire(&pool).await;
+        assert_eq!(rx.try_recv(), Ok(key()));
+        revs.set_replicas(&key(), &[addr(1)]);
+        assert_eq!(waiting.await.unwrap(), Ok(addr(1)));
+        // With a replica listed (busy or not), waiting asks for nothing.
+        let (revs, pool) = with_cc(1);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        revs.on_demand(tx);
+        revs.set_replicas(&key(), &[addr(1)]);
+        let _busy = pool.acquire().await.unwrap();
+        let _queued = queued_acquire(&pool).await;
+        assert!(rx.try_recv().is_err());
     }
 
     #[tokio::test]

@@ -4,89 +4,18 @@
 
 mod common;
 
+use common::apps::{apply_ready, client, get, pids_of, service, testapp, url};
 use common::{KUBECTL, PATIENCE, Server, eventually};
 use futures::StreamExt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const HELLO: &str = "Hello World! How about some tasty noodles?\n";
 const PIZZA_V1: &str = "What a spaceport!";
 const PIZZA_V2: &str = "Re-energize yourself with a slice of pepperoni!";
 
-/// The testapp binary, built next to `swell` (the workspace test build builds it).
-fn testapp() -> String {
-    let p = PathBuf::from(env!("CARGO_BIN_EXE_swell")).with_file_name("swell-testapp");
-    assert!(
-        p.exists(),
-        "{} is missing: build the workspace (`cargo build -p swell-testapp`)",
-        p.display()
-    );
-    p.display().to_string()
-}
-
-/// A Service running `swell-testapp <image>`, with extra container YAML (indented for
-/// the container) and extra spec YAML (indented for `spec.template.spec`).
-fn service(name: &str, image: &str, container: &str, spec: &str) -> String {
-    format!(
-        "apiVersion: serving.knative.dev/v1
-kind: Service
-metadata:
-  name: {name}
-spec:
-  template:
-    spec:
-{spec}      containers:
-      - image: testapp
-        command: [{app}, {image}]
-{container}",
-        app = testapp()
-    )
-}
-
 fn start() -> Server {
     Server::start_with(&["--backend", "process"])
-}
-
-fn apply_ready(server: &Server, name: &str, yaml: &str) {
-    let k = server.kubectl(KUBECTL);
-    k.ok_stdin(&["apply", "-f", "-"], yaml);
-    k.ok(&[
-        "wait",
-        "--for=condition=Ready",
-        &format!("ksvc/{name}"),
-        "--timeout=60s",
-    ]);
-}
-
-/// An HTTP client that resolves the ingress's hosts to the ingress.
-fn client(server: &Server, hosts: &[&str]) -> reqwest::Client {
-    let mut b = reqwest::Client::builder().timeout(PATIENCE);
-    for h in hosts {
-        b = b.resolve(h, server.ingress);
-    }
-    b.build().unwrap()
-}
-
-fn url(server: &Server, host: &str, path: &str) -> String {
-    format!("http://{host}:{}{path}", server.ingress_port())
-}
-
-async fn get(c: &reqwest::Client, url: &str) -> (u16, String) {
-    let r = c.get(url).send().await.expect("request completes");
-    let status = r.status().as_u16();
-    (status, r.text().await.unwrap_or_default())
-}
-
-fn pids_of(marker: &str) -> Vec<u32> {
-    let out = std::process::Command::new("pgrep")
-        .args(["-f", marker])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect()
 }
 
 #[test]
