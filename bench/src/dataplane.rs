@@ -99,7 +99,11 @@ fn service(name: &str, testapp: &str) -> Value {
                {"image": "testapp", "command": [testapp, "helloworld"]}]}}}})
 }
 
-async fn wait_ready(http: &reqwest::Client, api: &str, names: &[String]) -> anyhow::Result<()> {
+pub(crate) async fn wait_ready(
+    http: &reqwest::Client,
+    api: &str,
+    names: &[String],
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(120);
     for n in names {
         loop {

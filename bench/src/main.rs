@@ -1,9 +1,10 @@
 //! Swell's benchmark runner. `bench/run api` measures the API server: create throughput,
 //! get and list latency with many Services stored, watch fan-out, and server memory;
 //! `bench/run controllers` the reconcilers; `bench/run dataplane` the ingress against
-//! direct, nginx and HAProxy.
+//! direct, nginx and HAProxy; `bench/run autoscaler` cold starts and the KPA's cost.
 //! Results are printed as a Markdown section to paste into `bench/RESULTS.md`.
 
+mod autoscaler;
 mod dataplane;
 
 use anyhow::{Context, bail};
@@ -541,6 +542,9 @@ async fn main() -> anyhow::Result<()> {
                 .context("--seconds takes a number")?;
             dataplane::run(secs).await
         }
-        other => bail!("unknown scenario {other:?}; scenarios: api, controllers, dataplane"),
+        "autoscaler" => autoscaler::run().await,
+        other => {
+            bail!("unknown scenario {other:?}; scenarios: api, controllers, dataplane, autoscaler")
+        }
     }
 }

@@ -711,6 +711,94 @@ async fn readiness_probes_gate_traffic_and_liveness_restarts() {
     assert!(served.is_ok(), "the restarted replica serves");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn startup_probes_hold_liveness_and_never_ready_revisions_miss_their_deadline() {
+    let server = start();
+    let k = server.kubectl(KUBECTL);
+    // Nothing listens for 3 s; liveness alone (one miss allowed) would restart it every
+    // second forever. The startup probe holds liveness and readiness until it passes.
+    let marker = format!("slow-marker-{}", std::process::id());
+    let slow = service(
+        "slow",
+        "readiness",
+        &format!(
+            "        args: [{marker}]
+        env:
+        - {{name: LISTEN_DELAY, value: 3s}}
+        startupProbe:
+          periodSeconds: 1
+          failureThreshold: 10
+          tcpSocket: {{port: 8080}}
+        livenessProbe:
+          periodSeconds: 1
+          failureThreshold: 1
+          httpGet: {{path: /healthz/liveness}}
+"
+        ),
+        "",
+    );
+    k.ok_stdin(&["apply", "-f", "-"], &slow);
+    let mut seen = std::collections::BTreeSet::new();
+    tokio::task::block_in_place(|| {
+        eventually("slow to become Ready", || {
+            seen.extend(pids_of(&marker));
+            let ready = k.ok(&[
+                "get",
+                "ksvc",
+                "slow",
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+            ]);
+            (ready == "True").then_some(())
+        })
+    });
+    seen.extend(pids_of(&marker));
+    assert_eq!(seen.len(), 1, "the replica was restarted: pids {seen:?}");
+    let c = client(&server, &["slow.default.localhost"]);
+    assert_eq!(
+        get(&c, &url(&server, "slow.default.localhost", "/")).await,
+        (200, HELLO.to_string())
+    );
+
+    // A Revision that never becomes ready fails once its progress deadline passes.
+    let stuck = service(
+        "stuck",
+        "helloworld",
+        "        readinessProbe:
+          periodSeconds: 1
+          exec: {command: [/bin/false]}
+",
+        "",
+    )
+    .replacen(
+        "  template:\n",
+        "  template:\n    metadata:\n      annotations:\n        serving.knative.dev/progress-deadline: 3s\n",
+        1,
+    );
+    k.ok_stdin(&["apply", "-f", "-"], &stuck);
+    let jsonpath = |t: &str| {
+        format!(
+            "jsonpath={{.status.conditions[?(@.type==\"{t}\")].status}}/{{.status.conditions[?(@.type==\"{t}\")].reason}}"
+        )
+    };
+    tokio::task::block_in_place(|| {
+        eventually("stuck-00001 to miss its progress deadline", || {
+            let rev = k.ok(&[
+                "get",
+                "revision",
+                "stuck-00001",
+                "-o",
+                &jsonpath("ResourcesAvailable"),
+            ]);
+            (rev == "False/ProgressDeadlineExceeded").then_some(())
+        })
+    });
+    assert_eq!(
+        k.ok(&["get", "revision", "stuck-00001", "-o", &jsonpath("Ready")]),
+        "False/ProgressDeadlineExceeded"
+    );
+}
+
 /// This machine's address on its default route: not loopback.
 fn non_loopback_ip() -> std::net::IpAddr {
     let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();

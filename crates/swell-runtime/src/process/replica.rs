@@ -63,10 +63,13 @@ enum Outcome {
     Ended(Failure),
 }
 
-/// Aggressive readiness polling (§5.5) for the first 10 s: every 5 ms for network
-/// probes (a refused loopback connection costs microseconds, and every millisecond
-/// here is cold-start latency), every 50 ms for exec probes.
+/// Aggressive readiness polling (§5.5) for the first 10 s: for network probes every
+/// millisecond during the first 100 ms, then every 5 ms (a refused loopback connection
+/// costs microseconds, and every millisecond here is cold-start latency); every 50 ms
+/// for exec probes.
 const AGGRESSIVE_PERIOD: Duration = Duration::from_millis(5);
+const EAGER_PERIOD: Duration = Duration::from_millis(1);
+const EAGER_FOR: Duration = Duration::from_millis(100);
 const AGGRESSIVE_EXEC_PERIOD: Duration = Duration::from_millis(50);
 const AGGRESSIVE_TIMEOUT: Duration = Duration::from_millis(100);
 const AGGRESSIVE_FOR: Duration = Duration::from_secs(10);
@@ -333,6 +336,7 @@ async fn watch(
                 let result = probe::check(readiness, &target, timeout).await;
                 let period = match ready_period {
                     Some(p) => Duration::from_secs(u64::try_from(p).unwrap_or(1)),
+                    None if aggressive && aggressive_period == AGGRESSIVE_PERIOD && start.elapsed() < EAGER_FOR => EAGER_PERIOD,
                     None if aggressive => aggressive_period,
                     None => Duration::from_secs(1),
                 };

@@ -1,0 +1,232 @@
+//! `bench/run autoscaler`: scale-from-zero latency through Swell (request sent to a
+//! Revision at zero replicas → first response byte) against the app's own start-up
+//! time (process spawned → first response byte), over 50 cold starts each with the
+//! process backend; and the KPA's cost per tick for 10,000 Revisions.
+
+use super::{fmt, percentile};
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use swell_autoscaler::{AutoscalerConfig, Kpa, resolve, spec::Data, spec::scaler_spec};
+
+const COLD_STARTS: usize = 50;
+const REVISIONS: usize = 10_000;
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    /// SIGTERM first, so `swell server` stops its replicas; SIGKILL after 30 s.
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One HTTP/1.1 GET on a new connection; the time until the first response byte.
+fn first_byte(addr: &str, host: &str) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    let mut s = TcpStream::connect(addr)?;
+    s.set_nodelay(true)?;
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut byte = [0u8; 1];
+    s.read_exact(&mut byte)?;
+    let took = start.elapsed();
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest)?;
+    rest.insert(0, byte[0]);
+    if !rest.starts_with(b"HTTP/1.1 200") {
+        bail!(
+            "{host}: {}",
+            String::from_utf8_lossy(&rest[..rest.len().min(200)])
+        );
+    }
+    Ok(took)
+}
+
+/// The app's own start-up: spawn it on a free port and poll (every 0.2 ms) until it
+/// answers; the time from spawn to the first response byte.
+fn app_start(testapp: &std::path::Path) -> anyhow::Result<Duration> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let start = Instant::now();
+    let _app = Proc(
+        Command::new(testapp)
+            .arg("helloworld")
+            .env("PORT", port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    loop {
+        if let Ok(mut s) = TcpStream::connect(&addr) {
+            write!(s, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+            let mut byte = [0u8; 1];
+            if s.read_exact(&mut byte).is_ok() {
+                return Ok(start.elapsed());
+            }
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            bail!("the testapp did not answer within 10 s");
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+fn service(name: &str, testapp: &str) -> Value {
+    json!({"apiVersion": "serving.knative.dev/v1", "kind": "Service",
+           "metadata": {"name": name},
+           "spec": {"template": {
+               "metadata": {"annotations": {"autoscaling.knative.dev/initial-scale": "0"}},
+               "spec": {"containers": [{"image": "testapp", "command": [testapp, "helloworld"]}]}}}})
+}
+
+fn summary(name: &str, mut d: Vec<Duration>) {
+    d.sort();
+    println!(
+        "| {name} | {} | {} | {} |",
+        d.len(),
+        fmt(percentile(&d, 0.5)),
+        fmt(percentile(&d, 0.99))
+    );
+}
+
+async fn cold_starts() -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let testapp = exe.with_file_name("swell-testapp");
+    let dir = tempfile::tempdir()?;
+    let ingress = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let mut child = Command::new(exe.with_file_name("swell"))
+        .args([
+            "server",
+            "--api-addr",
+            "127.0.0.1:0",
+            "--backend",
+            "process",
+        ])
+        .args(["--http-addr", &ingress.to_string(), "--data-dir"])
+        .arg(dir.path())
+        .env("SWELL_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("cannot start swell (run bench/run, which builds it)")?;
+    let mut lines = BufReader::new(child.stdout.take().context("no stdout")?).lines();
+    let api = loop {
+        let line = lines.next().context("server exited")??;
+        if let Some(u) = line.strip_prefix("Swell API server listening on ") {
+            break u.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let _server = Proc(child);
+    let http = reqwest::Client::new();
+    // Revisions start at zero: every first request is a cold start.
+    http.patch(format!(
+        "{api}/api/v1/namespaces/knative-serving/configmaps/config-autoscaler"
+    ))
+    .header("content-type", "application/merge-patch+json")
+    .body(r#"{"data":{"allow-zero-initial-scale":"true"}}"#)
+    .send()
+    .await?
+    .error_for_status()?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let services = format!("{api}/apis/serving.knative.dev/v1/namespaces/default/services");
+    let names: Vec<String> = (0..COLD_STARTS).map(|i| format!("cold{i}")).collect();
+    for n in &names {
+        http.post(&services)
+            .json(&service(n, &testapp.display().to_string()))
+            .send()
+            .await?
+            .error_for_status()?;
+    }
+    super::dataplane::wait_ready(&http, &api, &names).await?;
+    let mut through_swell = Vec::new();
+    for n in &names {
+        let host = format!("{n}.default.localhost");
+        let addr = ingress.to_string();
+        through_swell.push(tokio::task::spawn_blocking(move || first_byte(&addr, &host)).await??);
+    }
+    let mut own = Vec::new();
+    for _ in 0..COLD_STARTS {
+        let t = testapp.clone();
+        own.push(tokio::task::spawn_blocking(move || app_start(&t)).await??);
+    }
+    println!("| cold start | n | p50 | p99 |");
+    println!("|---|---|---|---|");
+    let median = |v: &[Duration]| {
+        let mut v = v.to_vec();
+        v.sort();
+        percentile(&v, 0.5)
+    };
+    let added = median(&through_swell).saturating_sub(median(&own));
+    summary(
+        "request at zero replicas → first byte, through Swell",
+        through_swell,
+    );
+    summary("testapp spawned → first byte (its own start-up)", own);
+    println!("\nSwell's added median cold-start latency: {}", fmt(added));
+    Ok(())
+}
+
+fn decider_cost() -> anyhow::Result<()> {
+    let cfg = AutoscalerConfig::default();
+    let ann = Data::new();
+    let spec = resolve(&cfg, &ann, 0, true)?;
+    let limits = scaler_spec(&cfg, &ann, true, spec.decider.stable_window, 600.0)?;
+    let mut kpas: Vec<Kpa> = (0..REVISIONS)
+        .map(|_| Kpa::new(spec.clone(), limits.clone(), 0.0))
+        .collect();
+    // A minute of history, varied load.
+    for s in 0..60u32 {
+        for (i, k) in kpas.iter_mut().enumerate() {
+            k.record(f64::from(s), f64::from((i as u32 + s) % 300), 0.0);
+        }
+    }
+    let mut per_tick = Vec::new();
+    for t in 0..30u32 {
+        let now = 60.0 + 2.0 * f64::from(t);
+        let start = Instant::now();
+        for (i, k) in kpas.iter_mut().enumerate() {
+            k.record(now, f64::from((i as u32 + t) % 300), 0.0);
+            std::hint::black_box(k.tick(now, 3));
+        }
+        per_tick.push(start.elapsed());
+    }
+    println!(
+        "\n| KPA tick (record + decide + PodAutoscaler) | revisions | p50 per tick | p99 per tick | per revision (p50) |"
+    );
+    println!("|---|---|---|---|---|");
+    per_tick.sort();
+    let p50 = percentile(&per_tick, 0.5);
+    println!(
+        "| all Revisions, one tick | {REVISIONS} | {} | {} | {:.0} ns |",
+        fmt(p50),
+        fmt(percentile(&per_tick, 0.99)),
+        p50.as_nanos() as f64 / REVISIONS as f64
+    );
+    Ok(())
+}
+
+/// Runs the scenario.
+pub async fn run() -> anyhow::Result<()> {
+    cold_starts().await?;
+    decider_cost()
+}
