@@ -646,6 +646,35 @@ mod tests {
     }
 
     #[test]
+    fn autoscaler_limits_are_knatives() {
+        for (k, v) in [
+            ("stable-window", "5s"),
+            ("stable-window", "2h"),
+            ("stable-window", "6500ms"),
+            ("scale-to-zero-grace-period", "0s"),
+            ("scale-down-delay", "1500ms"),
+            ("max-scale-up-rate", "1"),
+            ("max-scale-down-rate", "1.0"),
+        ] {
+            let e = validate("config-autoscaler", &data(&[(k, v)])).unwrap_err();
+            assert!(e.to_string().contains(k), "{k}: {v}: {e}");
+        }
+        let ok = data(&[
+            ("stable-window", "6s"),
+            ("scale-to-zero-grace-period", "1s"),
+            ("scale-down-delay", "2s"),
+            ("max-scale-down-rate", "1.5"),
+        ]);
+        assert_eq!(validate("config-autoscaler", &ok), Ok(()));
+        let cfg = from_maps([
+            ("config-autoscaler", &ok),
+            ("config-deployment", &data(&[("progress-deadline", "90s")])),
+        ]);
+        assert_eq!(cfg.autoscaler_data, ok);
+        assert_eq!(cfg.progress_deadline, std::time::Duration::from_secs(90));
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let e = validate(
             "config-defaults",

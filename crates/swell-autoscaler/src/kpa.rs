@@ -215,6 +215,24 @@ mod tests {
     }
 
     #[test]
+    fn rps_scales_on_request_counts() {
+        let ann: Data = [(
+            "autoscaling.knative.dev/metric".to_string(),
+            "rps".to_string(),
+        )]
+        .into_iter()
+        .collect();
+        let spec = resolve(&AutoscalerConfig::default(), &ann, 0, true).unwrap();
+        let mut k = Kpa::new(spec, kpa("60s", 0).scaler_spec().clone(), 0.0);
+        k.tick(0.0, 1);
+        for s in 0..=2 {
+            // Concurrency 1, but 300 requests a second against a target of 140.
+            k.record(f64::from(s), 1.0, 300.0);
+        }
+        assert_eq!(k.tick(2.0, 1).want, Some(3));
+    }
+
+    #[test]
     fn load_scales_by_target() {
         // containerConcurrency 10 → target 7 per replica.
         let mut k = kpa("6s", 10);
