@@ -1,10 +1,11 @@
 //! Swell's autoscaler: Knative's KPA (§3) — metric windows, the decider, the
 //! PodAutoscaler's bounds and scale-to-zero rules, and the configuration they run with —
-//! and the trace simulator behind `swell autoscaler simulate`, which runs the very same
+//! the HPA class (Kubernetes' algorithm on CPU and memory), and the trace simulator behind `swell autoscaler simulate`, which runs the very same
 //! code. Everything here is pure (time comes in as seconds); the server's tick task
 //! lives in `swell-controller`.
 
 pub mod decider;
+pub mod hpa;
 pub mod kpa;
 pub mod scaler;
 pub mod simulate;
@@ -12,6 +13,7 @@ pub mod spec;
 pub mod window;
 
 pub use decider::{Decider, DeciderSpec, Decision};
+pub use hpa::{Hpa, HpaSpec, HpaTarget, Usage};
 pub use kpa::{Kpa, Tick};
 pub use scaler::{Activity, PodAutoscaler, ScalerSpec};
 pub use spec::{AutoscalerConfig, Spec, resolve};

@@ -3,6 +3,7 @@
 //! (§3.8), resolved into windows, a target (§3.3) and a [`DeciderSpec`].
 
 use crate::decider::DeciderSpec;
+use crate::hpa::{HpaSpec, HpaTarget};
 use crate::scaler::ScalerSpec;
 use crate::window::Algorithm;
 use std::collections::BTreeMap;
@@ -182,10 +183,10 @@ pub fn resolve(
         return Err(SpecError(errs.to_string()));
     }
     if let Some((_, class)) = annotation(ann, &["class"])
-        && class != "kpa.autoscaling.knative.dev"
+        && class != KPA
     {
         return Err(SpecError(format!(
-            "autoscaling.knative.dev/class: {class:?} is not supported by Swell yet (only kpa.autoscaling.knative.dev)"
+            "autoscaling.knative.dev/class: {class:?} is not the KPA class ({KPA})"
         )));
     }
     let float = |names: &[&str]| -> Result<Option<f64>, SpecError> {
@@ -269,6 +270,87 @@ pub fn resolve(
         metric,
         algorithm,
         panic_window: ((stable_window as f64 * panic_pct / 100.0).round() as u64).max(1),
+    })
+}
+
+/// The default autoscaler class.
+pub const KPA: &str = "kpa.autoscaling.knative.dev";
+/// The HorizontalPodAutoscaler class.
+pub const HPA: &str = "hpa.autoscaling.knative.dev";
+
+/// The Revision asks for the HPA class.
+pub fn is_hpa(ann: &Data) -> bool {
+    annotation(ann, &["class"]).is_some_and(|(_, c)| c == HPA)
+}
+
+/// A Kubernetes CPU quantity (`100m`, `0.5`, `2`) in cores.
+pub fn cpu_cores(quantity: &str) -> Option<f64> {
+    let q = quantity.trim();
+    let (num, scale) = match q.char_indices().last()? {
+        (i, 'm') => (&q[..i], 1e-3),
+        (i, 'u') => (&q[..i], 1e-6),
+        (i, 'n') => (&q[..i], 1e-9),
+        _ => (q, 1.0),
+    };
+    num.parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite() && *n >= 0.0)
+        .map(|n| n * scale)
+}
+
+/// Resolves an HPA-class Revision's spec (Knative's `MakeHPA`): metric `cpu`
+/// (default; `target` is a utilization percentage of `cpu_request`, 80 when absent)
+/// or `memory` (`target` in MiB per replica; without one, Kubernetes' default of 80 %
+/// CPU applies), within `min-scale` (at least 1) and `max-scale`.
+pub fn hpa_spec(
+    cfg: &AutoscalerConfig,
+    ann: &Data,
+    reachable: bool,
+    cpu_request: Option<f64>,
+) -> Result<HpaSpec, SpecError> {
+    let target = annotation(ann, &["target"])
+        .map(|(k, v)| number::<f64>(&k, v))
+        .transpose()?;
+    let cpu = |utilization: f64| {
+        match cpu_request.filter(|c| *c > 0.0) {
+        Some(request_cores) => Ok(HpaTarget::Cpu {
+            utilization: utilization.ceil(),
+            request_cores,
+        }),
+        None => Err(SpecError(
+            "the HPA class scales on CPU utilization of the container's resources.requests.cpu, and this container requests none".into(),
+        )),
+    }
+    };
+    let target = match annotation(ann, &["metric"]).map(|(_, v)| v) {
+        None | Some("cpu") => cpu(target.unwrap_or(80.0))?,
+        Some("memory") => match target {
+            Some(mib) => HpaTarget::Memory {
+                bytes: mib.round() * 1024.0 * 1024.0,
+            },
+            None => cpu(80.0)?,
+        },
+        Some(other) => {
+            return Err(SpecError(format!(
+                "autoscaling.knative.dev/metric: {other:?} needs a custom metrics adapter; Swell's HPA class scales on cpu or memory"
+            )));
+        }
+    };
+    let int = |names: &[&str]| -> Result<Option<i32>, SpecError> {
+        annotation(ann, names)
+            .map(|(k, v)| number::<i32>(&k, v))
+            .transpose()
+    };
+    let to_i32 = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+    let min = if reachable {
+        int(&["min-scale", "minScale"])?.unwrap_or(to_i32(cfg.min_scale))
+    } else {
+        0
+    };
+    Ok(HpaSpec {
+        target,
+        min_scale: min.max(1),
+        max_scale: int(&["max-scale", "maxScale"])?.unwrap_or(to_i32(cfg.max_scale)),
     })
 }
 
@@ -476,12 +558,58 @@ mod tests {
             )
             .is_err()
         );
-        let hpa = resolve(
-            &AutoscalerConfig::default(),
-            &ann(&[("class", "hpa.autoscaling.knative.dev"), ("metric", "cpu")]),
-            0,
-            true,
+        let hpa = ann(&[("class", "hpa.autoscaling.knative.dev"), ("metric", "cpu")]);
+        assert!(resolve(&AutoscalerConfig::default(), &hpa, 0, true).is_err());
+    }
+
+    #[test]
+    fn hpa_class_follows_knatives_mapping() {
+        let cfg = AutoscalerConfig::default();
+        let hpa = |pairs: &[(&str, &str)]| {
+            let mut a = ann(pairs);
+            a.insert(
+                "autoscaling.knative.dev/class".into(),
+                "hpa.autoscaling.knative.dev".into(),
+            );
+            a
+        };
+        assert!(is_hpa(&hpa(&[])));
+        assert!(!is_hpa(&ann(&[])));
+        assert_eq!(cpu_cores("100m"), Some(0.1));
+        assert_eq!(cpu_cores("2"), Some(2.0));
+        assert_eq!(cpu_cores("lots"), None);
+        let s = hpa_spec(&cfg, &hpa(&[("max-scale", "4")]), true, Some(0.1)).unwrap();
+        assert_eq!(
+            s.target,
+            HpaTarget::Cpu {
+                utilization: 80.0,
+                request_cores: 0.1
+            }
         );
-        assert!(hpa.unwrap_err().0.contains("not supported by Swell yet"));
+        assert_eq!((s.min_scale, s.max_scale), (1, 4));
+        let m = hpa_spec(
+            &cfg,
+            &hpa(&[("metric", "memory"), ("target", "64")]),
+            true,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            m.target,
+            HpaTarget::Memory {
+                bytes: 64.0 * 1024.0 * 1024.0
+            }
+        );
+        let no_request = hpa_spec(&cfg, &hpa(&[("target", "50")]), true, None).unwrap_err();
+        assert!(
+            no_request.0.contains("resources.requests.cpu"),
+            "{no_request}"
+        );
+        let custom = hpa_spec(&cfg, &hpa(&[("metric", "qps")]), true, Some(1.0)).unwrap_err();
+        assert!(custom.0.contains("custom metrics adapter"), "{custom}");
+        let two = hpa_spec(&cfg, &hpa(&[("min-scale", "2")]), true, Some(1.0)).unwrap();
+        assert_eq!(two.min_scale, 2);
+        let unrouted = hpa_spec(&cfg, &hpa(&[("min-scale", "2")]), false, Some(1.0)).unwrap();
+        assert_eq!(unrouted.min_scale, 1, "never below one");
     }
 }

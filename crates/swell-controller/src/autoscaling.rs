@@ -1,13 +1,14 @@
 //! The autoscaler at work (§3.1): every second it reads each Revision's request
 //! statistics from its data-plane pool, every two seconds it ticks each Revision's KPA
-//! and applies the replicas wanted to the backend, and a request that finds a Revision
-//! at zero pokes it at once. It is the only caller of [`Backend::ensure`], so ticks and
+//! (or, for the HPA class, reads its replicas' CPU and memory from the backend) and
+//! applies the replicas wanted to the backend, and a request that finds a Revision at
+//! zero pokes it at once. It is the only caller of [`Backend::ensure`], so ticks and
 //! reconciles never race over a Revision's replica count.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use swell_autoscaler::{Activity, Kpa, ScalerSpec, Spec};
+use swell_autoscaler::{Activity, Hpa, HpaSpec, HpaTarget, Kpa, ScalerSpec, Spec, Usage};
 use swell_dataplane::{RevisionKey, Revisions};
 use swell_runtime::{Backend, ReplicaStatus, RevisionRef, Workload};
 use tokio::sync::mpsc;
@@ -34,8 +35,63 @@ pub struct Scale {
     pub deadline_exceeded: Option<f64>,
 }
 
+/// How a Revision scales, resolved from its annotations and the configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Resolved {
+    /// Knative's KPA: the decider's spec and the PodAutoscaler's limits.
+    Kpa(Spec, ScalerSpec),
+    /// The HPA class.
+    Hpa(HpaSpec),
+}
+
+/// An HPA-class Revision's state.
+struct HpaScaling {
+    spec: HpaSpec,
+    hpa: Hpa,
+    replicas: i32,
+    /// Each replica's last CPU reading: (time, CPU seconds).
+    cpu: HashMap<u64, (f64, f64)>,
+    initialized: bool,
+}
+
+impl HpaScaling {
+    /// The usage the HPA sees now: memory as read, CPU as a rate since the last
+    /// reading of the same replica (replicas read for the first time are left out).
+    fn usage(&mut self, now: f64, readings: &[swell_runtime::ReplicaUsage]) -> Option<Usage> {
+        let mut cpu_cores = 0.0;
+        let mut with_rate = 0;
+        let mut memory = 0.0;
+        let mut next = HashMap::new();
+        for r in readings {
+            memory += r.memory_bytes as f64;
+            if let Some((t, c)) = self.cpu.get(&r.id)
+                && now > *t
+            {
+                cpu_cores += (r.cpu_seconds - c).max(0.0) / (now - t);
+                with_rate += 1;
+            }
+            next.insert(r.id, (now, r.cpu_seconds));
+        }
+        self.cpu = next;
+        let replicas = match self.spec.target {
+            HpaTarget::Cpu { .. } => with_rate,
+            HpaTarget::Memory { .. } => readings.len(),
+        };
+        Some(Usage {
+            replicas: i32::try_from(replicas).ok().filter(|n| *n > 0)?,
+            cpu_cores,
+            memory_bytes: memory,
+        })
+    }
+}
+
+enum Scaling {
+    Kpa(Box<Kpa>),
+    Hpa(HpaScaling),
+}
+
 struct Entry {
-    kpa: Kpa,
+    scaling: Scaling,
     workload: Workload,
     observed: ReplicaStatus,
     /// What the Revision's status was last told.
@@ -66,24 +122,101 @@ fn key(rev: &RevisionRef) -> RevisionKey {
 }
 
 impl Entry {
-    fn scale(&self, now: f64) -> Scale {
-        let pa = self.kpa.pod_autoscaler();
-        let spec = self.kpa.scaler_spec();
-        Scale {
-            desired: pa.replicas(),
-            observed: self.observed.clone(),
-            activity: pa.activity(),
-            initialized: pa.initialized(),
-            deadline_exceeded: pa
-                .deadline_exceeded(spec, now)
-                .then_some(spec.progress_deadline),
+    fn new(resolved: Resolved, workload: Workload, now: f64) -> Self {
+        let scaling = match resolved {
+            Resolved::Kpa(spec, limits) => Scaling::Kpa(Box::new(Kpa::new(spec, limits, now))),
+            Resolved::Hpa(spec) => Scaling::Hpa(HpaScaling {
+                replicas: spec.min_scale.max(1),
+                spec,
+                hpa: Hpa::default(),
+                cpu: HashMap::new(),
+                initialized: false,
+            }),
+        };
+        Entry {
+            scaling,
+            workload,
+            observed: ReplicaStatus::default(),
+            reported: None,
         }
     }
 
-    /// Makes the backend run what the PodAutoscaler wants; returns whether the scale
-    /// the Revision reports changed since it was last reported.
+    /// Takes a changed spec; a changed class starts over.
+    fn update(&mut self, resolved: Resolved, now: f64) {
+        match (&mut self.scaling, resolved) {
+            (Scaling::Kpa(k), Resolved::Kpa(spec, limits)) => k.update(spec, limits),
+            (Scaling::Hpa(h), Resolved::Hpa(spec)) => h.spec = spec,
+            (_, other) => self.scaling = Entry::new(other, self.workload.clone(), now).scaling,
+        }
+    }
+
+    fn replicas(&self) -> i32 {
+        match &self.scaling {
+            Scaling::Kpa(k) => k.pod_autoscaler().replicas(),
+            Scaling::Hpa(h) => h.replicas,
+        }
+    }
+
+    fn scale(&self, now: f64) -> Scale {
+        match &self.scaling {
+            Scaling::Kpa(k) => {
+                let pa = k.pod_autoscaler();
+                let spec = k.scaler_spec();
+                Scale {
+                    desired: pa.replicas(),
+                    observed: self.observed.clone(),
+                    activity: pa.activity(),
+                    initialized: pa.initialized(),
+                    deadline_exceeded: pa
+                        .deadline_exceeded(spec, now)
+                        .then_some(spec.progress_deadline),
+                }
+            }
+            Scaling::Hpa(h) => Scale {
+                desired: h.replicas,
+                observed: self.observed.clone(),
+                activity: if self.observed.ready > 0 {
+                    Activity::Active
+                } else {
+                    Activity::Activating
+                },
+                initialized: h.initialized,
+                deadline_exceeded: None,
+            },
+        }
+    }
+
+    /// Reconciles the PodAutoscaler (KPA) or notes readiness (HPA) with the replicas
+    /// ready now.
+    fn reconcile(&mut self, now: f64) {
+        let ready = self.observed.ready;
+        match &mut self.scaling {
+            Scaling::Kpa(k) => {
+                k.reconcile(now, ready);
+            }
+            Scaling::Hpa(h) => h.initialized |= ready >= h.spec.min_scale.max(1),
+        }
+    }
+
+    /// One 2-second tick.
+    fn tick(&mut self, backend: &dyn Backend, rev: &RevisionRef, now: f64) {
+        let ready = self.observed.ready;
+        match &mut self.scaling {
+            Scaling::Kpa(k) => {
+                k.tick(now, ready);
+            }
+            Scaling::Hpa(h) => {
+                let usage = h.usage(now, &backend.usage(rev));
+                h.replicas = h.hpa.desired(&h.spec, now, h.replicas, usage);
+                h.initialized |= ready >= h.spec.min_scale.max(1);
+            }
+        }
+    }
+
+    /// Makes the backend run what the autoscaler wants; returns whether the scale the
+    /// Revision reports changed since it was last reported.
     fn apply(&mut self, backend: &dyn Backend, rev: &RevisionRef, now: f64) -> bool {
-        self.observed = backend.ensure(rev, &self.workload, self.kpa.pod_autoscaler().replicas());
+        self.observed = backend.ensure(rev, &self.workload, self.replicas());
         let scale = self.scale(now);
         self.reported.as_ref() != Some(&scale)
     }
@@ -117,31 +250,22 @@ impl Autoscaler {
     /// Takes a Revision's (possibly changed) spec and workload, reconciles its
     /// PodAutoscaler with the replicas ready now, and returns what its status reports.
     /// A new Revision starts with its initial scale.
-    pub fn reconcile(
-        &self,
-        rev: &RevisionRef,
-        spec: Spec,
-        scaler: ScalerSpec,
-        workload: &Workload,
-    ) -> Scale {
+    pub fn reconcile(&self, rev: &RevisionRef, resolved: Resolved, workload: &Workload) -> Scale {
         let now = self.now();
         let mut revisions = self.lock();
         let entry = match revisions.entry(rev.clone()) {
             std::collections::hash_map::Entry::Occupied(o) => {
                 let e = o.into_mut();
-                e.kpa.update(spec, scaler);
+                e.update(resolved, now);
                 e.workload = workload.clone();
                 e
             }
-            std::collections::hash_map::Entry::Vacant(v) => v.insert(Entry {
-                kpa: Kpa::new(spec, scaler, now),
-                workload: workload.clone(),
-                observed: ReplicaStatus::default(),
-                reported: None,
-            }),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(Entry::new(resolved, workload.clone(), now))
+            }
         };
         entry.apply(self.backend.as_ref(), rev, now);
-        entry.kpa.reconcile(now, entry.observed.ready);
+        entry.reconcile(now);
         entry.apply(self.backend.as_ref(), rev, now);
         let scale = entry.scale(now);
         entry.reported = Some(scale.clone());
@@ -160,6 +284,9 @@ impl Autoscaler {
         let now = self.now();
         let at = Instant::now();
         for (rev, e) in self.lock().iter_mut() {
+            let Scaling::Kpa(kpa) = &mut e.scaling else {
+                continue;
+            };
             let Some(pool) = self.pools.get(&key(rev)) else {
                 continue;
             };
@@ -167,8 +294,7 @@ impl Autoscaler {
             // As Knative's scraper: nothing is recorded for a Revision with no
             // replica unless requests are waiting for it.
             if e.observed.ready > 0 || stat.average_concurrency > 0.0 || stat.request_count > 0.0 {
-                e.kpa
-                    .record(now, stat.average_concurrency, stat.request_count);
+                kpa.record(now, stat.average_concurrency, stat.request_count);
             }
         }
     }
@@ -178,7 +304,7 @@ impl Autoscaler {
         let now = self.now();
         let mut changed = Vec::new();
         for (rev, e) in self.lock().iter_mut() {
-            e.kpa.tick(now, e.observed.ready);
+            e.tick(self.backend.as_ref(), rev, now);
             if e.apply(self.backend.as_ref(), rev, now) {
                 changed.push(rev.clone());
             }
@@ -201,10 +327,13 @@ impl Autoscaler {
             let Some(e) = revisions.get_mut(&rev) else {
                 return;
             };
-            if e.kpa.poke(now, concurrency as f64).is_none() {
+            let Scaling::Kpa(kpa) = &mut e.scaling else {
+                return;
+            };
+            if kpa.poke(now, concurrency as f64).is_none() {
                 return;
             }
-            tracing::debug!(revision = %rev.name, replicas = e.kpa.pod_autoscaler().replicas(), "scaling from zero");
+            tracing::debug!(revision = %rev.name, "scaling from zero");
             e.apply(self.backend.as_ref(), &rev, now)
         };
         if changed {
@@ -258,7 +387,7 @@ mod tests {
         }
     }
 
-    fn specs(ann: &[(&str, &str)]) -> (Spec, ScalerSpec) {
+    fn specs(ann: &[(&str, &str)]) -> Resolved {
         let cfg = AutoscalerConfig::from_data(
             &[
                 ("stable-window".to_string(), "6s".to_string()),
@@ -274,7 +403,7 @@ mod tests {
             .collect();
         let spec = resolve(&cfg, &ann, 0, true).unwrap();
         let scaler = scaler_spec(&cfg, &ann, true, spec.decider.stable_window, 600.0).unwrap();
-        (spec, scaler)
+        Resolved::Kpa(spec, scaler)
     }
 
     #[tokio::test(start_paused = true)]
@@ -285,8 +414,7 @@ mod tests {
         let (demand_tx, demand) = mpsc::unbounded_channel();
         pools.on_demand(demand_tx);
         let scaler = Arc::new(Autoscaler::new(backend.clone(), pools.clone(), tx));
-        let (spec, limits) = specs(&[]);
-        let s = scaler.reconcile(&rev(), spec, limits, &workload());
+        let s = scaler.reconcile(&rev(), specs(&[]), &workload());
         assert_eq!((s.desired, s.observed.ready), (1, 1));
         assert_eq!(s.activity, Activity::Active);
         let pool = pools.pool(&key(&rev()));
@@ -317,8 +445,7 @@ mod tests {
         let pools = Revisions::default();
         let (tx, _changes) = mpsc::unbounded_channel();
         let scaler = Arc::new(Autoscaler::new(backend.clone(), pools, tx));
-        let (spec, limits) = specs(&[("min-scale", "2")]);
-        scaler.reconcile(&rev(), spec, limits, &workload());
+        scaler.reconcile(&rev(), specs(&[("min-scale", "2")]), &workload());
         let shutdown = CancellationToken::new();
         let (_d, demand) = mpsc::unbounded_channel();
         let task = tokio::spawn(scaler.clone().run(demand, shutdown.clone()));

@@ -2,7 +2,7 @@
 //! hands both to the autoscaler (which runs the replicas) and reports what it sees
 //! (§1.4).
 
-use crate::autoscaling::Scale;
+use crate::autoscaling::{Resolved, Scale};
 use crate::condition::{self, FALSE, TRUE, UNKNOWN};
 use crate::workload::{self, WorkloadError};
 use crate::{Ctx, ReconcileError, labels};
@@ -13,13 +13,14 @@ use std::sync::Arc;
 use std::time::Duration;
 use swell_api::config::ServingConfig;
 use swell_api::{Revision, RevisionStatus};
-use swell_autoscaler::{Activity, AutoscalerConfig, ScalerSpec, Spec};
+use swell_autoscaler::{Activity, AutoscalerConfig};
 use swell_dataplane::{RevisionConfig, RevisionKey};
 use swell_runtime::{Failure, ReplicaStatus, RevisionRef};
 
-/// How the Revision scales: the KPA spec and the PodAutoscaler's limits, from
-/// `config-autoscaler`, `config-deployment`, its annotations and its routing state.
-pub fn autoscaling(rev: &Revision, cfg: &ServingConfig) -> Result<(Spec, ScalerSpec), Failure> {
+/// How the Revision scales — the KPA spec and the PodAutoscaler's limits, or the HPA
+/// class's — from `config-autoscaler`, `config-deployment`, its annotations, its
+/// routing state and (HPA) its container's CPU request.
+pub fn autoscaling(rev: &Revision, cfg: &ServingConfig) -> Result<Resolved, Failure> {
     let fail = |message: String| Failure {
         reason: "AutoscalingUnsupported".into(),
         message,
@@ -39,6 +40,17 @@ pub fn autoscaling(rev: &Revision, cfg: &ServingConfig) -> Result<(Spec, ScalerS
         .container_concurrency
         .and_then(|c| u64::try_from(c).ok())
         .unwrap_or(0);
+    if swell_autoscaler::spec::is_hpa(&ann) {
+        let cpu_request =
+            swell_api::defaults::serving_container_index(&rev.spec.pod_spec.containers)
+                .and_then(|i| rev.spec.pod_spec.containers[i].resources.as_ref())
+                .and_then(|r| r.requests.as_ref())
+                .and_then(|r| r.get("cpu"))
+                .and_then(|q| swell_autoscaler::spec::cpu_cores(&q.0));
+        return swell_autoscaler::spec::hpa_spec(&config, &ann, reachable, cpu_request)
+            .map(Resolved::Hpa)
+            .map_err(|e| fail(e.0));
+    }
     let spec = swell_autoscaler::resolve(&config, &ann, cc, reachable).map_err(|e| fail(e.0))?;
     let scaler = swell_autoscaler::spec::scaler_spec(
         &config,
@@ -48,7 +60,7 @@ pub fn autoscaling(rev: &Revision, cfg: &ServingConfig) -> Result<(Spec, ScalerS
         cfg.progress_deadline.as_secs_f64(),
     )
     .map_err(|e| fail(e.0))?;
-    Ok((spec, scaler))
+    Ok(Resolved::Kpa(spec, scaler))
 }
 
 /// Which Revision, for the backend.
@@ -197,7 +209,7 @@ pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Ctx>) -> Result<Action, Reco
         Ok(w) => {
             ctx.pools.configure(&key, pool_config(&rev));
             match autoscaling(&rev, &cfg) {
-                Ok((spec, limits)) => ctx.autoscaler.reconcile(&r, spec, limits, &w),
+                Ok(resolved) => ctx.autoscaler.reconcile(&r, resolved, &w),
                 Err(failure) => {
                     ctx.autoscaler.forget(&r);
                     not_running(failure)

@@ -56,6 +56,17 @@ pub struct ReplicaStatus {
     pub failure: Option<Failure>,
 }
 
+/// One ready replica's resource readings (for the HPA class).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ReplicaUsage {
+    /// Identifies the replica within its Revision (stable while it runs).
+    pub id: u64,
+    /// CPU seconds it has used so far.
+    pub cpu_seconds: f64,
+    /// Resident memory, bytes.
+    pub memory_bytes: u64,
+}
+
 /// Told whenever a Revision's set of ready replicas changes.
 pub trait ReplicaObserver: Send + Sync + 'static {
     /// `ready` is the complete set of ready replica addresses.
@@ -74,6 +85,11 @@ pub trait Backend: Send + Sync + 'static {
     fn ensure(&self, rev: &RevisionRef, workload: &Workload, replicas: i32) -> ReplicaStatus;
     /// Stops everything of a Revision; tolerates "already gone".
     fn teardown(&self, rev: &RevisionRef);
+    /// CPU and memory of the Revision's ready replicas; empty when the backend cannot
+    /// measure them.
+    fn usage(&self, _rev: &RevisionRef) -> Vec<ReplicaUsage> {
+        Vec::new()
+    }
 }
 
 /// No workload backend: nothing runs, and Revisions say so.

@@ -6,6 +6,7 @@ pub mod backend;
 pub mod process;
 
 pub use backend::{
-    Backend, Failure, FakeBackend, NoBackend, ReplicaObserver, ReplicaStatus, RevisionRef, Workload,
+    Backend, Failure, FakeBackend, NoBackend, ReplicaObserver, ReplicaStatus, ReplicaUsage,
+    RevisionRef, Workload,
 };
 pub use process::ProcessBackend;

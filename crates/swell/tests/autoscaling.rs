@@ -314,3 +314,112 @@ async fn load_scales_out_within_max_scale_and_back_down_without_failures() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hpa_class_scales_on_the_replicas_cpu_and_memory() {
+    let server = start();
+    let (cpu, memory) = (marker("cpu"), marker("memory"));
+    let hpa = |name: &str, mark: &str, ann: &[(&str, &str)]| {
+        let mut all = vec![("class", "hpa.autoscaling.knative.dev")];
+        all.extend_from_slice(ann);
+        annotated(
+            &service(
+                name,
+                "autoscale",
+                &format!(
+                    "        args: [{mark}]\n        resources:\n          requests: {{cpu: 100m}}\n"
+                ),
+                "",
+            ),
+            &all,
+        )
+    };
+    // Memory: a replica holds a few MiB against a target of 1 MiB per replica, so the
+    // HPA wants more without any load — up to max-scale.
+    apply_ready(
+        &server,
+        "memory",
+        &hpa(
+            "memory",
+            &memory,
+            &[("metric", "memory"), ("target", "1"), ("max-scale", "2")],
+        ),
+    );
+    // CPU: 50 % of a 100m request; sieving primes keeps a replica far above it.
+    apply_ready(
+        &server,
+        "cpu",
+        &hpa(
+            "cpu",
+            &cpu,
+            &[("metric", "cpu"), ("target", "50"), ("max-scale", "3")],
+        ),
+    );
+    let idle = revision(&server, "cpu-00001").await;
+    assert_eq!(replicas(&idle, "desiredReplicas"), 1);
+
+    let c = client(&server, &["cpu.default.localhost"]);
+    let u = url(&server, "cpu.default.localhost", "/?prime=3000000");
+    let busy = Instant::now() + PATIENCE;
+    let statuses = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let senders: Vec<_> = (0..2)
+        .map(|_| {
+            let (c, u, statuses) = (c.clone(), u.clone(), statuses.clone());
+            tokio::spawn(async move {
+                while Instant::now() < busy {
+                    let s = get(&c, &u).await.0;
+                    statuses.lock().unwrap().push(s);
+                    if s != 200 {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+    until("cpu-00001 to scale out on CPU", || async {
+        let r = revision(&server, "cpu-00001").await;
+        (replicas(&r, "actualReplicas") == 3).then_some(())
+    })
+    .await;
+    for s in senders {
+        s.abort();
+    }
+    assert_eq!(pids_of(&cpu).len(), 3);
+    let statuses = statuses.lock().unwrap().clone();
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+
+    let r = until("memory-00001 to scale out on memory", || async {
+        let r = revision(&server, "memory-00001").await;
+        (replicas(&r, "actualReplicas") == 2).then_some(r)
+    })
+    .await;
+    assert_eq!(replicas(&r, "desiredReplicas"), 2, "max-scale caps it");
+    assert_eq!(pids_of(&memory).len(), 2);
+
+    // Without a CPU request the HPA has nothing to measure against: said on the
+    // Revision, nothing runs.
+    let k = server.kubectl(KUBECTL);
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        &annotated(
+            &service("norequest", "autoscale", "", ""),
+            &[("class", "hpa.autoscaling.knative.dev")],
+        ),
+    );
+    let r = until("norequest-00001 to fail", || async {
+        let r = revision(&server, "norequest-00001").await;
+        (condition(&r, "Ready").0 == "False").then_some(r)
+    })
+    .await;
+    assert_eq!(
+        condition(&r, "ResourcesAvailable").1,
+        "AutoscalingUnsupported"
+    );
+    let message = r["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+        .and_then(|c| c["message"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    assert!(message.contains("resources.requests.cpu"), "{message}");
+}

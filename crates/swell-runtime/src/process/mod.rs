@@ -7,8 +7,11 @@
 mod pidfile;
 pub mod probe;
 mod replica;
+mod usage;
 
-use crate::backend::{Backend, Failure, ReplicaObserver, ReplicaStatus, RevisionRef, Workload};
+use crate::backend::{
+    Backend, Failure, ReplicaObserver, ReplicaStatus, ReplicaUsage, RevisionRef, Workload,
+};
 use replica::Replica;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -207,6 +210,35 @@ impl Backend for ProcessBackend {
             }
         }
         state.status()
+    }
+
+    fn usage(&self, rev: &RevisionRef) -> Vec<ReplicaUsage> {
+        let Some(state) = self
+            .revisions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(rev)
+            .cloned()
+        else {
+            return Vec::new();
+        };
+        let ready: Vec<(u64, u32)> = state
+            .replicas()
+            .iter()
+            .filter(|r| r.ready.lock().unwrap_or_else(|e| e.into_inner()).is_some())
+            .filter_map(|r| Some((r.id, (*r.pid.lock().unwrap_or_else(|e| e.into_inner()))?)))
+            .collect();
+        ready
+            .into_iter()
+            .map(|(id, pid)| {
+                let u = usage::group_usage(pid);
+                ReplicaUsage {
+                    id,
+                    cpu_seconds: u.cpu_seconds,
+                    memory_bytes: u.memory_bytes,
+                }
+            })
+            .collect()
     }
 
     fn teardown(&self, rev: &RevisionRef) {

@@ -31,6 +31,8 @@ pub struct Replica {
     pub failure: Mutex<Option<Failure>>,
     /// Times it was restarted.
     pub restarts: AtomicU32,
+    /// Its process (group) while it runs.
+    pub pid: Mutex<Option<u32>>,
 }
 
 impl Replica {
@@ -42,6 +44,7 @@ impl Replica {
             ready: Mutex::new(None),
             failure: Mutex::new(None),
             restarts: AtomicU32::new(0),
+            pid: Mutex::new(None),
         }
     }
 
@@ -220,7 +223,9 @@ async fn run_once(rev: &RevisionState, replica: &Replica) -> Outcome {
         });
     };
     pidfile::record(&rev.pids, pid);
+    *replica.pid.lock().unwrap_or_else(|e| e.into_inner()) = Some(pid);
     let outcome = watch(rev, replica, &mut child, pid, port, &log).await;
+    *replica.pid.lock().unwrap_or_else(|e| e.into_inner()) = None;
     signal_group(pid, Signal::SIGKILL);
     pidfile::forget(&rev.pids, pid);
     outcome
