@@ -5,7 +5,7 @@
 //! Kubernetes': 10 % tolerance, scale-up by at most max(4, 100 %) per 15 s, scale-down
 //! stabilized over 5 minutes. Never to zero. Pure: time is seconds.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 /// Kubernetes' tolerance: a usage ratio within 10 % of the target changes nothing.
 const TOLERANCE: f64 = 0.1;
@@ -53,15 +53,55 @@ pub struct Usage {
     pub memory_bytes: f64,
 }
 
-/// One Revision's HPA state: recent recommendations and scale changes.
+/// One replica's reading: its id, CPU seconds used so far, resident bytes.
+pub type Reading = (u64, f64, u64);
+
+/// One Revision's HPA state: recent recommendations and scale changes, and each
+/// replica's last CPU reading.
 #[derive(Clone, Debug, Default)]
 pub struct Hpa {
     recommendations: VecDeque<(f64, i32)>,
     /// (time, replicas before) of each scale-up in the last period.
     scale_ups: VecDeque<(f64, i32)>,
+    /// Replica id → (time, CPU seconds) of its last reading.
+    cpu: HashMap<u64, (f64, f64)>,
 }
 
 impl Hpa {
+    /// The usage the HPA sees at `now` from the ready replicas' readings: memory as
+    /// read, CPU as a rate since the same replica's previous reading (a replica read
+    /// for the first time has no rate yet and is left out of the CPU average).
+    pub fn observe(
+        &mut self,
+        target: &HpaTarget,
+        now: f64,
+        readings: impl IntoIterator<Item = Reading>,
+    ) -> Option<Usage> {
+        let (mut cpu_cores, mut with_rate, mut read, mut memory) = (0.0, 0, 0, 0.0);
+        let mut next = HashMap::new();
+        for (id, cpu_seconds, memory_bytes) in readings {
+            read += 1;
+            memory += memory_bytes as f64;
+            if let Some((t, c)) = self.cpu.get(&id)
+                && now > *t
+            {
+                cpu_cores += (cpu_seconds - c).max(0.0) / (now - t);
+                with_rate += 1;
+            }
+            next.insert(id, (now, cpu_seconds));
+        }
+        self.cpu = next;
+        let replicas = match target {
+            HpaTarget::Cpu { .. } => with_rate,
+            HpaTarget::Memory { .. } => read,
+        };
+        Some(Usage {
+            replicas: (replicas > 0).then_some(replicas)?,
+            cpu_cores,
+            memory_bytes: memory,
+        })
+    }
+
     /// The replicas wanted at `now` with `current` replicas running and `usage`
     /// measured over them (`None`: no reading, nothing changes).
     pub fn desired(&mut self, spec: &HpaSpec, now: f64, current: i32, usage: Option<Usage>) -> i32 {
@@ -153,6 +193,30 @@ mod tests {
             cpu_cores,
             memory_bytes: memory_mib * 1024.0 * 1024.0,
         })
+    }
+
+    #[test]
+    fn cpu_is_a_rate_between_readings_of_the_same_replica() {
+        let target = cpu(50.0).target;
+        let mut h = Hpa::default();
+        // First readings: no rate yet.
+        assert_eq!(
+            h.observe(&target, 0.0, [(1, 10.0, 100), (2, 3.0, 100)]),
+            None
+        );
+        // 2 s later replica 1 used 1 s of CPU (0.5 cores); replica 3 is new.
+        let u = h
+            .observe(&target, 2.0, [(1, 11.0, 100), (3, 0.0, 50)])
+            .unwrap();
+        assert_eq!(u.replicas, 1);
+        assert!((u.cpu_cores - 0.5).abs() < 1e-9);
+        assert_eq!(u.memory_bytes, 150.0);
+        // Memory counts every replica read.
+        let memory = HpaTarget::Memory { bytes: 1.0 };
+        let u = h
+            .observe(&memory, 4.0, [(1, 11.0, 100), (3, 0.0, 50)])
+            .unwrap();
+        assert_eq!((u.replicas, u.memory_bytes), (2, 150.0));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use swell_autoscaler::{Activity, Hpa, HpaSpec, HpaTarget, Kpa, ScalerSpec, Spec, Usage};
+use swell_autoscaler::{Activity, Hpa, HpaSpec, Kpa, ScalerSpec, Spec};
 use swell_dataplane::{RevisionKey, Revisions};
 use swell_runtime::{Backend, ReplicaStatus, RevisionRef, Workload};
 use tokio::sync::mpsc;
@@ -49,40 +49,7 @@ struct HpaScaling {
     spec: HpaSpec,
     hpa: Hpa,
     replicas: i32,
-    /// Each replica's last CPU reading: (time, CPU seconds).
-    cpu: HashMap<u64, (f64, f64)>,
     initialized: bool,
-}
-
-impl HpaScaling {
-    /// The usage the HPA sees now: memory as read, CPU as a rate since the last
-    /// reading of the same replica (replicas read for the first time are left out).
-    fn usage(&mut self, now: f64, readings: &[swell_runtime::ReplicaUsage]) -> Option<Usage> {
-        let mut cpu_cores = 0.0;
-        let mut with_rate = 0;
-        let mut memory = 0.0;
-        let mut next = HashMap::new();
-        for r in readings {
-            memory += r.memory_bytes as f64;
-            if let Some((t, c)) = self.cpu.get(&r.id)
-                && now > *t
-            {
-                cpu_cores += (r.cpu_seconds - c).max(0.0) / (now - t);
-                with_rate += 1;
-            }
-            next.insert(r.id, (now, r.cpu_seconds));
-        }
-        self.cpu = next;
-        let replicas = match self.spec.target {
-            HpaTarget::Cpu { .. } => with_rate,
-            HpaTarget::Memory { .. } => readings.len(),
-        };
-        Some(Usage {
-            replicas: i32::try_from(replicas).ok().filter(|n| *n > 0)?,
-            cpu_cores,
-            memory_bytes: memory,
-        })
-    }
 }
 
 enum Scaling {
@@ -129,7 +96,6 @@ impl Entry {
                 replicas: spec.min_scale.max(1),
                 spec,
                 hpa: Hpa::default(),
-                cpu: HashMap::new(),
                 initialized: false,
             }),
         };
@@ -206,7 +172,11 @@ impl Entry {
                 k.tick(now, ready);
             }
             Scaling::Hpa(h) => {
-                let usage = h.usage(now, &backend.usage(rev));
+                let readings = backend.usage(rev);
+                let readings = readings
+                    .iter()
+                    .map(|r| (r.id, r.cpu_seconds, r.memory_bytes));
+                let usage = h.hpa.observe(&h.spec.target, now, readings);
                 h.replicas = h.hpa.desired(&h.spec, now, h.replicas, usage);
                 h.initialized |= ready >= h.spec.min_scale.max(1);
             }
