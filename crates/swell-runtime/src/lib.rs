@@ -1,8 +1,9 @@
-//! Swell's workload backends: the [`Backend`] seam the Revision reconciler drives, and
-//! the `process` backend that runs a Revision's serving container as local process
-//! groups (the runc backend joins it with issue 6).
+//! Swell's workload backends: the [`Backend`] seam the Revision reconciler drives, the
+//! `process` backend that runs a Revision's serving container as local process groups,
+//! and the image store the runc backend (issue 6) will run containers from.
 
 pub mod backend;
+pub mod image;
 pub mod process;
 
 pub use backend::{

@@ -3,6 +3,7 @@
 
 mod autoscaler;
 mod cli;
+mod image;
 mod logging;
 mod server;
 
@@ -29,6 +30,8 @@ enum Command {
     Delete(cli::delete::DeleteArgs),
     /// Autoscaler tools: `simulate` runs a metrics trace through the KPA decider.
     Autoscaler(autoscaler::AutoscalerArgs),
+    /// The local image store: `import`, `ls`, `rm`.
+    Image(image::ImageArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
             Command::Get(a) => cli::get::run(a).await,
             Command::Delete(a) => cli::delete::run(a).await,
             Command::Autoscaler(a) => autoscaler::run(a),
+            Command::Image(a) => image::run(a),
         }
     });
     match result {

@@ -1,0 +1,88 @@
+//! `swell image import|ls|rm`: the local image store Revisions run from, without a
+//! registry (in the data directory, shared with `swell server`).
+
+use anyhow::Context;
+use std::path::PathBuf;
+use swell_runtime::image::{ImageStore, import};
+
+/// The image store.
+#[derive(Debug, clap::Args)]
+pub struct ImageArgs {
+    /// The data directory whose image store to use.
+    #[arg(long, env = "SWELL_DATA_DIR", default_value_os_t = crate::server::default_data_dir())]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: ImageCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum ImageCommand {
+    /// Load an OCI image layout (directory or tarball) or a `docker save` tarball.
+    Import {
+        /// The layout directory or the tarball (plain, gzip or zstd).
+        path: PathBuf,
+        /// The reference to give it (`name[:tag]`; `:latest` when no tag).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List the images.
+    #[command(alias = "list")]
+    Ls,
+    /// Remove images by reference, and whatever only they used.
+    Rm {
+        /// `name:tag` references.
+        #[arg(required = true)]
+        references: Vec<String>,
+    },
+}
+
+/// The store of a data directory.
+pub fn store(data_dir: &std::path::Path) -> anyhow::Result<ImageStore> {
+    let dir = data_dir.join("images");
+    ImageStore::open(&dir)
+        .with_context(|| format!("cannot open the image store in {}", dir.display()))
+}
+
+fn human(bytes: u64) -> String {
+    let mib = bytes as f64 / (1024.0 * 1024.0);
+    if mib >= 1.0 {
+        format!("{mib:.1} MiB")
+    } else {
+        format!("{:.1} KiB", bytes as f64 / 1024.0)
+    }
+}
+
+/// Runs the verb.
+pub fn run(args: ImageArgs) -> anyhow::Result<()> {
+    let store = store(&args.data_dir)?;
+    match args.command {
+        ImageCommand::Import { path, name } => {
+            let imported = import::import(&store, &path, name.as_deref())
+                .with_context(|| format!("cannot import {}", path.display()))?;
+            for (reference, digest) in imported {
+                println!("Imported {reference} ({digest})");
+            }
+        }
+        ImageCommand::Ls => {
+            println!("{:<40} {:<19} {:>10}", "REFERENCE", "DIGEST", "SIZE");
+            for i in store.images()? {
+                let short = &i.digest.hex()[..12];
+                println!("{:<40} sha256:{short} {:>10}", i.reference, human(i.size));
+            }
+        }
+        ImageCommand::Rm { references } => {
+            let mut missing = Vec::new();
+            for r in &references {
+                if store.remove(r)? {
+                    println!("Removed {r}");
+                } else {
+                    missing.push(r.as_str());
+                }
+            }
+            if !missing.is_empty() {
+                anyhow::bail!("no such image: {}", missing.join(", "));
+            }
+        }
+    }
+    Ok(())
+}
