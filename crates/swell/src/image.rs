@@ -1,8 +1,9 @@
-//! `swell image import|ls|rm`: the local image store Revisions run from, without a
-//! registry (in the data directory, shared with `swell server`).
+//! `swell image pull|import|ls|rm`: the local image store Revisions run from (in the
+//! data directory, shared with `swell server`), filled from registries or without one.
 
 use anyhow::Context;
 use std::path::PathBuf;
+use swell_runtime::image::pull::{self, Auth};
 use swell_runtime::image::{ImageStore, import};
 
 /// The image store.
@@ -17,6 +18,17 @@ pub struct ImageArgs {
 
 #[derive(Debug, clap::Subcommand)]
 enum ImageCommand {
+    /// Fetch an image from its registry (plain HTTP for loopback registries).
+    Pull {
+        /// `registry/repository[:tag|@digest]` (Docker Hub when no registry is named).
+        reference: String,
+        /// User name for basic auth (with `--password` or `SWELL_REGISTRY_PASSWORD`).
+        #[arg(long, requires = "password")]
+        username: Option<String>,
+        /// Password for basic auth.
+        #[arg(long, env = "SWELL_REGISTRY_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
     /// Load an OCI image layout (directory or tarball) or a `docker save` tarball.
     Import {
         /// The layout directory or the tarball (plain, gzip or zstd).
@@ -53,9 +65,23 @@ fn human(bytes: u64) -> String {
 }
 
 /// Runs the verb.
-pub fn run(args: ImageArgs) -> anyhow::Result<()> {
+pub async fn run(args: ImageArgs) -> anyhow::Result<()> {
     let store = store(&args.data_dir)?;
     match args.command {
+        ImageCommand::Pull {
+            reference,
+            username,
+            password,
+        } => {
+            let auth = match (username, password) {
+                (Some(u), Some(p)) => Auth::Basic(u, p),
+                _ => Auth::Anonymous,
+            };
+            let pulled = pull::pull(&store, &reference, &auth)
+                .await
+                .with_context(|| format!("cannot pull {reference}"))?;
+            println!("Pulled {} ({})", pulled.reference, pulled.digest);
+        }
         ImageCommand::Import { path, name } => {
             let imported = import::import(&store, &path, name.as_deref())
                 .with_context(|| format!("cannot import {}", path.display()))?;

@@ -30,7 +30,7 @@ enum Command {
     Delete(cli::delete::DeleteArgs),
     /// Autoscaler tools: `simulate` runs a metrics trace through the KPA decider.
     Autoscaler(autoscaler::AutoscalerArgs),
-    /// The local image store: `import`, `ls`, `rm`.
+    /// The local image store: `pull`, `import`, `ls`, `rm`.
     Image(image::ImageArgs),
 }
 
@@ -56,7 +56,7 @@ fn main() -> ExitCode {
             Command::Get(a) => cli::get::run(a).await,
             Command::Delete(a) => cli::delete::run(a).await,
             Command::Autoscaler(a) => autoscaler::run(a),
-            Command::Image(a) => image::run(a),
+            Command::Image(a) => image::run(a).await,
         }
     });
     match result {

@@ -1,7 +1,8 @@
 //! `swell image` end to end with real tools: images built by `umoci` from Debian's
 //! static busybox and converted by `skopeo` into a `docker save` archive and an OCI
 //! archive are imported, listed, unpacked and removed; hostile archives are refused
-//! without writing anything outside the store.
+//! without writing anything outside the store; images pushed by `skopeo` to Debian's
+//! `docker-registry` are pulled.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -262,4 +263,115 @@ fn hostile_layers_are_refused_and_nothing_is_written_outside_the_store() {
         "written outside the store"
     );
     assert!(!Path::new("/etc/swell-evil").exists());
+}
+
+/// Debian's `docker-registry` on a free loopback port, stopped on drop.
+struct Registry {
+    child: std::process::Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn registry() -> Registry {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("docker-registry is installed (.ci/run installs it)");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "docker-registry did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Registry {
+        child,
+        addr,
+        _dir: dir,
+    }
+}
+
+fn digest_of(out: &str) -> String {
+    out.split_once("(")
+        .and_then(|(_, d)| d.split_once(')'))
+        .map(|(d, _)| d.to_string())
+        .unwrap_or_else(|| panic!("no digest in {out:?}"))
+}
+
+#[test]
+fn pulls_from_a_real_registry_follow_the_tag_and_keep_digests() {
+    let t = tempfile::tempdir().unwrap();
+    let work = t.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    busybox_layout(&work);
+    let reg = registry();
+    let dest = format!("docker://{}/busybox:1", reg.addr);
+    run(
+        "skopeo",
+        &["copy", "--dest-tls-verify=false", "oci:L:latest", &dest],
+        &work,
+    );
+    let data = t.path().join("data");
+    let reference = format!("{}/busybox:1", reg.addr);
+
+    let first = ok(&data, &["pull", &reference]);
+    assert!(
+        first.starts_with(&format!("Pulled {reference} (sha256:")),
+        "{first}"
+    );
+    let d1 = digest_of(&first);
+    assert!(ok(&data, &["ls"]).contains(&reference));
+
+    // The tag moves in the registry: a new pull follows it; the old digest stays
+    // reachable by digest.
+    std::fs::write(work.join("bundle/rootfs/v2"), "2").unwrap();
+    run("umoci", &["repack", "--image", "L:latest", "bundle"], &work);
+    run(
+        "skopeo",
+        &["copy", "--dest-tls-verify=false", "oci:L:latest", &dest],
+        &work,
+    );
+    let d2 = digest_of(&ok(&data, &["pull", &reference]));
+    assert_ne!(d1, d2);
+    let by_digest = format!("{}/busybox@{d1}", reg.addr);
+    assert_eq!(digest_of(&ok(&data, &["pull", &by_digest])), d1);
+    let listed = ok(&data, &["ls"]);
+    assert!(listed.contains(&by_digest), "{listed}");
+    let hex2 = d2.trim_start_matches("sha256:");
+    assert_eq!(
+        std::fs::read_to_string(data.join("images/rootfs").join(hex2).join("v2")).unwrap(),
+        "2"
+    );
+
+    let out = swell(&data, &["pull", &format!("{}/nothere:1", reg.addr)]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("manifest unknown"), "{stderr}");
 }

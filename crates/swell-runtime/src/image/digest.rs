@@ -41,6 +41,13 @@ impl Digest {
         &self.hex
     }
 
+    /// The digest with this SHA-256 value.
+    pub fn from_sha256(value: [u8; 32]) -> Self {
+        Digest {
+            hex: hex::encode(value),
+        }
+    }
+
     /// The digest of `bytes`.
     pub fn of(bytes: &[u8]) -> Self {
         Digest {

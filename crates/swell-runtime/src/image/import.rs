@@ -415,6 +415,30 @@ mod tests {
     }
 
     #[test]
+    fn blob_writers_keep_only_matching_content() {
+        let t = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(&t.path().join("store")).unwrap();
+        let d = Digest::of(b"right");
+        let mut w = store.blob_writer(&d).unwrap();
+        w.write(b"wrong").unwrap();
+        assert!(matches!(w.finish(), Err(ImageError::DigestMismatch { .. })));
+        assert!(!store.has_blob(&d));
+        let mut w = store.blob_writer(&d).unwrap();
+        w.write(b"ri").unwrap();
+        drop(w);
+        assert_eq!(
+            fs::read_dir(t.path().join("store/tmp")).unwrap().count(),
+            0,
+            "nothing left"
+        );
+        let mut w = store.blob_writer(&d).unwrap();
+        w.write(b"ri").unwrap();
+        w.write(b"ght").unwrap();
+        assert_eq!(w.finish().unwrap(), 5);
+        assert!(store.has_blob(&d));
+    }
+
+    #[test]
     fn docker_save_tarballs_import() {
         let t = tempfile::tempdir().unwrap();
         let store = ImageStore::open(&t.path().join("store")).unwrap();

@@ -1,10 +1,11 @@
 //! Container images on this machine: content digests, safe layer unpacking, the
-//! content-addressed store shared by all Revisions, and importing images without a
-//! registry.
+//! content-addressed store shared by all Revisions, pulling from registries and
+//! importing without one.
 
 pub mod digest;
 pub mod import;
 pub mod layer;
+pub mod pull;
 pub mod store;
 
 pub use digest::Digest;

@@ -14,6 +14,7 @@
 use super::digest::{Digest, copy_hashed};
 use super::layer::{self, Compression, LayerError};
 use oci_spec::image::{ImageConfiguration, ImageManifest};
+use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{self, Read};
@@ -151,6 +152,21 @@ impl ImageStore {
         fs::rename(&tmp, self.blob_path(expected))
             .map_err(io_err(format!("storing blob {expected}")))?;
         Ok(size)
+    }
+
+    /// A writer for blob `expected`, stored when [`BlobWriter::finish`] finds the
+    /// content matches.
+    pub fn blob_writer(&self, expected: &Digest) -> Result<BlobWriter, ImageError> {
+        let tmp = self.scratch("blob");
+        let file = fs::File::create(&tmp).map_err(io_err(format!("creating {}", tmp.display())))?;
+        Ok(BlobWriter {
+            file: io::BufWriter::new(file),
+            hasher: Sha256::new(),
+            size: 0,
+            tmp,
+            dest: self.blob_path(expected),
+            expected: expected.clone(),
+        })
     }
 
     /// Stores `bytes` as a blob and returns its digest.
@@ -356,6 +372,57 @@ impl ImageStore {
             }
             Err(e) => Err(io_err(format!("storing {}", dir.display()))(e)),
         }
+    }
+}
+
+/// A blob being written; nothing is stored unless its content has the digest.
+#[derive(Debug)]
+pub struct BlobWriter {
+    file: io::BufWriter<fs::File>,
+    hasher: Sha256,
+    size: u64,
+    tmp: PathBuf,
+    dest: PathBuf,
+    expected: Digest,
+}
+
+impl BlobWriter {
+    /// Appends `chunk`.
+    pub fn write(&mut self, chunk: &[u8]) -> Result<(), ImageError> {
+        use std::io::Write;
+        self.hasher.update(chunk);
+        self.size += chunk.len() as u64;
+        self.file
+            .write_all(chunk)
+            .map_err(io_err(format!("storing blob {}", self.expected)))
+    }
+
+    /// Checks the digest and stores the blob; returns its size.
+    pub fn finish(mut self) -> Result<u64, ImageError> {
+        use std::io::Write;
+        let flushed = self.file.flush();
+        let actual = Digest::from_sha256(self.hasher.clone().finalize().into());
+        if let Err(e) = flushed {
+            let _ = fs::remove_file(&self.tmp);
+            return Err(io_err(format!("storing blob {}", self.expected))(e));
+        }
+        if actual != self.expected {
+            let _ = fs::remove_file(&self.tmp);
+            return Err(ImageError::DigestMismatch {
+                expected: self.expected.clone(),
+                actual,
+            });
+        }
+        fs::rename(&self.tmp, &self.dest)
+            .map_err(io_err(format!("storing blob {}", self.expected)))?;
+        Ok(self.size)
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        // Unfinished (or refused): nothing stays behind. After a rename this is a no-op.
+        let _ = fs::remove_file(&self.tmp);
     }
 }
 
