@@ -15,6 +15,7 @@ pub mod domainmapping;
 pub mod duration;
 pub mod field_error;
 pub mod names;
+pub mod quantity;
 pub mod revision;
 pub mod route;
 pub mod service;

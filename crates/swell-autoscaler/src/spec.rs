@@ -283,21 +283,6 @@ pub fn is_hpa(ann: &Data) -> bool {
     annotation(ann, &["class"]).is_some_and(|(_, c)| c == HPA)
 }
 
-/// A Kubernetes CPU quantity (`100m`, `0.5`, `2`) in cores.
-pub fn cpu_cores(quantity: &str) -> Option<f64> {
-    let q = quantity.trim();
-    let (num, scale) = match q.char_indices().last()? {
-        (i, 'm') => (&q[..i], 1e-3),
-        (i, 'u') => (&q[..i], 1e-6),
-        (i, 'n') => (&q[..i], 1e-9),
-        _ => (q, 1.0),
-    };
-    num.parse::<f64>()
-        .ok()
-        .filter(|n| n.is_finite() && *n >= 0.0)
-        .map(|n| n * scale)
-}
-
 /// Resolves an HPA-class Revision's spec (Knative's `MakeHPA`): metric `cpu`
 /// (default; `target` is a utilization percentage of `cpu_request`, 80 when absent)
 /// or `memory` (`target` in MiB per replica; without one, Kubernetes' default of 80 %
@@ -575,9 +560,6 @@ mod tests {
         };
         assert!(is_hpa(&hpa(&[])));
         assert!(!is_hpa(&ann(&[])));
-        assert_eq!(cpu_cores("100m"), Some(0.1));
-        assert_eq!(cpu_cores("2"), Some(2.0));
-        assert_eq!(cpu_cores("lots"), None);
         let s = hpa_spec(&cfg, &hpa(&[("max-scale", "4")]), true, Some(0.1)).unwrap();
         assert_eq!(
             s.target,

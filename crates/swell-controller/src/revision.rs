@@ -46,7 +46,7 @@ pub fn autoscaling(rev: &Revision, cfg: &ServingConfig) -> Result<Resolved, Fail
                 .and_then(|i| rev.spec.pod_spec.containers[i].resources.as_ref())
                 .and_then(|r| r.requests.as_ref())
                 .and_then(|r| r.get("cpu"))
-                .and_then(|q| swell_autoscaler::spec::cpu_cores(&q.0));
+                .and_then(|q| swell_api::quantity::cores(&q.0));
         return swell_autoscaler::spec::hpa_spec(&config, &ann, reachable, cpu_request)
             .map(Resolved::Hpa)
             .map_err(|e| fail(e.0));

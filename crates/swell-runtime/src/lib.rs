@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod image;
 pub mod process;
+pub mod runc;
 
 pub use backend::{
     Backend, Failure, FakeBackend, NoBackend, ReplicaObserver, ReplicaStatus, ReplicaUsage,
