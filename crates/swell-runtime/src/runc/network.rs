@@ -1,0 +1,220 @@
+//! A replica's network: its own network namespace, wired by the standard CNI plugins
+//! (Debian's `containernetworking-plugins`: `loopback`, and `bridge` with `host-local`
+//! IP addresses), so every replica has its own IP on Swell's bridge and listens at its
+//! `containerPort`, with outbound traffic masqueraded. Detaching releases the address
+//! and deletes the namespace; namespaces a crashed server left are found by name.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Where Debian installs the CNI plugins.
+pub const PLUGIN_DIR: &str = "/usr/lib/cni";
+
+/// Why a replica's network could not be set up or torn down.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    /// A command or plugin failed.
+    #[error("{what} failed: {message}")]
+    Failed {
+        /// What ran.
+        what: String,
+        /// What it said.
+        message: String,
+    },
+    /// The plugin answered something that is not a CNI result with an address.
+    #[error("the bridge plugin gave no usable address: {0}")]
+    NoAddress(String),
+}
+
+/// Swell's bridge network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Network {
+    /// The Linux bridge (`swell0`).
+    pub bridge: String,
+    /// The replicas' subnet.
+    pub subnet: String,
+    /// Where the CNI plugins are.
+    pub plugin_dir: PathBuf,
+    /// Where `host-local` keeps its leases.
+    pub state_dir: PathBuf,
+    /// The names of the namespaces this network creates start with this (`swell-`).
+    pub prefix: String,
+}
+
+impl Network {
+    /// The default network, keeping its state under `state_dir`.
+    pub fn new(state_dir: &Path) -> Self {
+        Network {
+            bridge: "swell0".into(),
+            subnet: "10.86.0.0/16".into(),
+            plugin_dir: PathBuf::from(PLUGIN_DIR),
+            state_dir: state_dir.to_path_buf(),
+            prefix: "swell-".into(),
+        }
+    }
+
+    fn bridge_config(&self) -> String {
+        serde_json::json!({
+            "cniVersion": "1.0.0",
+            "name": "swell",
+            "type": "bridge",
+            "bridge": self.bridge,
+            "isGateway": true,
+            "ipMasq": true,
+            "hairpinMode": true,
+            "ipam": {
+                "type": "host-local",
+                "ranges": [[{"subnet": self.subnet}]],
+                "routes": [{"dst": "0.0.0.0/0"}],
+                "dataDir": self.state_dir.join("ipam"),
+            }
+        })
+        .to_string()
+    }
+
+    fn loopback_config() -> String {
+        r#"{"cniVersion": "1.0.0", "name": "swell-lo", "type": "loopback"}"#.into()
+    }
+
+    /// Runs CNI plugin `plugin` with `command` for namespace `name`.
+    fn plugin(
+        &self,
+        plugin: &str,
+        command: &str,
+        name: &str,
+        ifname: &str,
+        config: &str,
+    ) -> Result<String, NetworkError> {
+        let what = format!("CNI {plugin} {command}");
+        let mut child = Command::new(self.plugin_dir.join(plugin))
+            .env_clear()
+            .env("CNI_COMMAND", command)
+            .env("CNI_CONTAINERID", name)
+            .env("CNI_NETNS", netns_path(name))
+            .env("CNI_IFNAME", ifname)
+            .env("CNI_PATH", &self.plugin_dir)
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| NetworkError::Failed {
+                what: what.clone(),
+                message: format!(
+                    "{e} (is containernetworking-plugins installed in {}?)",
+                    self.plugin_dir.display()
+                ),
+            })?;
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(config.as_bytes());
+        }
+        let out = child.wait_with_output().map_err(|e| NetworkError::Failed {
+            what: what.clone(),
+            message: e.to_string(),
+        })?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success() {
+            return Err(NetworkError::Failed {
+                what,
+                message: format!("{stdout}{}", String::from_utf8_lossy(&out.stderr))
+                    .trim()
+                    .into(),
+            });
+        }
+        Ok(stdout)
+    }
+
+    /// Creates namespace `<prefix><id>` and wires it; returns where it is and the
+    /// replica's address.
+    pub fn attach(&self, id: &str) -> Result<Attachment, NetworkError> {
+        let name = format!("{}{id}", self.prefix);
+        ip(&["netns", "add", &name])?;
+        let wired = (|| {
+            self.plugin("loopback", "ADD", &name, "lo", &Self::loopback_config())?;
+            let result = self.plugin("bridge", "ADD", &name, "eth0", &self.bridge_config())?;
+            let v: serde_json::Value = serde_json::from_str(&result)
+                .map_err(|_| NetworkError::NoAddress(result.clone()))?;
+            v["ips"][0]["address"]
+                .as_str()
+                .and_then(|a| a.split('/').next())
+                .and_then(|a| a.parse::<IpAddr>().ok())
+                .ok_or(NetworkError::NoAddress(result))
+        })();
+        match wired {
+            Ok(ip) => Ok(Attachment {
+                netns: netns_path(&name),
+                ip,
+                name,
+            }),
+            Err(e) => {
+                self.detach_name(&name);
+                Err(e)
+            }
+        }
+    }
+
+    /// Releases the address and deletes the namespace (whatever is left of them).
+    pub fn detach(&self, a: &Attachment) {
+        self.detach_name(&a.name);
+    }
+
+    fn detach_name(&self, name: &str) {
+        if let Err(e) = self.plugin("bridge", "DEL", name, "eth0", &self.bridge_config()) {
+            tracing::debug!(error = %e, netns = name, "releasing a replica's address");
+        }
+        let _ = self.plugin("loopback", "DEL", name, "lo", &Self::loopback_config());
+        if let Err(e) = ip(&["netns", "delete", name]) {
+            tracing::debug!(error = %e, netns = name, "deleting a replica's network namespace");
+        }
+    }
+
+    /// Detaches every namespace of this network a previous server left (by name).
+    pub fn clean_leftovers(&self) -> usize {
+        let Ok(entries) = std::fs::read_dir("/run/netns") else {
+            return 0;
+        };
+        let mut n = 0;
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&self.prefix) {
+                self.detach_name(&name);
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+/// One replica's network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attachment {
+    /// Its namespace's name (`<prefix><id>`).
+    pub name: String,
+    /// The namespace, for runc's config.
+    pub netns: PathBuf,
+    /// The replica's address on the bridge.
+    pub ip: IpAddr,
+}
+
+fn netns_path(name: &str) -> PathBuf {
+    Path::new("/run/netns").join(name)
+}
+
+fn ip(args: &[&str]) -> Result<(), NetworkError> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| NetworkError::Failed {
+            what: format!("ip {}", args.join(" ")),
+            message: format!("{e} (is iproute2 installed?)"),
+        })?;
+    if !out.status.success() {
+        return Err(NetworkError::Failed {
+            what: format!("ip {}", args.join(" ")),
+            message: String::from_utf8_lossy(&out.stderr).trim().into(),
+        });
+    }
+    Ok(())
+}
