@@ -3,7 +3,7 @@
 //! time (process spawned → first response byte), over 50 cold starts each with the
 //! process backend; and the KPA's cost per tick for 10,000 Revisions.
 
-use super::{fmt, percentile};
+use super::{fmt, http, percentile};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -137,7 +137,7 @@ async fn cold_starts() -> anyhow::Result<()> {
     };
     std::thread::spawn(move || for _ in lines {});
     let _server = Proc(child);
-    let http = reqwest::Client::new();
+    let http = http();
     // Revisions start at zero: every first request is a cold start.
     http.patch(format!(
         "{api}/api/v1/namespaces/knative-serving/configmaps/config-autoscaler"

@@ -61,6 +61,12 @@ fn start_server(extra: &[&str]) -> anyhow::Result<Server> {
     })
 }
 
+/// An HTTP client (ring as rustls' provider: the workspace's reqwest has none built in).
+fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -110,7 +116,7 @@ async fn timed<F: std::future::Future<Output = anyhow::Result<()>>>(
 async fn api(services: usize) -> anyhow::Result<()> {
     let server = start_server(&["--no-controllers"])?;
     let pid = server.child.id();
-    let http = reqwest::Client::new();
+    let http = http();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let idle_rss = rss_kib(pid);
 
@@ -409,7 +415,7 @@ async fn apply_many(
 async fn controllers(services: usize) -> anyhow::Result<()> {
     let server = start_server(&["--backend", "fake"])?;
     let pid = server.child.id();
-    let http = reqwest::Client::new();
+    let http = http();
     let url = server.url.clone();
 
     let mut single = Vec::new();

@@ -43,6 +43,7 @@ fn start(args: &[&str], env: &[(&str, &str)]) -> App {
 }
 
 async fn get(app: &App, path: &str) -> (u16, String) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let r = reqwest::get(format!("http://127.0.0.1:{}{path}", app.port))
         .await
         .unwrap();

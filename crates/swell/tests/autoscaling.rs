@@ -40,7 +40,7 @@ fn annotated(yaml: &str, annotations: &[(&str, &str)]) -> String {
 }
 
 async fn revision(server: &Server, name: &str) -> Value {
-    reqwest::get(format!(
+    common::get_url(format!(
         "{}/apis/serving.knative.dev/v1/namespaces/default/revisions/{name}",
         server.url
     ))
@@ -154,7 +154,7 @@ async fn idle_revisions_scale_to_zero_unless_min_scale_and_come_back_on_a_reques
     .await;
     assert_eq!(replicas(&rev, "actualReplicas"), 1);
     assert_eq!(pids_of(&zero).len(), 1);
-    let metrics = reqwest::get(format!("{}/metrics", server.url))
+    let metrics = common::get_url(format!("{}/metrics", server.url))
         .await
         .unwrap()
         .text()

@@ -816,7 +816,7 @@ async fn cluster_local_hosts_refuse_other_machines() {
     apply_ready(&server, "vis", &service("vis", "helloworld", "", ""));
     let outside = SocketAddr::new(non_loopback_ip(), server.ingress_port());
     let local = "vis.default.svc.cluster.local";
-    let c = reqwest::Client::builder()
+    let c = common::http()
         .timeout(PATIENCE)
         .resolve("vis.default.localhost", outside)
         .resolve(local, outside)

@@ -47,7 +47,7 @@ pub fn apply_ready(server: &Server, name: &str, yaml: &str) {
 
 /// An HTTP client that resolves the ingress's hosts to the ingress.
 pub fn client(server: &Server, hosts: &[&str]) -> reqwest::Client {
-    let mut b = reqwest::Client::builder().timeout(PATIENCE);
+    let mut b = super::http().timeout(PATIENCE);
     for h in hosts {
         b = b.resolve(h, server.ingress);
     }

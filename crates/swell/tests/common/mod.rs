@@ -231,6 +231,18 @@ impl Kubectl {
     }
 }
 
+/// An HTTP client builder. The workspace's reqwest has rustls without a built-in
+/// crypto provider (oci-client's choice), so ring is installed first.
+pub fn http() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}
+
+/// GETs `url` with a fresh client.
+pub async fn get_url(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Response> {
+    http().build()?.get(url).send().await
+}
+
 /// Polls `f` until it returns `Some`, or panics naming `what` after [`PATIENCE`].
 pub fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + PATIENCE;
