@@ -68,18 +68,8 @@ fn read_images(
     let scratch = store.scratch("import");
     fs::create_dir(&scratch).map_err(io_err(format!("creating {}", scratch.display())))?;
     let result = (|| {
-        let mut file =
-            fs::File::open(path).map_err(io_err(format!("opening {}", path.display())))?;
-        let mut magic = [0u8; 4];
-        let n = file
-            .read(&mut magic)
-            .map_err(io_err(format!("reading {}", path.display())))?;
-        let compression = match &magic[..n] {
-            [0x1f, 0x8b, ..] => Compression::Gzip,
-            [0x28, 0xb5, 0x2f, 0xfd] => Compression::Zstd,
-            _ => Compression::None,
-        };
-        let file = io::Read::chain(&magic[..n], file);
+        let compression = sniff(path)?;
+        let file = fs::File::open(path).map_err(io_err(format!("opening {}", path.display())))?;
         layer::apply(&scratch, io::BufReader::new(file), compression, false).map_err(|e| {
             ImageError::Invalid(format!("{} is not a usable archive: {e}", path.display()))
         })?;
@@ -214,18 +204,23 @@ fn archive_file(dir: &Path, rel: &str) -> Result<PathBuf, ImageError> {
     Ok(dir.join(p))
 }
 
-/// Stores a file whose digest is not known in advance.
-fn put_file(store: &ImageStore, path: &Path) -> Result<(Digest, u64, Compression), ImageError> {
+/// The compression of a file, from its first bytes.
+fn sniff(path: &Path) -> Result<Compression, ImageError> {
     let mut f = fs::File::open(path).map_err(io_err(format!("opening {}", path.display())))?;
     let mut magic = [0u8; 4];
     let n = f
         .read(&mut magic)
         .map_err(io_err(format!("reading {}", path.display())))?;
-    let compression = match &magic[..n] {
+    Ok(match &magic[..n] {
         [0x1f, 0x8b, ..] => Compression::Gzip,
         [0x28, 0xb5, 0x2f, 0xfd] => Compression::Zstd,
         _ => Compression::None,
-    };
+    })
+}
+
+/// Stores a file whose digest is not known in advance.
+fn put_file(store: &ImageStore, path: &Path) -> Result<(Digest, u64, Compression), ImageError> {
+    let compression = sniff(path)?;
     let f = fs::File::open(path).map_err(io_err(format!("opening {}", path.display())))?;
     let (size, d) = copy_hashed(io::BufReader::new(f), io::sink())
         .map_err(io_err(format!("reading {}", path.display())))?;
