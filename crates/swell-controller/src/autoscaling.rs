@@ -344,6 +344,8 @@ mod tests {
             container: Default::default(),
             env: vec![],
             argv: vec!["app".into()],
+            command: Some(vec!["app".into()]),
+            args: None,
             port: 8080,
             grace: Duration::from_secs(1),
             sidecars: vec![],

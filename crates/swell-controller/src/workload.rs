@@ -223,12 +223,16 @@ pub async fn resolve(client: &kube::Client, rev: &Revision) -> Result<Workload, 
         .unwrap_or(DEFAULT_PORT);
     // `$(PORT)` stays: each replica's port is the backend's to fill in.
     let final_vars = vars_snapshot(&env);
-    let argv = container
-        .command
+    let expanded = |v: &Option<Vec<String>>| {
+        v.as_ref()
+            .map(|v| v.iter().map(|a| expand(a, &final_vars)).collect::<Vec<_>>())
+    };
+    let (command, args) = (expanded(&container.command), expanded(&container.args));
+    let argv = command
         .iter()
         .flatten()
-        .chain(container.args.iter().flatten())
-        .map(|a| expand(a, &final_vars))
+        .chain(args.iter().flatten())
+        .cloned()
         .collect();
     let grace = Duration::from_secs(
         rev.spec
@@ -240,6 +244,8 @@ pub async fn resolve(client: &kube::Client, rev: &Revision) -> Result<Workload, 
         container,
         env,
         argv,
+        command,
+        args,
         port,
         grace,
         sidecars,

@@ -27,6 +27,10 @@ pub struct Workload {
     pub env: Vec<(String, String)>,
     /// `command` + `args` with `$(VAR)` expanded.
     pub argv: Vec<String>,
+    /// `command`, expanded (an image's entrypoint applies when absent).
+    pub command: Option<Vec<String>>,
+    /// `args`, expanded (an image's cmd applies when absent, with no `command`).
+    pub args: Option<Vec<String>>,
     /// The container port (8080 unless the Revision names one).
     pub port: u16,
     /// How long a stopping replica gets between SIGTERM and SIGKILL.

@@ -4,14 +4,16 @@
 //! a per-replica log file. Replicas left behind by a crashed server are killed on the
 //! next start.
 
+pub mod launch;
 mod pidfile;
 pub mod probe;
 mod replica;
 mod usage;
 
 use crate::backend::{
-    Backend, Failure, ReplicaObserver, ReplicaStatus, ReplicaUsage, RevisionRef, Workload,
+    Backend, ReplicaObserver, ReplicaStatus, ReplicaUsage, RevisionRef, Workload,
 };
+use launch::{Launcher, LocalProcess};
 use replica::Replica;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -36,9 +38,20 @@ pub struct RevisionState {
     next_id: Mutex<u64>,
     observer: Arc<dyn ReplicaObserver>,
     stopping: CancellationToken,
+    launcher: Arc<dyn Launcher>,
 }
 
 impl RevisionState {
+    /// What the Revision runs.
+    pub fn workload(&self) -> &Workload {
+        &self.workload
+    }
+
+    /// Which Revision.
+    pub fn revision(&self) -> &RevisionRef {
+        &self.rev
+    }
+
     fn replicas(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Replica>>> {
         self.replicas.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -91,12 +104,22 @@ pub struct ProcessBackend {
     revisions: Mutex<HashMap<RevisionRef, Arc<RevisionState>>>,
     tracker: TaskTracker,
     stopping: CancellationToken,
+    launcher: Arc<dyn Launcher>,
 }
 
 impl ProcessBackend {
     /// A backend keeping logs and process records under `dir`; kills replicas a
     /// previous server left running there.
     pub fn new(dir: &Path, observer: Arc<dyn ReplicaObserver>) -> std::io::Result<Self> {
+        Self::with_launcher(dir, observer, Arc::new(LocalProcess))
+    }
+
+    /// A backend whose replicas `launcher` starts (the runc backend's containers).
+    pub fn with_launcher(
+        dir: &Path,
+        observer: Arc<dyn ReplicaObserver>,
+        launcher: Arc<dyn Launcher>,
+    ) -> std::io::Result<Self> {
         let pids = dir.join("pids");
         std::fs::create_dir_all(&pids)?;
         let killed = pidfile::kill_leftovers(&pids);
@@ -110,6 +133,7 @@ impl ProcessBackend {
             revisions: Mutex::new(HashMap::new()),
             tracker: TaskTracker::new(),
             stopping: CancellationToken::new(),
+            launcher,
         })
     }
 
@@ -140,29 +164,10 @@ impl ProcessBackend {
 
 impl Backend for ProcessBackend {
     fn ensure(&self, rev: &RevisionRef, workload: &Workload, replicas: i32) -> ReplicaStatus {
-        if !workload.sidecars.is_empty() {
+        if let Some(failure) = self.launcher.refuse(workload) {
             return ReplicaStatus {
                 ready: 0,
-                failure: Some(Failure {
-                    reason: "SidecarsUnsupported".into(),
-                    message:
-                        "the process backend runs one container per Revision; this one has sidecars"
-                            .into(),
-                    failed: true,
-                }),
-            };
-        }
-        if workload.argv.is_empty() {
-            return ReplicaStatus {
-                ready: 0,
-                failure: Some(Failure {
-                    reason: "CommandRequired".into(),
-                    message: format!(
-                        "the process backend runs the container's command, and this container has none (image {:?} needs a container backend)",
-                        workload.container.image.as_deref().unwrap_or_default()
-                    ),
-                    failed: true,
-                }),
+                failure: Some(failure),
             };
         }
         if self.stopping.is_cancelled() {
@@ -186,6 +191,7 @@ impl Backend for ProcessBackend {
                         next_id: Mutex::new(0),
                         observer: self.observer.clone(),
                         stopping: self.stopping.clone(),
+                        launcher: self.launcher.clone(),
                     })
                 })
                 .clone()

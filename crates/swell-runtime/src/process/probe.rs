@@ -10,6 +10,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// How to reach and run one replica's probes.
 #[derive(Debug, Clone)]
 pub struct Target {
+    /// The replica's address (loopback for local processes).
+    pub host: std::net::IpAddr,
     /// The replica's actual port.
     pub port: u16,
     /// The container port the probes were written against.
@@ -20,6 +22,8 @@ pub struct Target {
     pub env: Vec<(String, String)>,
     /// Working directory for exec probes.
     pub cwd: Option<PathBuf>,
+    /// Runs exec probes inside the replica (`runc exec …`); empty for local processes.
+    pub exec_prefix: Vec<String>,
 }
 
 impl Target {
@@ -48,7 +52,7 @@ pub async fn check(
 ) -> Result<(), String> {
     let attempt = async {
         let Some(p) = probe else {
-            return tcp(target.port).await;
+            return tcp(target.host, target.port).await;
         };
         if let Some(h) = &p.http_get {
             let path = h.path.as_deref().unwrap_or("/");
@@ -64,15 +68,15 @@ pub async fn check(
             {
                 return Err("HTTPS probes are not supported by the process backend".into());
             }
-            http_get(target.port(Some(&h.port)), path, &headers).await
+            http_get(target.host, target.port(Some(&h.port)), path, &headers).await
         } else if let Some(t) = &p.tcp_socket {
-            tcp(target.port(Some(&t.port))).await
+            tcp(target.host, target.port(Some(&t.port))).await
         } else if let Some(e) = &p.exec {
             exec(e.command.as_deref().unwrap_or_default(), target).await
         } else if p.grpc.is_some() {
             Err("gRPC probes are not supported by the process backend".into())
         } else {
-            tcp(target.port).await
+            tcp(target.host, target.port).await
         }
     };
     match tokio::time::timeout(timeout, attempt).await {
@@ -81,19 +85,24 @@ pub async fn check(
     }
 }
 
-async fn tcp(port: u16) -> Result<(), String> {
-    tokio::net::TcpStream::connect(("127.0.0.1", port))
+async fn tcp(host: std::net::IpAddr, port: u16) -> Result<(), String> {
+    tokio::net::TcpStream::connect((host, port))
         .await
         .map(drop)
-        .map_err(|e| format!("dial tcp 127.0.0.1:{port}: {e}"))
+        .map_err(|e| format!("dial tcp {host}:{port}: {e}"))
 }
 
 /// GET with the kubelet's User-Agent; 200–399 is success.
-async fn http_get(port: u16, path: &str, headers: &[(String, String)]) -> Result<(), String> {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+async fn http_get(
+    host: std::net::IpAddr,
+    port: u16,
+    path: &str,
+    headers: &[(String, String)],
+) -> Result<(), String> {
+    let mut s = tokio::net::TcpStream::connect((host, port))
         .await
-        .map_err(|e| format!("dial tcp 127.0.0.1:{port}: {e}"))?;
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+        .map_err(|e| format!("dial tcp {host}:{port}: {e}"))?;
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n");
     let has = |name: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
     if !has("user-agent") {
         req.push_str("User-Agent: kube-probe/1.33\r\n");
@@ -133,9 +142,11 @@ async fn http_get(port: u16, path: &str, headers: &[(String, String)]) -> Result
 }
 
 async fn exec(command: &[String], target: &Target) -> Result<(), String> {
-    let Some((program, args)) = command.split_first() else {
+    if command.is_empty() {
         return Err("exec probe has no command".into());
-    };
+    }
+    let argv: Vec<&String> = target.exec_prefix.iter().chain(command).collect();
+    let (program, args) = (argv[0], &argv[1..]);
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
         .env_clear()
@@ -145,7 +156,11 @@ async fn exec(command: &[String], target: &Target) -> Result<(), String> {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true);
-    if let Some(d) = &target.cwd {
+    if let Some(d) = target
+        .cwd
+        .as_ref()
+        .filter(|_| target.exec_prefix.is_empty())
+    {
         cmd.current_dir(d);
     }
     let status = cmd
@@ -165,11 +180,13 @@ mod tests {
 
     fn target(port: u16) -> Target {
         Target {
+            host: [127, 0, 0, 1].into(),
             port,
             container_port: 8080,
             port_name: Some("http1".into()),
             env: vec![("PATH".into(), std::env::var("PATH").unwrap_or_default())],
             cwd: None,
+            exec_prefix: Vec::new(),
         }
     }
 

@@ -3,6 +3,7 @@
 //! readiness and liveness, restart it when it exits or fails its startup or liveness
 //! probe, stop it with SIGTERM then SIGKILL.
 
+use super::launch::Launched;
 use super::probe::{self, Target};
 use super::{RevisionState, pidfile};
 use crate::backend::Failure;
@@ -10,11 +11,11 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use std::net::SocketAddr;
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -103,12 +104,6 @@ pub async fn supervise(rev: Arc<RevisionState>, replica: Arc<Replica>) {
     replica.announce(&rev, None);
 }
 
-fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 /// The last lines of a log file (at most ~2 KiB, like a termination message).
 pub fn log_tail(path: &std::path::Path) -> String {
     let Ok(data) = std::fs::read(path) else {
@@ -118,46 +113,6 @@ pub fn log_tail(path: &std::path::Path) -> String {
     let text = String::from_utf8_lossy(&data[start..]);
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(10)..].join("\n")
-}
-
-fn spawn(
-    rev: &RevisionState,
-    replica: &Replica,
-    port: u16,
-    log: &PathBuf,
-) -> std::io::Result<Child> {
-    let w = &rev.workload;
-    let (program, args) = w
-        .argv
-        .split_first()
-        .ok_or_else(|| std::io::Error::other("no command"))?;
-    let out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)?;
-    let err = out.try_clone()?;
-    let mut cmd = Command::new(program);
-    // `$(PORT)` means this replica's port.
-    cmd.args(args.iter().map(|a| a.replace("$(PORT)", &port.to_string())))
-        .env_clear()
-        .env(
-            "PATH",
-            std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
-        )
-        .env(
-            "HOSTNAME",
-            format!("{}-deployment-{}", rev.rev.name, replica.id),
-        )
-        .envs(w.env.iter().map(|(k, v)| (k, v)))
-        .env("PORT", port.to_string())
-        .stdin(std::process::Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .process_group(0);
-    if let Some(d) = &w.container.working_dir {
-        cmd.current_dir(d);
-    }
-    cmd.spawn()
 }
 
 fn signal_group(pid: u32, sig: Signal) {
@@ -190,44 +145,37 @@ fn exit_failure(status: std::process::ExitStatus, log: &std::path::Path) -> Fail
 }
 
 async fn run_once(rev: &RevisionState, replica: &Replica) -> Outcome {
-    let w = &rev.workload;
-    let port = match free_port() {
-        Ok(p) => p,
-        Err(e) => {
-            return Outcome::Ended(Failure {
-                reason: "NoPort".into(),
-                message: format!("cannot find a free loopback port: {e}"),
-                failed: false,
-            });
-        }
-    };
     let log = rev.dir.join(format!("{}.log", replica.id));
-    let mut child = match spawn(rev, replica, port, &log) {
-        Ok(c) => c,
-        Err(e) => {
-            return Outcome::Ended(Failure {
-                reason: "StartError".into(),
-                message: format!(
-                    "cannot start {:?}: {e}",
-                    w.argv.first().map_or("", |s| s.as_str())
-                ),
-                failed: true,
-            });
-        }
+    let launched = match rev.launcher.launch(rev, replica.id, &log).await {
+        Ok(l) => l,
+        Err(failure) => return Outcome::Ended(failure),
     };
-    let Some(pid) = child.id() else {
-        return Outcome::Ended(Failure {
+    let Launched {
+        mut child,
+        addr,
+        probe,
+        cleanup,
+    } = launched;
+    let outcome = match child.id() {
+        None => Outcome::Ended(Failure {
             reason: "StartError".into(),
             message: "the process exited at once".into(),
             failed: true,
-        });
+        }),
+        Some(pid) => {
+            pidfile::record(&rev.pids, pid);
+            *replica.pid.lock().unwrap_or_else(|e| e.into_inner()) = Some(pid);
+            let outcome = watch(rev, replica, &mut child, pid, addr, &probe, &log).await;
+            *replica.pid.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            signal_group(pid, Signal::SIGKILL);
+            let _ = child.wait().await;
+            pidfile::forget(&rev.pids, pid);
+            outcome
+        }
     };
-    pidfile::record(&rev.pids, pid);
-    *replica.pid.lock().unwrap_or_else(|e| e.into_inner()) = Some(pid);
-    let outcome = watch(rev, replica, &mut child, pid, port, &log).await;
-    *replica.pid.lock().unwrap_or_else(|e| e.into_inner()) = None;
-    signal_group(pid, Signal::SIGKILL);
-    pidfile::forget(&rev.pids, pid);
+    if let Some(cleanup) = cleanup {
+        let _ = tokio::task::spawn_blocking(cleanup).await;
+    }
     outcome
 }
 
@@ -236,23 +184,11 @@ async fn watch(
     replica: &Replica,
     child: &mut Child,
     pid: u32,
-    port: u16,
+    addr: SocketAddr,
+    target: &Target,
     log: &std::path::Path,
 ) -> Outcome {
-    let w = &rev.workload;
-    let c = &w.container;
-    let target = Target {
-        port,
-        container_port: w.port,
-        port_name: c
-            .ports
-            .as_ref()
-            .and_then(|p| p.first())
-            .and_then(|p| p.name.clone()),
-        env: w.env.clone(),
-        cwd: c.working_dir.clone().map(PathBuf::from),
-    };
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let c = &rev.workload.container;
     let readiness = c.readiness_probe.as_ref();
     let secs = |s: Option<i32>, d: u64| {
         Duration::from_secs(
@@ -313,7 +249,7 @@ async fn watch(
                 return Outcome::Stopped;
             }
             () = tokio::time::sleep_until(next_startup), if !started => {
-                match probe::check(startup, &target, startup_timeout).await {
+                match probe::check(startup, target, startup_timeout).await {
                     Ok(()) => {
                         started = true;
                         let now = Instant::now();
@@ -338,7 +274,7 @@ async fn watch(
             () = tokio::time::sleep_until(next_ready), if started => {
                 let aggressive = ready_period.is_none() && !ready && start.elapsed() < AGGRESSIVE_FOR;
                 let timeout = if aggressive { AGGRESSIVE_TIMEOUT } else { ready_timeout };
-                let result = probe::check(readiness, &target, timeout).await;
+                let result = probe::check(readiness, target, timeout).await;
                 let period = match ready_period {
                     Some(p) => Duration::from_secs(u64::try_from(p).unwrap_or(1)),
                     None if aggressive && aggressive_period == AGGRESSIVE_PERIOD && start.elapsed() < EAGER_FOR => EAGER_PERIOD,
@@ -370,7 +306,7 @@ async fn watch(
             }
             () = tokio::time::sleep_until(next_live), if started && liveness.is_some() => {
                 next_live = Instant::now() + live_period;
-                match probe::check(liveness, &target, live_timeout).await {
+                match probe::check(liveness, target, live_timeout).await {
                     Ok(()) => live_failures = 0,
                     Err(e) => {
                         live_failures += 1;
