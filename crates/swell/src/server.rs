@@ -29,9 +29,10 @@ pub struct ServerArgs {
     #[arg(long, env = "SWELL_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
     /// What runs Revisions' replicas. `process`: each replica is the container's
-    /// `command`/`args` run as a local process. `fake`: replicas count as ready at once
-    /// and nothing runs (control-plane testing). `none`: nothing runs, and Revisions say
-    /// so.
+    /// `command`/`args` run as a local process. `runc`: each replica is the container's
+    /// image run by runc, in its own network namespace (needs root, runc and the CNI
+    /// plugins). `fake`: replicas count as ready at once and nothing runs
+    /// (control-plane testing). `none`: nothing runs, and Revisions say so.
     #[arg(long, env = "SWELL_BACKEND", value_enum, default_value_t = BackendKind::Process)]
     pub backend: BackendKind,
     /// Serve the API only: no controller reconciles anything (for API-level testing and
@@ -45,6 +46,8 @@ pub struct ServerArgs {
 pub enum BackendKind {
     /// Local processes.
     Process,
+    /// Containers run by runc.
+    Runc,
     /// Replicas are ready at once; nothing runs.
     Fake,
     /// No workload backend.
@@ -160,6 +163,18 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 swell_runtime::ProcessBackend::new(&dir, observer).with_context(|| {
                     format!("cannot prepare the process backend in {}", dir.display())
                 })?,
+            ))
+        }
+        BackendKind::Runc => {
+            let dir = args.data_dir.join("replicas");
+            let store = crate::image::store(&args.data_dir)?;
+            let runc = swell_runtime::runc::Runc::new(&args.data_dir.join("runc"), store)
+                .context("cannot prepare the runc backend")?;
+            Some(Arc::new(
+                swell_runtime::ProcessBackend::with_launcher(&dir, observer, Arc::new(runc))
+                    .with_context(|| {
+                        format!("cannot prepare the runc backend in {}", dir.display())
+                    })?,
             ))
         }
         _ => None,

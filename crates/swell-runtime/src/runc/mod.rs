@@ -1,6 +1,10 @@
-//! The `runc` backend's pieces: replicas' OCI runtime bundles built from an image in
-//! the store and the container's spec, and their networks (a namespace each, wired by
-//! the CNI plugins). The backend itself is being built (issue 6).
+//! The `runc` backend: replicas' OCI runtime bundles built from an image in the store
+//! and the container's spec, their networks (a namespace each, wired by the CNI
+//! plugins), and the launcher that runs them under `runc run` for the replica
+//! supervisor.
 
 pub mod bundle;
+pub mod launcher;
 pub mod network;
+
+pub use launcher::Runc;

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod apps;
+pub mod oci;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,315 @@
+//! The runc backend's launcher: a replica is its image's root filesystem under a
+//! private overlay (the store's copy stays read-only and shared), in its own network
+//! namespace with its own address, run in the foreground by `runc run` — so the
+//! supervisor watches, probes, signals and restarts it like any replica process.
+//! Images are pulled on first use. What a crashed server left (containers, mounts,
+//! namespaces) is removed when the next one starts.
+
+use super::bundle::{BundleInput, runtime_spec};
+use super::network::{Attachment, Network};
+use crate::backend::{Failure, Workload};
+use crate::image::pull::{self, Auth};
+use crate::image::{Digest, ImageError, ImageStore};
+use crate::process::RevisionState;
+use crate::process::launch::{Launched, Launcher, Launching, log_file, probe_target};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Runs replicas as runc containers.
+#[derive(Debug)]
+pub struct Runc {
+    store: ImageStore,
+    network: Network,
+    /// runc's own state (`runc --root`).
+    state: PathBuf,
+    /// One bundle directory per running replica.
+    bundles: PathBuf,
+}
+
+fn failure(reason: &str, message: impl Into<String>) -> Failure {
+    Failure {
+        reason: reason.into(),
+        message: message.into(),
+        failed: true,
+    }
+}
+
+/// A runc container id from a replica's names (letters, digits, `-`, `.`).
+fn container_id(namespace: &str, revision: &str, id: u64) -> String {
+    format!("{namespace}.{revision}.{id}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+impl Runc {
+    /// A launcher keeping its state under `dir`, running images from `store`; removes
+    /// whatever a previous server left there. Addresses are leased machine-wide (under
+    /// `/run/swell/cni`), so servers with different data directories share the bridge
+    /// without clashing; each names its namespaces after its directory.
+    pub fn new(dir: &Path, store: ImageStore) -> std::io::Result<Self> {
+        let tag = Digest::of(dir.as_os_str().as_encoded_bytes());
+        let runc = Runc {
+            store,
+            network: Network {
+                prefix: format!("swell-{}-", &tag.hex()[..8]),
+                ..Network::new(Path::new("/run/swell/cni"))
+            },
+            state: dir.join("runc"),
+            bundles: dir.join("bundles"),
+        };
+        std::fs::create_dir_all(&runc.state)?;
+        std::fs::create_dir_all(&runc.bundles)?;
+        runc.clean_leftovers();
+        Ok(runc)
+    }
+
+    fn runc(&self) -> Command {
+        let mut c = Command::new("runc");
+        c.arg("--root").arg(&self.state);
+        c
+    }
+
+    fn clean_leftovers(&self) {
+        if let Ok(entries) = std::fs::read_dir(&self.state) {
+            for e in entries.flatten() {
+                let id = e.file_name().to_string_lossy().into_owned();
+                let _ = self.runc().args(["delete", "-f", &id]).output();
+            }
+        }
+        if let Ok(entries) = std::fs::read_dir(&self.bundles) {
+            for e in entries.flatten() {
+                let _ =
+                    nix::mount::umount2(&e.path().join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+        let n = self.network.clean_leftovers();
+        if n > 0 {
+            tracing::info!(
+                namespaces = n,
+                "removed replica networks a previous server left"
+            );
+        }
+    }
+
+    /// The image's manifest: from the store, else pulled.
+    async fn image(&self, image: &str) -> Result<Digest, Failure> {
+        match self.store.resolve(image) {
+            Ok(d) => Ok(d),
+            Err(ImageError::UnknownImage(_)) => pull::pull(&self.store, image, &Auth::Anonymous)
+                .await
+                .map(|p| p.digest)
+                .map_err(|e| failure("ErrImagePull", format!("cannot pull image {image:?}: {e}"))),
+            Err(e) => Err(failure("InvalidImage", e.to_string())),
+        }
+    }
+
+    /// Everything up to `runc run`: root filesystem, network, bundle. Undone on error.
+    fn prepare(
+        &self,
+        w: &Workload,
+        digest: &Digest,
+        cid: &str,
+        hostname: &str,
+    ) -> Result<(PathBuf, Attachment), Failure> {
+        let lower = self
+            .store
+            .rootfs(digest)
+            .map_err(|e| failure("InvalidImage", e.to_string()))?;
+        let config = self
+            .store
+            .config(digest)
+            .map_err(|e| failure("InvalidImage", e.to_string()))?;
+        let dir = self.bundles.join(cid);
+        let _ = std::fs::remove_dir_all(&dir);
+        let rootfs = dir.join("rootfs");
+        let io =
+            |what: &str, e: std::io::Error| failure("CreateContainerError", format!("{what}: {e}"));
+        for d in ["upper", "work", "rootfs"] {
+            std::fs::create_dir_all(dir.join(d)).map_err(|e| io("creating the bundle", e))?;
+        }
+        let options = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.display(),
+            dir.join("upper").display(),
+            dir.join("work").display()
+        );
+        nix::mount::mount(
+            Some("overlay"),
+            &rootfs,
+            Some("overlay"),
+            nix::mount::MsFlags::empty(),
+            Some(options.as_str()),
+        )
+        .map_err(|e| {
+            failure(
+                "CreateContainerError",
+                format!("mounting the root filesystem: {e}"),
+            )
+        })?;
+        let undo_mount = || {
+            let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
+            let _ = std::fs::remove_dir_all(&dir);
+        };
+        let net = match self.network.attach(cid) {
+            Ok(n) => n,
+            Err(e) => {
+                undo_mount();
+                return Err(failure(
+                    "CreateContainerError",
+                    format!("replica network: {e}"),
+                ));
+            }
+        };
+        let written = (|| {
+            let etc = ["resolv.conf", "hosts", "hostname"].map(|f| dir.join(f));
+            let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+            std::fs::write(&etc[0], resolv).map_err(|e| io("writing resolv.conf", e))?;
+            std::fs::write(
+                &etc[1],
+                format!(
+                    "127.0.0.1\tlocalhost\n::1\tlocalhost\n{}\t{hostname}\n",
+                    net.ip
+                ),
+            )
+            .map_err(|e| io("writing hosts", e))?;
+            std::fs::write(&etc[2], format!("{hostname}\n"))
+                .map_err(|e| io("writing hostname", e))?;
+            let mut env = w.env.clone();
+            env.push(("PORT".into(), w.port.to_string()));
+            let spec = runtime_spec(&BundleInput {
+                image: config.config().as_ref(),
+                container: &w.container,
+                command: w.command.clone(),
+                args: w.args.clone(),
+                env: &env,
+                rootfs: &rootfs,
+                hostname,
+                etc,
+                netns: Some(net.netns.clone()),
+                cgroups_path: format!("/swell/{cid}"),
+            })
+            .map_err(|e| failure("CreateContainerConfigError", e.to_string()))?;
+            spec.save(dir.join("config.json"))
+                .map_err(|e| failure("CreateContainerError", format!("writing config.json: {e}")))
+        })();
+        if let Err(e) = written {
+            self.network.detach(&net);
+            undo_mount();
+            return Err(e);
+        }
+        Ok((dir, net))
+    }
+}
+
+impl Launcher for Runc {
+    fn refuse(&self, w: &Workload) -> Option<Failure> {
+        if !w.sidecars.is_empty() {
+            return Some(failure(
+                "SidecarsUnsupported",
+                "the runc backend runs one container per Revision for now; this one has sidecars",
+            ));
+        }
+        w.container
+            .image
+            .as_deref()
+            .is_none_or(str::is_empty)
+            .then(|| failure("ImageRequired", "the container names no image"))
+    }
+
+    fn launch<'a>(&'a self, rev: &'a RevisionState, id: u64, log: &'a Path) -> Launching<'a> {
+        Box::pin(async move {
+            let w = rev.workload();
+            let r = rev.revision();
+            let image = w.container.image.clone().unwrap_or_default();
+            let digest = self.image(&image).await?;
+            let cid = container_id(&r.namespace, &r.name, id);
+            let hostname = format!("{}-deployment-{id}", r.name);
+            let (dir, net) =
+                tokio::task::block_in_place(|| self.prepare(w, &digest, &cid, &hostname))?;
+            let cleanup = {
+                let (state, network, cid, dir, net) = (
+                    self.state.clone(),
+                    self.network.clone(),
+                    cid.clone(),
+                    dir.clone(),
+                    net.clone(),
+                );
+                move || {
+                    let _ = Command::new("runc")
+                        .arg("--root")
+                        .arg(&state)
+                        .args(["delete", "-f", &cid])
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status();
+                    network.detach(&net);
+                    let _ =
+                        nix::mount::umount2(&dir.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+            };
+            let (out, err) = match log_file(log) {
+                Ok(f) => f,
+                Err(e) => {
+                    cleanup();
+                    return Err(failure("StartError", format!("replica log: {e}")));
+                }
+            };
+            let child = tokio::process::Command::new("runc")
+                .arg("--root")
+                .arg(&self.state)
+                .args(["run", "--bundle"])
+                .arg(&dir)
+                .arg(&cid)
+                .stdin(Stdio::null())
+                .stdout(out)
+                .stderr(err)
+                .process_group(0)
+                .spawn();
+            let child = match child {
+                Ok(c) => c,
+                Err(e) => {
+                    cleanup();
+                    return Err(failure("StartError", format!("cannot run runc: {e}")));
+                }
+            };
+            let mut probe = probe_target(w, net.ip, w.port);
+            probe.exec_prefix = vec![
+                "runc".into(),
+                "--root".into(),
+                self.state.display().to_string(),
+                "exec".into(),
+                cid.clone(),
+            ];
+            Ok(Launched {
+                child,
+                addr: SocketAddr::new(net.ip, w.port),
+                probe,
+                cleanup: Some(Box::new(cleanup)),
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_ids_are_runc_safe() {
+        assert_eq!(
+            container_id("default", "hello-00001", 3),
+            "default.hello-00001.3"
+        );
+        assert_eq!(container_id("a_b", "x/y", 1), "a-b.x-y.1");
+    }
+}

@@ -1,0 +1,156 @@
+//! The runc backend end to end: Services whose images come from the store (imported)
+//! and from a real registry (pulled on first use) run as runc containers, each in its
+//! own network namespace at its own address, both listening on 8080 while ignoring
+//! `PORT`; a missing image fails its Revision with the reason; deleting a Service and
+//! stopping the server leave no container, mount or namespace behind. Needs root
+//! (CI runs as root), runc and the CNI plugins (`.ci/run` installs them).
+
+mod common;
+
+use common::apps::{apply_ready, client, get, url};
+use common::oci::{busybox_layout, registry, run};
+use common::{KUBECTL, Server, eventually};
+use std::path::Path;
+use std::process::Command;
+
+/// A Service whose container serves `text` with busybox httpd on 8080, whatever
+/// `PORT` says. The shell is the container's PID 1, so it traps SIGTERM itself (PID 1
+/// ignores signals it has no handler for).
+fn web(name: &str, image: &str, text: &str) -> String {
+    format!(
+        r#"apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: {name}
+spec:
+  template:
+    spec:
+      containers:
+      - image: {image}
+        command: ["/bin/sh", "-c", "trap 'exit 0' TERM; mkdir -p /www && echo {text} > /www/index.html && busybox httpd -f -p 8080 -h /www & wait"]
+"#
+    )
+}
+
+fn containers(data: &Path) -> Vec<String> {
+    let out = Command::new("runc")
+        .arg("--root")
+        .arg(data.join("runc/runc"))
+        .args(["list", "-q"])
+        .output()
+        .expect("runc is installed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn namespaces(revision: &str) -> usize {
+    std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .contains(&format!(".{revision}."))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn mounts_under(data: &Path) -> usize {
+    std::fs::read_to_string("/proc/self/mounts")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(&data.display().to_string()))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn containers_from_the_store_and_a_registry_serve_at_their_own_addresses() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "the runc backend needs root, as CI has"
+    );
+    let t = tempfile::tempdir().unwrap();
+    let work = t.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    busybox_layout(&work);
+    let reg = registry();
+    let pushed = format!("docker://{}/busybox:1", reg.addr);
+    run(
+        "skopeo",
+        &["copy", "--dest-tls-verify=false", "oci:L:latest", &pushed],
+        &work,
+    );
+    let data = t.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let import = Command::new(env!("CARGO_BIN_EXE_swell"))
+        .args(["image", "--data-dir"])
+        .arg(&data)
+        .arg("import")
+        .arg(work.join("L"))
+        .args(["--name", "busybox:local"])
+        .output()
+        .unwrap();
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+
+    let mut server = Server::start_in(&data, "127.0.0.1:0", &["--backend", "runc"]);
+    apply_ready(
+        &server,
+        "local",
+        &web("local", "busybox:local", "from-the-store"),
+    );
+    let remote = format!("{}/busybox:1", reg.addr);
+    apply_ready(
+        &server,
+        "pulled",
+        &web("pulled", &remote, "from-the-registry"),
+    );
+    let c = client(
+        &server,
+        &["local.default.localhost", "pulled.default.localhost"],
+    );
+    for (host, text) in [("local", "from-the-store"), ("pulled", "from-the-registry")] {
+        let (status, body) =
+            get(&c, &url(&server, &format!("{host}.default.localhost"), "/")).await;
+        assert_eq!((status, body.trim()), (200, text), "{host}");
+    }
+    // Two containers, both on 8080, each in its own namespace.
+    assert_eq!(containers(&data).len(), 2, "{:?}", containers(&data));
+    assert_eq!(
+        (namespaces("local-00001"), namespaces("pulled-00001")),
+        (1, 1)
+    );
+
+    // An image no registry has fails its Revision, with the reason.
+    let k = server.kubectl(KUBECTL);
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        &web("ghost", &format!("{}/ghost:1", reg.addr), "x"),
+    );
+    let path = "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}/{.status.conditions[?(@.type==\"Ready\")].reason}";
+    tokio::task::block_in_place(|| {
+        eventually("ghost-00001 to fail on its image", || {
+            let got = k.ok(&["get", "revision", "ghost-00001", "-o", path]);
+            (got == "False/ErrImagePull").then_some(())
+        })
+    });
+
+    // Deleting a Service removes its container, mount and namespace.
+    k.ok(&["delete", "ksvc", "local"]);
+    tokio::task::block_in_place(|| {
+        eventually("local's container to go", || {
+            (containers(&data).len() == 1 && namespaces("local-00001") == 0).then_some(())
+        })
+    });
+    assert!(server.stop(), "server stopped uncleanly");
+    assert!(containers(&data).is_empty(), "{:?}", containers(&data));
+    assert_eq!(namespaces("pulled-00001"), 0);
+    assert_eq!(mounts_under(&data), 0, "overlay mounts left behind");
+}
