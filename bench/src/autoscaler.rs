@@ -36,7 +36,7 @@ impl Drop for Proc {
 }
 
 /// One HTTP/1.1 GET on a new connection; the time until the first response byte.
-fn first_byte(addr: &str, host: &str) -> anyhow::Result<Duration> {
+pub(crate) fn first_byte(addr: &str, host: &str) -> anyhow::Result<Duration> {
     let start = Instant::now();
     let mut s = TcpStream::connect(addr)?;
     s.set_nodelay(true)?;
@@ -90,6 +90,7 @@ fn app_start(testapp: &std::path::Path) -> anyhow::Result<Duration> {
     }
 }
 
+/// A Service whose Revision starts with no replica.
 fn service(name: &str, testapp: &str) -> Value {
     json!({"apiVersion": "serving.knative.dev/v1", "kind": "Service",
            "metadata": {"name": name},
@@ -108,21 +109,20 @@ fn summary(name: &str, mut d: Vec<Duration>) {
     );
 }
 
-async fn cold_starts() -> anyhow::Result<()> {
+/// Starts `swell server --backend <backend>` on `data` with Revisions allowed to start
+/// at zero, creates `services` (their Revisions start with no replica), and returns the
+/// time to the first response byte of one request to each: a cold start each.
+pub(crate) async fn first_requests(
+    backend: &str,
+    data: &std::path::Path,
+    services: &[Value],
+) -> anyhow::Result<Vec<Duration>> {
     let exe = std::env::current_exe()?;
-    let testapp = exe.with_file_name("swell-testapp");
-    let dir = tempfile::tempdir()?;
     let ingress = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
     let mut child = Command::new(exe.with_file_name("swell"))
-        .args([
-            "server",
-            "--api-addr",
-            "127.0.0.1:0",
-            "--backend",
-            "process",
-        ])
+        .args(["server", "--api-addr", "127.0.0.1:0", "--backend", backend])
         .args(["--http-addr", &ingress.to_string(), "--data-dir"])
-        .arg(dir.path())
+        .arg(data)
         .env("SWELL_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -138,7 +138,6 @@ async fn cold_starts() -> anyhow::Result<()> {
     std::thread::spawn(move || for _ in lines {});
     let _server = Proc(child);
     let http = http();
-    // Revisions start at zero: every first request is a cold start.
     http.patch(format!(
         "{api}/api/v1/namespaces/knative-serving/configmaps/config-autoscaler"
     ))
@@ -148,22 +147,34 @@ async fn cold_starts() -> anyhow::Result<()> {
     .await?
     .error_for_status()?;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let services = format!("{api}/apis/serving.knative.dev/v1/namespaces/default/services");
-    let names: Vec<String> = (0..COLD_STARTS).map(|i| format!("cold{i}")).collect();
-    for n in &names {
-        http.post(&services)
-            .json(&service(n, &testapp.display().to_string()))
-            .send()
-            .await?
-            .error_for_status()?;
+    let url = format!("{api}/apis/serving.knative.dev/v1/namespaces/default/services");
+    let mut names = Vec::new();
+    for s in services {
+        http.post(&url).json(s).send().await?.error_for_status()?;
+        names.push(
+            s["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
     }
     super::dataplane::wait_ready(&http, &api, &names).await?;
-    let mut through_swell = Vec::new();
+    let mut times = Vec::new();
     for n in &names {
         let host = format!("{n}.default.localhost");
         let addr = ingress.to_string();
-        through_swell.push(tokio::task::spawn_blocking(move || first_byte(&addr, &host)).await??);
+        times.push(tokio::task::spawn_blocking(move || first_byte(&addr, &host)).await??);
     }
+    Ok(times)
+}
+
+async fn cold_starts() -> anyhow::Result<()> {
+    let testapp = std::env::current_exe()?.with_file_name("swell-testapp");
+    let dir = tempfile::tempdir()?;
+    let services: Vec<Value> = (0..COLD_STARTS)
+        .map(|i| service(&format!("cold{i}"), &testapp.display().to_string()))
+        .collect();
+    let through_swell = first_requests("process", dir.path(), &services).await?;
     let mut own = Vec::new();
     for _ in 0..COLD_STARTS {
         let t = testapp.clone();

@@ -1,11 +1,13 @@
 //! Swell's benchmark runner. `bench/run api` measures the API server: create throughput,
 //! get and list latency with many Services stored, watch fan-out, and server memory;
 //! `bench/run controllers` the reconcilers; `bench/run dataplane` the ingress against
-//! direct, nginx and HAProxy; `bench/run autoscaler` cold starts and the KPA's cost.
+//! direct, nginx and HAProxy; `bench/run autoscaler` cold starts and the KPA's cost;
+//! `bench/run runc` image import and cold starts with the runc backend.
 //! Results are printed as a Markdown section to paste into `bench/RESULTS.md`.
 
 mod autoscaler;
 mod dataplane;
+mod runc;
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
@@ -549,8 +551,11 @@ async fn main() -> anyhow::Result<()> {
             dataplane::run(secs).await
         }
         "autoscaler" => autoscaler::run().await,
+        "runc" => runc::run().await,
         other => {
-            bail!("unknown scenario {other:?}; scenarios: api, controllers, dataplane, autoscaler")
+            bail!(
+                "unknown scenario {other:?}; scenarios: api, controllers, dataplane, autoscaler, runc"
+            )
         }
     }
 }
