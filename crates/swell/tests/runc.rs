@@ -1,7 +1,8 @@
 //! The runc backend end to end: Services whose images come from the store (imported)
 //! and from a real registry (pulled on first use) run as runc containers, each in its
 //! own network namespace at its own address, both listening on 8080 while ignoring
-//! `PORT`; a missing image fails its Revision with the reason; deleting a Service and
+//! `PORT`; a missing image fails its Revision with the reason, and so does a container
+//! killed for exceeding its memory limit (`OOMKilled`); deleting a Service and
 //! stopping the server leave no container, mount or namespace behind. Needs root
 //! (CI runs as root), runc and the CNI plugins (`.ci/run` installs them).
 
@@ -142,11 +143,37 @@ async fn containers_from_the_store_and_a_registry_serve_at_their_own_addresses()
         })
     });
 
+    // A container over its memory limit is OOM-killed, and the Revision says so.
+    let hog = r#"apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: hog
+spec:
+  template:
+    spec:
+      containers:
+      - image: busybox:local
+        command: ["/bin/busybox", "tail", "/dev/zero"]
+        resources:
+          limits: {memory: 32Mi}
+"#;
+    k.ok_stdin(&["apply", "-f", "-"], hog);
+    let healthy = "jsonpath={.status.conditions[?(@.type==\"ContainerHealthy\")].status}/{.status.conditions[?(@.type==\"ContainerHealthy\")].reason}";
+    tokio::task::block_in_place(|| {
+        eventually("hog-00001 to be OOM-killed", || {
+            let got = k.ok(&["get", "revision", "hog-00001", "-o", healthy]);
+            (got == "False/OOMKilled").then_some(())
+        })
+    });
+    k.ok(&["delete", "ksvc", "hog"]);
+
     // Deleting a Service removes its container, mount and namespace.
     k.ok(&["delete", "ksvc", "local"]);
     tokio::task::block_in_place(|| {
         eventually("local's container to go", || {
-            (containers(&data).len() == 1 && namespaces("local-00001") == 0).then_some(())
+            let left = containers(&data);
+            (left.len() == 1 && left[0].contains("pulled") && namespaces("local-00001") == 0)
+                .then_some(())
         })
     });
     assert!(server.stop(), "server stopped uncleanly");

@@ -22,6 +22,9 @@ pub struct Launched {
     pub probe: Target,
     /// Undoes what launching set up, once the process has ended.
     pub cleanup: Option<Box<dyn FnOnce() + Send>>,
+    /// Says why the replica ended when it knows better than the exit status (the
+    /// container's cgroup saw an OOM kill); asked before `cleanup`.
+    pub explain: Option<Box<dyn Fn() -> Option<Failure> + Send + Sync>>,
 }
 
 impl std::fmt::Debug for Launched {
@@ -149,6 +152,7 @@ impl Launcher for LocalProcess {
                 addr: SocketAddr::new(host, port),
                 probe: probe_target(w, host, port),
                 cleanup: None,
+                explain: None,
             })
         })
     }

@@ -155,6 +155,7 @@ async fn run_once(rev: &RevisionState, replica: &Replica) -> Outcome {
         addr,
         probe,
         cleanup,
+        explain,
     } = launched;
     let outcome = match child.id() {
         None => Outcome::Ended(Failure {
@@ -165,7 +166,12 @@ async fn run_once(rev: &RevisionState, replica: &Replica) -> Outcome {
         Some(pid) => {
             pidfile::record(&rev.pids, pid);
             *replica.pid.lock().unwrap_or_else(|e| e.into_inner()) = Some(pid);
-            let outcome = watch(rev, replica, &mut child, pid, addr, &probe, &log).await;
+            let mut outcome = watch(rev, replica, &mut child, pid, addr, &probe, &log).await;
+            if let (Outcome::Ended(_), Some(explain)) = (&outcome, &explain)
+                && let Some(better) = explain()
+            {
+                outcome = Outcome::Ended(better);
+            }
             *replica.pid.lock().unwrap_or_else(|e| e.into_inner()) = None;
             signal_group(pid, Signal::SIGKILL);
             let _ = child.wait().await;

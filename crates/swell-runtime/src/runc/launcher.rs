@@ -210,6 +210,23 @@ impl Runc {
     }
 }
 
+/// The container's cgroup (`/swell/<cid>`, cgroup v1 or v2) saw an OOM kill.
+fn oom_killed(cid: &str) -> bool {
+    ["/sys/fs/cgroup/memory/swell", "/sys/fs/cgroup/swell"]
+        .iter()
+        .flat_map(|base| {
+            ["memory.oom_control", "memory.events"].map(|f| Path::new(base).join(cid).join(f))
+        })
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .any(|text| {
+            text.lines().any(|l| {
+                l.strip_prefix("oom_kill ")
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                    .is_some_and(|n| n > 0)
+            })
+        })
+}
+
 impl Launcher for Runc {
     fn refuse(&self, w: &Workload) -> Option<Failure> {
         if !w.sidecars.is_empty() {
@@ -267,7 +284,8 @@ impl Launcher for Runc {
             let child = tokio::process::Command::new("runc")
                 .arg("--root")
                 .arg(&self.state)
-                .args(["run", "--bundle"])
+                // Kept after it exits, so its cgroup can still say why it ended.
+                .args(["run", "--keep", "--bundle"])
                 .arg(&dir)
                 .arg(&cid)
                 .stdin(Stdio::null())
@@ -290,11 +308,23 @@ impl Launcher for Runc {
                 "exec".into(),
                 cid.clone(),
             ];
+            let explain = {
+                let cid = cid.clone();
+                move || {
+                    oom_killed(&cid).then(|| {
+                        failure(
+                            "OOMKilled",
+                            "the container exceeded its memory limit and was killed",
+                        )
+                    })
+                }
+            };
             Ok(Launched {
                 child,
                 addr: SocketAddr::new(net.ip, w.port),
                 probe,
                 cleanup: Some(Box::new(cleanup)),
+                explain: Some(Box::new(explain)),
             })
         })
     }
