@@ -99,6 +99,9 @@ pub struct ServingConfig {
     /// `config-deployment`'s `progress-deadline`: how long a Revision may take to
     /// reach its initial scale.
     pub progress_deadline: std::time::Duration,
+    /// `config-deployment`'s `registries-skipping-tag-resolving`: images from these
+    /// registries keep their tags.
+    pub registries_skipping_tag_resolving: Vec<String>,
 }
 
 impl Default for ServingConfig {
@@ -115,6 +118,9 @@ impl Default for ServingConfig {
             gc: Gc::default(),
             autoscaler_data: Data::new(),
             progress_deadline: DEFAULT_PROGRESS_DEADLINE,
+            registries_skipping_tag_resolving: ["kind.local", "ko.local", "dev.local"]
+                .map(String::from)
+                .to_vec(),
         }
     }
 }
@@ -580,6 +586,13 @@ fn apply(cfg: &mut ServingConfig, map: &str, data: &Data, errs: &mut FieldErrors
                 .get("progress-deadline")
                 .and_then(|v| parse_go_duration(v.trim()).ok())
                 .unwrap_or(DEFAULT_PROGRESS_DEADLINE);
+            if let Some(v) = data.get("registries-skipping-tag-resolving") {
+                cfg.registries_skipping_tag_resolving = v
+                    .split(',')
+                    .map(|r| r.trim().to_string())
+                    .filter(|r| !r.is_empty())
+                    .collect();
+            }
         }
         _ => {}
     }

@@ -43,6 +43,8 @@ pub struct Ctx {
     pub client: kube::Client,
     /// Scales Revisions; the only one that asks the backend for replicas.
     pub autoscaler: Arc<autoscaling::Autoscaler>,
+    /// Pins Revisions' image tags to digests, when the backend runs images.
+    pub images: Option<Arc<dyn swell_runtime::ImageResolver>>,
     /// Where Routes publish their routing tables.
     pub ingress: RoutingTables,
     /// The data plane's Revision pools, configured from each Revision's spec.
@@ -169,6 +171,8 @@ pub struct Wiring {
     pub replica_changes: tokio::sync::mpsc::UnboundedReceiver<RevisionRef>,
     /// Called with every new configuration read from the `config-*` maps.
     pub on_config: Arc<dyn Fn(&ServingConfig) + Send + Sync>,
+    /// Pins Revisions' image tags to digests (backends that run images).
+    pub images: Option<Arc<dyn swell_runtime::ImageResolver>>,
 }
 
 impl std::fmt::Debug for Wiring {
@@ -204,6 +208,7 @@ pub async fn run(wiring: Wiring, shutdown: CancellationToken) {
         ingress_port,
         replica_changes,
         on_config,
+        images,
     } = wiring;
     let c = client.clone();
     let wc = watcher::Config::default;
@@ -227,6 +232,7 @@ pub async fn run(wiring: Wiring, shutdown: CancellationToken) {
     let ctx = Arc::new(Ctx {
         client,
         autoscaler: autoscaler.clone(),
+        images,
         ingress,
         pools,
         ingress_port,

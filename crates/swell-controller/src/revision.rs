@@ -12,6 +12,7 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 use swell_api::config::ServingConfig;
+use swell_api::revision::ContainerStatus;
 use swell_api::{Revision, RevisionStatus};
 use swell_autoscaler::{Activity, AutoscalerConfig};
 use swell_dataplane::{RevisionConfig, RevisionKey};
@@ -205,8 +206,19 @@ pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Ctx>) -> Result<Action, Reco
         return Ok(Action::await_change());
     }
     let cfg = ctx.config.borrow().clone();
+    let pinned = match pin_image(&rev, &cfg, ctx.images.as_deref()).await {
+        Ok(p) => p,
+        Err(failure) => {
+            ctx.autoscaler.forget(&r);
+            let st = revision_status(&rev, &not_running(failure));
+            return write_status(&ctx, &rev, st).await;
+        }
+    };
     let scale = match workload::resolve(&ctx.client, &rev).await {
-        Ok(w) => {
+        Ok(mut w) => {
+            if let Some(p) = &pinned {
+                w.container.image = Some(p.image_digest.clone());
+            }
             ctx.pools.configure(&key, pool_config(&rev));
             match autoscaling(&rev, &cfg) {
                 Ok(resolved) => ctx.autoscaler.reconcile(&r, resolved, &w),
@@ -219,8 +231,25 @@ pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Ctx>) -> Result<Action, Reco
         Err(WorkloadError::Api(e)) => return Err(e.into()),
         Err(WorkloadError::Config(failure)) => not_running(failure),
     };
-    let st = revision_status(&rev, &scale);
+    let mut st = revision_status(&rev, &scale);
+    if let Some(p) = pinned {
+        st.container_statuses = vec![p];
+    }
+    write_status(&ctx, &rev, st).await?;
+    // Replica changes trigger reconciles; the requeue only catches what slipped by.
+    Ok(Action::requeue(Duration::from_secs(
+        if scale.observed.ready > 0 { 300 } else { 10 },
+    )))
+}
+
+/// Writes the Revision's status if it changed; failed Revisions are retried later.
+async fn write_status(
+    ctx: &Ctx,
+    rev: &Revision,
+    st: RevisionStatus,
+) -> Result<Action, ReconcileError> {
     if rev.status.as_ref() != Some(&st) {
+        let r = revision_ref(rev);
         let api: Api<Revision> = Api::namespaced(ctx.client.clone(), &r.namespace);
         api.patch_status(
             &r.name,
@@ -229,8 +258,46 @@ pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Ctx>) -> Result<Action, Reco
         )
         .await?;
     }
-    // Replica changes trigger reconciles; the requeue only catches what slipped by.
-    Ok(Action::requeue(Duration::from_secs(
-        if scale.observed.ready > 0 { 300 } else { 10 },
-    )))
+    Ok(Action::requeue(Duration::from_secs(10)))
+}
+
+/// The serving container's image pinned to its digest (as Knative resolves tags when
+/// a Revision is created): the digest already recorded in the status, else resolved
+/// now. `None` without a resolver, or for registries that skip tag resolution.
+async fn pin_image(
+    rev: &Revision,
+    cfg: &ServingConfig,
+    images: Option<&dyn swell_runtime::ImageResolver>,
+) -> Result<Option<ContainerStatus>, Failure> {
+    let Some(images) = images else {
+        return Ok(None);
+    };
+    let containers = &rev.spec.pod_spec.containers;
+    let Some(c) = swell_api::defaults::serving_container_index(containers).map(|i| &containers[i])
+    else {
+        return Ok(None);
+    };
+    let Some(image) = c.image.as_deref().filter(|i| !i.is_empty()) else {
+        return Ok(None);
+    };
+    let registry = image.split_once('/').map_or("", |(r, _)| r);
+    if cfg
+        .registries_skipping_tag_resolving
+        .iter()
+        .any(|r| r == registry)
+    {
+        return Ok(None);
+    }
+    let recorded = rev
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.iter().find(|s| s.name == c.name))
+        .filter(|s| !s.image_digest.is_empty());
+    if let Some(s) = recorded {
+        return Ok(Some(s.clone()));
+    }
+    Ok(Some(ContainerStatus {
+        name: c.name.clone(),
+        image_digest: images.resolve(image).await?,
+    }))
 }

@@ -71,6 +71,22 @@ pub struct ReplicaUsage {
     pub memory_bytes: u64,
 }
 
+/// Pins image tags to digests when a Revision is created, so a Revision never changes
+/// image under its users.
+pub trait ImageResolver: Send + Sync + 'static {
+    /// `image` by digest (`registry/repository@sha256:…`).
+    fn resolve<'a>(
+        &'a self,
+        image: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, Failure>> + Send + 'a>>;
+}
+
+impl std::fmt::Debug for dyn ImageResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ImageResolver")
+    }
+}
+
 /// Told whenever a Revision's set of ready replicas changes.
 pub trait ReplicaObserver: Send + Sync + 'static {
     /// `ready` is the complete set of ready replica addresses.

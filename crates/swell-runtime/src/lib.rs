@@ -8,7 +8,7 @@ pub mod process;
 pub mod runc;
 
 pub use backend::{
-    Backend, Failure, FakeBackend, NoBackend, ReplicaObserver, ReplicaStatus, ReplicaUsage,
-    RevisionRef, Workload,
+    Backend, Failure, FakeBackend, ImageResolver, NoBackend, ReplicaObserver, ReplicaStatus,
+    ReplicaUsage, RevisionRef, Workload,
 };
 pub use process::ProcessBackend;

@@ -156,6 +156,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         pools: dataplane.revisions.clone(),
         changes: changes_tx,
     });
+    let mut images: Option<Arc<dyn swell_runtime::ImageResolver>> = None;
     let process = match args.backend {
         BackendKind::Process => {
             let dir = args.data_dir.join("replicas");
@@ -168,13 +169,15 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         BackendKind::Runc => {
             let dir = args.data_dir.join("replicas");
             let store = crate::image::store(&args.data_dir)?;
-            let runc = swell_runtime::runc::Runc::new(&args.data_dir.join("runc"), store)
-                .context("cannot prepare the runc backend")?;
+            let runc = Arc::new(
+                swell_runtime::runc::Runc::new(&args.data_dir.join("runc"), store)
+                    .context("cannot prepare the runc backend")?,
+            );
+            images = Some(runc.clone());
             Some(Arc::new(
-                swell_runtime::ProcessBackend::with_launcher(&dir, observer, Arc::new(runc))
-                    .with_context(|| {
-                        format!("cannot prepare the runc backend in {}", dir.display())
-                    })?,
+                swell_runtime::ProcessBackend::with_launcher(&dir, observer, runc).with_context(
+                    || format!("cannot prepare the runc backend in {}", dir.display()),
+                )?,
             ))
         }
         _ => None,
@@ -193,6 +196,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         pools: dataplane.revisions.clone(),
         ingress_port: Some(ingress_addr.port()),
         replica_changes,
+        images,
         on_config: Arc::new(move |cfg: &swell_api::config::ServingConfig| {
             state.set_admission_context(swell_api::AdmissionContext {
                 config: swell_api::validation::ValidationConfig {

@@ -1,7 +1,8 @@
 //! The runc backend end to end: Services whose images come from the store (imported)
 //! and from a real registry (pulled on first use) run as runc containers, each in its
 //! own network namespace at its own address, both listening on 8080 while ignoring
-//! `PORT`; a missing image fails its Revision with the reason, and so does a container
+//! `PORT`; a Revision keeps the digest its tag had when it was created, even after the
+//! tag moves; a missing image fails its Revision with the reason, and so does a container
 //! killed for exceeding its memory limit (`OOMKilled`); deleting a Service and
 //! stopping the server leave no container, mount or namespace behind. Needs root
 //! (CI runs as root), runc and the CNI plugins (`.ci/run` installs them).
@@ -44,6 +45,18 @@ fn containers(data: &Path) -> Vec<String> {
         .lines()
         .map(str::to_string)
         .collect()
+}
+
+/// The host PID of a running container.
+fn container_pid(data: &Path, id: &str) -> Option<i64> {
+    let out = Command::new("runc")
+        .arg("--root")
+        .arg(data.join("runc/runc"))
+        .args(["state", id])
+        .output()
+        .ok()?;
+    let state: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    state["pid"].as_i64().filter(|p| *p > 0)
 }
 
 fn namespaces(revision: &str) -> usize {
@@ -107,17 +120,15 @@ async fn containers_from_the_store_and_a_registry_serve_at_their_own_addresses()
         "local",
         &web("local", "busybox:local", "from-the-store"),
     );
+    // The pulled app says which image it runs: v1 has no /etc/image-version.
     let remote = format!("{}/busybox:1", reg.addr);
-    apply_ready(
-        &server,
-        "pulled",
-        &web("pulled", &remote, "from-the-registry"),
-    );
+    let version = "$(cat /etc/image-version 2>/dev/null || echo v1)";
+    apply_ready(&server, "pulled", &web("pulled", &remote, version));
     let c = client(
         &server,
         &["local.default.localhost", "pulled.default.localhost"],
     );
-    for (host, text) in [("local", "from-the-store"), ("pulled", "from-the-registry")] {
+    for (host, text) in [("local", "from-the-store"), ("pulled", "v1")] {
         let (status, body) =
             get(&c, &url(&server, &format!("{host}.default.localhost"), "/")).await;
         assert_eq!((status, body.trim()), (200, text), "{host}");
@@ -129,8 +140,73 @@ async fn containers_from_the_store_and_a_registry_serve_at_their_own_addresses()
         (1, 1)
     );
 
-    // An image no registry has fails its Revision, with the reason.
+    // The Revision runs the digest its tag had when it was created: moving the tag in
+    // the registry changes neither the running replica nor one that restarts.
     let k = server.kubectl(KUBECTL);
+    let digest = k.ok(&[
+        "get",
+        "revision",
+        "pulled-00001",
+        "-o",
+        "jsonpath={.status.containerStatuses[0].imageDigest}",
+    ]);
+    assert!(
+        digest.starts_with(&format!("{}/busybox@sha256:", reg.addr)),
+        "{digest}"
+    );
+    let etc = work.join("bundle/rootfs/etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::write(etc.join("image-version"), "v2").unwrap();
+    run("umoci", &["repack", "--image", "L:latest", "bundle"], &work);
+    run(
+        "skopeo",
+        &["copy", "--dest-tls-verify=false", "oci:L:latest", &pushed],
+        &work,
+    );
+    let before = container_pid(&data, "default.pulled-00001.1").expect("pulled-00001 runs");
+    let killed = Command::new("runc")
+        .arg("--root")
+        .arg(data.join("runc/runc"))
+        .args(["kill", "default.pulled-00001.1", "KILL"])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    tokio::task::block_in_place(|| {
+        eventually("pulled-00001's container to restart", || {
+            container_pid(&data, "default.pulled-00001.1")
+                .filter(|p| *p != before)
+                .map(|_| ())
+        })
+    });
+    let pulled = url(&server, "pulled.default.localhost", "/");
+    let (status, body) = get(&c, &pulled).await;
+    assert_eq!(
+        (status, body.trim()),
+        (200, "v1"),
+        "the restarted replica kept its digest"
+    );
+    // A new Revision resolves the tag again.
+    let generation2 = web("pulled", &remote, version).replace(
+        "        command:",
+        "        env: [{name: GENERATION, value: \"2\"}]\n        command:",
+    );
+    k.ok_stdin(&["apply", "-f", "-"], &generation2);
+    tokio::task::block_in_place(|| {
+        eventually("pulled-00002 to be ready", || {
+            let latest = k.ok(&[
+                "get",
+                "ksvc",
+                "pulled",
+                "-o",
+                "jsonpath={.status.latestReadyRevisionName}",
+            ]);
+            (latest == "pulled-00002").then_some(())
+        })
+    });
+    let (status, body) = get(&c, &pulled).await;
+    assert_eq!((status, body.trim()), (200, "v2"));
+
+    // An image no registry has fails its Revision, with the reason.
     k.ok_stdin(
         &["apply", "-f", "-"],
         &web("ghost", &format!("{}/ghost:1", reg.addr), "x"),
@@ -139,7 +215,7 @@ async fn containers_from_the_store_and_a_registry_serve_at_their_own_addresses()
     tokio::task::block_in_place(|| {
         eventually("ghost-00001 to fail on its image", || {
             let got = k.ok(&["get", "revision", "ghost-00001", "-o", path]);
-            (got == "False/ErrImagePull").then_some(())
+            (got == "False/ContainerMissing").then_some(())
         })
     });
 
@@ -172,12 +248,12 @@ spec:
     tokio::task::block_in_place(|| {
         eventually("local's container to go", || {
             let left = containers(&data);
-            (left.len() == 1 && left[0].contains("pulled") && namespaces("local-00001") == 0)
-                .then_some(())
+            let only_pulled = left.iter().all(|c| c.contains("pulled"));
+            (only_pulled && namespaces("local-00001") == 0).then_some(())
         })
     });
     assert!(server.stop(), "server stopped uncleanly");
     assert!(containers(&data).is_empty(), "{:?}", containers(&data));
-    assert_eq!(namespaces("pulled-00001"), 0);
+    assert_eq!(namespaces("pulled-00001") + namespaces("pulled-00002"), 0);
     assert_eq!(mounts_under(&data), 0, "overlay mounts left behind");
 }

@@ -242,9 +242,11 @@ impl ImageStore {
         })
     }
 
-    /// The manifest `reference` points at (a digest names itself).
+    /// The manifest `reference` points at (a digest, alone or as `name@digest`, names
+    /// itself).
     pub fn resolve(&self, reference: &str) -> Result<Digest, ImageError> {
-        if let Ok(d) = reference.parse::<Digest>()
+        let by_digest = reference.rsplit_once('@').map_or(reference, |(_, d)| d);
+        if let Ok(d) = by_digest.parse::<Digest>()
             && self.has_blob(&d)
         {
             return Ok(d);

@@ -7,7 +7,7 @@
 
 use super::bundle::{BundleInput, runtime_spec};
 use super::network::{Attachment, Network};
-use crate::backend::{Failure, Workload};
+use crate::backend::{Failure, ImageResolver, Workload};
 use crate::image::pull::{self, Auth};
 use crate::image::{Digest, ImageError, ImageStore};
 use crate::process::RevisionState;
@@ -210,6 +210,46 @@ impl Runc {
     }
 }
 
+impl ImageResolver for Runc {
+    fn resolve<'a>(
+        &'a self,
+        image: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, Failure>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            let missing = |message: String| {
+                failure(
+                    "ContainerMissing",
+                    format!("Unable to fetch image {image:?}: {message}"),
+                )
+            };
+            // A reference naming its registry is resolved there (the tag may have
+            // moved); a bare name may be an imported image.
+            let digest = if names_registry(image) {
+                pull::pull(&self.store, image, &Auth::Anonymous)
+                    .await
+                    .map(|p| p.digest)
+                    .map_err(|e| missing(e.to_string()))?
+            } else {
+                self.image(image).await.map_err(|f| missing(f.message))?
+            };
+            let name = match image.parse::<oci_client::Reference>() {
+                Ok(r) => format!("{}/{}", r.registry(), r.repository()),
+                Err(_) => image.split(['@', ':']).next().unwrap_or(image).to_string(),
+            };
+            Ok(format!("{name}@{digest}"))
+        })
+    }
+}
+
+/// The reference starts with a registry host (`host.domain/…`, `host:port/…`,
+/// `localhost/…`), as Docker decides.
+fn names_registry(image: &str) -> bool {
+    image.split_once('/').is_some_and(|(first, _)| {
+        first.contains('.') || first.contains(':') || first == "localhost"
+    })
+}
+
 /// The container's cgroup (`/swell/<cid>`, cgroup v1 or v2) saw an OOM kill.
 fn oom_killed(cid: &str) -> bool {
     ["/sys/fs/cgroup/memory/swell", "/sys/fs/cgroup/swell"]
@@ -333,6 +373,16 @@ impl Launcher for Runc {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn references_name_their_registry_as_docker_decides() {
+        for r in ["127.0.0.1:5000/app:1", "ghcr.io/org/app", "localhost/app"] {
+            assert!(names_registry(r), "{r}");
+        }
+        for r in ["busybox", "busybox:local", "library/busybox:1"] {
+            assert!(!names_registry(r), "{r}");
+        }
+    }
 
     #[test]
     fn container_ids_are_runc_safe() {
