@@ -3,7 +3,7 @@
 //! time (process spawned → first response byte), over 50 cold starts each with the
 //! process backend; and the KPA's cost per tick for 10,000 Revisions.
 
-use super::{fmt, http, percentile};
+use super::{Proc, fmt, http, percentile};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -14,26 +14,6 @@ use swell_autoscaler::{AutoscalerConfig, Kpa, resolve, spec::Data, spec::scaler_
 
 const COLD_STARTS: usize = 50;
 const REVISIONS: usize = 10_000;
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    /// SIGTERM first, so `swell server` stops its replicas; SIGKILL after 30 s.
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// One HTTP/1.1 GET on a new connection; the time until the first response byte.
 pub(crate) fn first_byte(addr: &str, host: &str) -> anyhow::Result<Duration> {

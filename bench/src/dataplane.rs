@@ -2,7 +2,7 @@
 //! same `swell-testapp` replica reached directly, through nginx and through HAProxy
 //! (wrk, loopback, concurrency 1/16/128), and Swell's memory per idle Revision.
 
-use super::{http, rss_kib};
+use super::{Proc, http, rss_kib};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use std::io::Write;
@@ -10,26 +10,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const HOST: &str = "hello.default.localhost";
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    /// SIGTERM first, so `swell server` stops its replicas; SIGKILL after 30 s.
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn need(tool: &str) -> anyhow::Result<()> {
     let found = Command::new("sh")

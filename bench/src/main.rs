@@ -63,6 +63,27 @@ fn start_server(extra: &[&str]) -> anyhow::Result<Server> {
     })
 }
 
+/// A process stopped when dropped: SIGTERM first, so `swell server` stops its
+/// replicas; SIGKILL after 30 s.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// An HTTP client (ring as rustls' provider: the workspace's reqwest has none built in).
 fn http() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();

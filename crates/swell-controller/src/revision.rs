@@ -211,7 +211,8 @@ pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Ctx>) -> Result<Action, Reco
         Err(failure) => {
             ctx.autoscaler.forget(&r);
             let st = revision_status(&rev, &not_running(failure));
-            return write_status(&ctx, &rev, st).await;
+            write_status(&ctx, &rev, st).await?;
+            return Ok(Action::requeue(Duration::from_secs(10)));
         }
     };
     let scale = match workload::resolve(&ctx.client, &rev).await {
@@ -242,12 +243,8 @@ pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Ctx>) -> Result<Action, Reco
     )))
 }
 
-/// Writes the Revision's status if it changed; failed Revisions are retried later.
-async fn write_status(
-    ctx: &Ctx,
-    rev: &Revision,
-    st: RevisionStatus,
-) -> Result<Action, ReconcileError> {
+/// Writes the Revision's status if it changed.
+async fn write_status(ctx: &Ctx, rev: &Revision, st: RevisionStatus) -> Result<(), ReconcileError> {
     if rev.status.as_ref() != Some(&st) {
         let r = revision_ref(rev);
         let api: Api<Revision> = Api::namespaced(ctx.client.clone(), &r.namespace);
@@ -258,7 +255,7 @@ async fn write_status(
         )
         .await?;
     }
-    Ok(Action::requeue(Duration::from_secs(10)))
+    Ok(())
 }
 
 /// The serving container's image pinned to its digest (as Knative resolves tags when

@@ -5,8 +5,8 @@
 
 use super::digest::{Digest, copy_hashed};
 use super::layer::{self, Compression};
-use super::store::{ImageError, ImageStore, digest_of};
-use oci_spec::image::{Arch, Descriptor, ImageIndex, MediaType, Os};
+use super::store::{ImageError, ImageStore, digest_of, platform_manifest};
+use oci_spec::image::{Descriptor, ImageIndex, MediaType};
 use serde_json::json;
 use std::fs;
 use std::io::{self, Read};
@@ -123,18 +123,7 @@ fn copy_image(store: &ImageStore, dir: &Path, desc: &Descriptor) -> Result<Diges
             &fs::read(store.blob_path(&d)).map_err(io_err(format!("reading index {d}")))?[..],
         )
         .map_err(|e| ImageError::Invalid(format!("index {d}: {e}")))?;
-        let (os, arch) = (Os::default(), Arch::default());
-        let mine = index
-            .manifests()
-            .iter()
-            .find(|m| {
-                m.platform()
-                    .as_ref()
-                    .is_some_and(|p| *p.os() == os && *p.architecture() == arch)
-            })
-            .ok_or_else(|| {
-                ImageError::Invalid(format!("index {d} has no image for {os}/{arch}"))
-            })?;
+        let mine = platform_manifest(&index, &format!("index {d}"))?;
         return copy_image(store, dir, mine);
     }
     copy_blob(store, dir, &d)?;

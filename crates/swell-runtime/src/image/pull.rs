@@ -4,12 +4,12 @@
 //! checked while it streams in, before anything is kept.
 
 use super::digest::Digest;
-use super::store::{ImageError, ImageStore, digest_of};
+use super::store::{ImageError, ImageStore, digest_of, platform_manifest};
 use futures::StreamExt;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
-use oci_spec::image::{Arch, ImageIndex, Os};
+use oci_spec::image::ImageIndex;
 
 const MANIFEST_TYPES: &[&str] = &[
     "application/vnd.oci.image.manifest.v1+json",
@@ -122,18 +122,7 @@ pub async fn pull(store: &ImageStore, reference: &str, auth: &Auth) -> Result<Pu
     if doc.get("manifests").is_some() {
         let index = ImageIndex::from_reader(&bytes[..])
             .map_err(|e| registry_error(&format!("index of {reference}"), e))?;
-        let (os, arch) = (Os::default(), Arch::default());
-        let mine = index
-            .manifests()
-            .iter()
-            .find(|m| {
-                m.platform()
-                    .as_ref()
-                    .is_some_and(|p| *p.os() == os && *p.architecture() == arch)
-            })
-            .ok_or_else(|| {
-                ImageError::Invalid(format!("{reference} has no image for {os}/{arch}"))
-            })?;
+        let mine = platform_manifest(&index, reference)?;
         let by_digest = parsed.clone_with_digest(mine.digest().to_string());
         (bytes, digest) = manifest(&client, &by_digest, &auth).await?;
     }

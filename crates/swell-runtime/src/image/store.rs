@@ -428,6 +428,27 @@ impl Drop for BlobWriter {
     }
 }
 
+/// The manifest an image index `index` (named `what` in errors) holds for this
+/// machine's platform.
+pub fn platform_manifest<'a>(
+    index: &'a oci_spec::image::ImageIndex,
+    what: &str,
+) -> Result<&'a oci_spec::image::Descriptor, ImageError> {
+    let (os, arch) = (
+        oci_spec::image::Os::default(),
+        oci_spec::image::Arch::default(),
+    );
+    index
+        .manifests()
+        .iter()
+        .find(|m| {
+            m.platform()
+                .as_ref()
+                .is_some_and(|p| *p.os() == os && *p.architecture() == arch)
+        })
+        .ok_or_else(|| ImageError::Invalid(format!("{what} has no image for {os}/{arch}")))
+}
+
 /// Our digest of an oci-spec digest (only sha256 is accepted).
 pub fn digest_of(d: &oci_spec::image::Digest) -> Result<Digest, ImageError> {
     d.to_string()
