@@ -6,7 +6,7 @@ use super::{Proc, http, rss_kib};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const HOST: &str = "hello.default.localhost";
