@@ -349,6 +349,8 @@ mod tests {
             port: 8080,
             grace: Duration::from_secs(1),
             sidecars: vec![],
+            init_containers: vec![],
+            volumes: vec![],
         }
     }
 

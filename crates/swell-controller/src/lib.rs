@@ -26,7 +26,8 @@ pub use swell_dataplane::{RouteKey, RoutingTable, RoutingTables, Split};
 pub use swell_runtime::{Backend, FakeBackend, NoBackend, ReplicaStatus, RevisionRef};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -94,6 +95,21 @@ fn routes_naming(
         .filter(|r| {
             r.metadata.namespace.as_deref() == namespace && r.spec.traffic.iter().any(&names)
         })
+        .map(|r| ObjectRef::from_obj(r.as_ref()))
+        .collect()
+}
+
+/// The Revisions in the namespace of the ConfigMap or Secret `source` that read it.
+fn revisions_using(
+    store: &Store<Revision>,
+    source: &ObjectMeta,
+    kind: workload::SourceKind,
+) -> Vec<ObjectRef<Revision>> {
+    let name = source.name.as_deref().unwrap_or_default();
+    store
+        .state()
+        .iter()
+        .filter(|r| r.metadata.namespace == source.namespace && workload::references(r, kind, name))
         .map(|r| ObjectRef::from_obj(r.as_ref()))
         .collect()
 }
@@ -265,7 +281,17 @@ pub async fn run(wiring: Wiring, shutdown: CancellationToken) {
     // A Revision's scaling follows `config-autoscaler` and `config-deployment`.
     let revision_config_changes =
         tokio_stream::wrappers::WatchStream::from_changes(ctx.config.clone()).map(|_| ());
-    let revisions = Controller::new(Api::<Revision>::all(c.clone()), wc())
+    // A Revision re-reads the ConfigMaps and Secrets it uses when they change (its
+    // volumes show the new contents; one that was missing may now exist).
+    let revisions = Controller::new(Api::<Revision>::all(c.clone()), wc());
+    let (by_map, by_secret) = (revisions.store(), revisions.store());
+    let revisions = revisions
+        .watches(Api::<ConfigMap>::all(c.clone()), wc(), move |m| {
+            revisions_using(&by_map, &m.metadata, workload::SourceKind::ConfigMap)
+        })
+        .watches(Api::<Secret>::all(c.clone()), wc(), move |s| {
+            revisions_using(&by_secret, &s.metadata, workload::SourceKind::Secret)
+        })
         .reconcile_on(replica_changes)
         .reconcile_all_on(revision_config_changes)
         .graceful_shutdown_on(stop());

@@ -1,13 +1,15 @@
 //! What a Revision runs, resolved for the backend: the serving container's environment
 //! (`envFrom`, then `env` with ConfigMap/Secret references and Kubernetes' `$(VAR)`
-//! expansion, then Knative's `K_*`), its argv, port and stop grace period.
+//! expansion, then Knative's `K_*`), its argv, port and stop grace period, and the
+//! files of its ConfigMap, Secret and projected volumes.
 
 use crate::labels;
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, KeyToPath, Secret};
 use kube::api::Api;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use swell_api::Revision;
+use swell_runtime::volume::{Volume, VolumeFile, VolumeSource};
 use swell_runtime::{Failure, Workload};
 
 /// The default container port (runtime contract).
@@ -49,46 +51,68 @@ fn config_error(message: String) -> Failure {
     }
 }
 
+/// A ConfigMap's or Secret's keys and values.
+type Data = BTreeMap<String, Vec<u8>>;
+
 /// Reads ConfigMaps and Secrets of one namespace, once each.
 struct Sources {
     maps: Api<ConfigMap>,
     secrets: Api<Secret>,
-    map_cache: BTreeMap<String, Option<BTreeMap<String, String>>>,
-    secret_cache: BTreeMap<String, Option<BTreeMap<String, String>>>,
+    map_cache: BTreeMap<String, Option<Data>>,
+    secret_cache: BTreeMap<String, Option<Data>>,
 }
 
 impl Sources {
-    async fn map(&mut self, name: &str) -> Result<Option<BTreeMap<String, String>>, kube::Error> {
+    /// A ConfigMap's `data` and `binaryData`.
+    async fn map(&mut self, name: &str) -> Result<Option<Data>, kube::Error> {
         if !self.map_cache.contains_key(name) {
-            let m = self
-                .maps
-                .get_opt(name)
-                .await?
-                .map(|m| m.data.unwrap_or_default());
+            let m = self.maps.get_opt(name).await?.map(|m| {
+                let mut data: Data = m
+                    .binary_data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.0))
+                    .collect();
+                data.extend(
+                    m.data
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.into_bytes())),
+                );
+                data
+            });
             self.map_cache.insert(name.to_string(), m);
         }
         Ok(self.map_cache[name].clone())
     }
 
-    async fn secret(
-        &mut self,
-        name: &str,
-    ) -> Result<Option<BTreeMap<String, String>>, kube::Error> {
+    /// A Secret's `data` and `stringData`.
+    async fn secret(&mut self, name: &str) -> Result<Option<Data>, kube::Error> {
         if !self.secret_cache.contains_key(name) {
             let s = self.secrets.get_opt(name).await?.map(|s| {
-                let mut data: BTreeMap<String, String> = s
+                let mut data: Data = s
                     .data
                     .unwrap_or_default()
                     .into_iter()
-                    .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                    .map(|(k, v)| (k, v.0))
                     .collect();
-                data.extend(s.string_data.unwrap_or_default());
+                data.extend(
+                    s.string_data
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.into_bytes())),
+                );
                 data
             });
             self.secret_cache.insert(name.to_string(), s);
         }
         Ok(self.secret_cache[name].clone())
     }
+}
+
+/// Bytes as an environment value.
+fn text(v: Vec<u8>) -> String {
+    String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Why a Workload cannot be built: the API failed (retry), or the Revision's
@@ -151,7 +175,7 @@ pub async fn resolve(client: &kube::Client, rev: &Revision) -> Result<Workload, 
         match data {
             Some(d) => {
                 for (k, v) in d {
-                    set(&mut env, format!("{prefix}{k}"), v);
+                    set(&mut env, format!("{prefix}{k}"), text(v));
                 }
             }
             None if optional == Some(true) => {}
@@ -240,6 +264,7 @@ pub async fn resolve(client: &kube::Client, rev: &Revision) -> Result<Workload, 
             .and_then(|t| u64::try_from(t).ok())
             .unwrap_or(300),
     );
+    let volumes = volumes(&mut src, rev, &ns).await?;
     Ok(Workload {
         container,
         env,
@@ -249,13 +274,266 @@ pub async fn resolve(client: &kube::Client, rev: &Revision) -> Result<Workload, 
         port,
         grace,
         sidecars,
+        init_containers: rev
+            .spec
+            .pod_spec
+            .init_containers
+            .clone()
+            .unwrap_or_default(),
+        volumes,
     })
+}
+
+/// What a Revision can read values from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceKind {
+    /// A ConfigMap.
+    ConfigMap,
+    /// A Secret.
+    Secret,
+}
+
+/// Whether `rev` reads the ConfigMap or Secret `name` of its namespace (through a
+/// volume, `env` or `envFrom`), so that a change to it concerns the Revision.
+pub fn references(rev: &Revision, kind: SourceKind, name: &str) -> bool {
+    let is = |k: SourceKind, n: &str| k == kind && n == name;
+    let spec = &rev.spec.pod_spec;
+    let in_volumes = spec.volumes.iter().flatten().any(|v| {
+        v.config_map
+            .as_ref()
+            .is_some_and(|c| is(SourceKind::ConfigMap, &c.name))
+            || v.secret
+                .as_ref()
+                .and_then(|s| s.secret_name.as_deref())
+                .is_some_and(|n| is(SourceKind::Secret, n))
+            || v.projected
+                .iter()
+                .flat_map(|p| p.sources.iter().flatten())
+                .any(|s| {
+                    s.config_map
+                        .as_ref()
+                        .is_some_and(|c| is(SourceKind::ConfigMap, &c.name))
+                        || s.secret
+                            .as_ref()
+                            .is_some_and(|c| is(SourceKind::Secret, &c.name))
+                })
+    });
+    let in_env = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .any(|c| {
+            c.env_from.iter().flatten().any(|f| {
+                f.config_map_ref
+                    .as_ref()
+                    .is_some_and(|r| is(SourceKind::ConfigMap, &r.name))
+                    || f.secret_ref
+                        .as_ref()
+                        .is_some_and(|r| is(SourceKind::Secret, &r.name))
+            }) || c
+                .env
+                .iter()
+                .flatten()
+                .filter_map(|e| e.value_from.as_ref())
+                .any(|f| {
+                    f.config_map_key_ref
+                        .as_ref()
+                        .is_some_and(|r| is(SourceKind::ConfigMap, &r.name))
+                        || f.secret_key_ref
+                            .as_ref()
+                            .is_some_and(|r| is(SourceKind::Secret, &r.name))
+                })
+        });
+    in_volumes || in_env
+}
+
+/// The files `items` select from `data` (every key when there are no items), with
+/// `default_mode` unless an item sets its own. A missing key fails unless `optional`.
+fn select(
+    data: &Data,
+    items: Option<&Vec<KeyToPath>>,
+    default_mode: Option<i32>,
+    optional: bool,
+    what: &str,
+) -> Result<Vec<VolumeFile>, WorkloadError> {
+    let mode = |m: Option<i32>| {
+        m.or(default_mode)
+            .and_then(|m| u32::try_from(m).ok())
+            .unwrap_or(0o644)
+    };
+    let Some(items) = items.filter(|i| !i.is_empty()) else {
+        return Ok(data
+            .iter()
+            .map(|(k, v)| VolumeFile {
+                path: k.clone(),
+                data: v.clone(),
+                mode: mode(None),
+            })
+            .collect());
+    };
+    let mut files = Vec::new();
+    for item in items {
+        match data.get(&item.key) {
+            Some(v) => files.push(VolumeFile {
+                path: item.path.clone(),
+                data: v.clone(),
+                mode: mode(item.mode),
+            }),
+            None if optional => {}
+            None => {
+                return Err(WorkloadError::Config(config_error(format!(
+                    "couldn't find key {} in {what}",
+                    item.key
+                ))));
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// The files of a ConfigMap (`secret` false) or Secret named `name`: none when it is
+/// missing and `optional`, an error when it is missing otherwise.
+async fn source_files(
+    src: &mut Sources,
+    secret: bool,
+    name: &str,
+    items: Option<&Vec<KeyToPath>>,
+    default_mode: Option<i32>,
+    optional: Option<bool>,
+    ns: &str,
+) -> Result<Vec<VolumeFile>, WorkloadError> {
+    let (data, kind) = if secret {
+        (src.secret(name).await?, "secret")
+    } else {
+        (src.map(name).await?, "configmap")
+    };
+    let optional = optional == Some(true);
+    match data {
+        Some(d) => select(
+            &d,
+            items,
+            default_mode,
+            optional,
+            &format!("{kind} {ns}/{name}"),
+        ),
+        None if optional => Ok(Vec::new()),
+        None => Err(WorkloadError::Config(config_error(format!(
+            "{kind} {name:?} not found"
+        )))),
+    }
+}
+
+/// The Revision's volumes: emptyDirs as they are, ConfigMap, Secret and projected
+/// volumes as the files they hold now.
+async fn volumes(
+    src: &mut Sources,
+    rev: &Revision,
+    ns: &str,
+) -> Result<Vec<Volume>, WorkloadError> {
+    let mut out = Vec::new();
+    for v in rev.spec.pod_spec.volumes.iter().flatten() {
+        let unsupported = |what: &str| {
+            WorkloadError::Config(config_error(format!(
+                "volume {:?}: {what} volumes are not supported by Swell",
+                v.name
+            )))
+        };
+        let source = if let Some(e) = &v.empty_dir {
+            let size_limit = match &e.size_limit {
+                Some(q) => Some(swell_api::quantity::bytes(&q.0).ok_or_else(|| {
+                    WorkloadError::Config(config_error(format!(
+                        "volume {:?}: sizeLimit {:?} is not a quantity",
+                        v.name, q.0
+                    )))
+                })?),
+                None => None,
+            };
+            VolumeSource::EmptyDir {
+                memory: e.medium.as_deref() == Some("Memory"),
+                size_limit,
+            }
+        } else if let Some(c) = &v.config_map {
+            VolumeSource::Files(
+                source_files(
+                    src,
+                    false,
+                    &c.name,
+                    c.items.as_ref(),
+                    c.default_mode,
+                    c.optional,
+                    ns,
+                )
+                .await?,
+            )
+        } else if let Some(s) = &v.secret {
+            let name = s.secret_name.clone().unwrap_or_default();
+            VolumeSource::Files(
+                source_files(
+                    src,
+                    true,
+                    &name,
+                    s.items.as_ref(),
+                    s.default_mode,
+                    s.optional,
+                    ns,
+                )
+                .await?,
+            )
+        } else if let Some(p) = &v.projected {
+            let mut files = Vec::new();
+            for s in p.sources.iter().flatten() {
+                if let Some(c) = &s.config_map {
+                    files.extend(
+                        source_files(
+                            src,
+                            false,
+                            &c.name,
+                            c.items.as_ref(),
+                            p.default_mode,
+                            c.optional,
+                            ns,
+                        )
+                        .await?,
+                    );
+                } else if let Some(c) = &s.secret {
+                    files.extend(
+                        source_files(
+                            src,
+                            true,
+                            &c.name,
+                            c.items.as_ref(),
+                            p.default_mode,
+                            c.optional,
+                            ns,
+                        )
+                        .await?,
+                    );
+                } else if s.service_account_token.is_some() {
+                    return Err(unsupported("projected serviceAccountToken"));
+                } else if s.downward_api.is_some() {
+                    return Err(unsupported("projected downwardAPI"));
+                } else {
+                    return Err(unsupported("this projected source's"));
+                }
+            }
+            VolumeSource::Files(files)
+        } else if v.persistent_volume_claim.is_some() {
+            return Err(unsupported("persistentVolumeClaim"));
+        } else {
+            return Err(unsupported("these"));
+        };
+        out.push(Volume {
+            name: v.name.clone(),
+            source,
+        });
+    }
+    Ok(out)
 }
 
 /// The value of `key` in a ConfigMap's or Secret's `data` (`None` when it is absent
 /// and the reference is optional).
 fn key_ref(
-    data: Option<BTreeMap<String, String>>,
+    data: Option<Data>,
     kind: &str,
     ns: &str,
     name: &str,
@@ -263,7 +541,7 @@ fn key_ref(
     optional: Option<bool>,
 ) -> Result<Option<String>, WorkloadError> {
     match (data.as_ref().and_then(|d| d.get(key)), optional) {
-        (Some(v), _) => Ok(Some(v.clone())),
+        (Some(v), _) => Ok(Some(text(v.clone()))),
         (None, Some(true)) => Ok(None),
         (None, _) => Err(WorkloadError::Config(config_error(match data {
             Some(_) => format!("couldn't find key {key} in {kind} {ns}/{name}"),

@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Duration, Instant};
 
-/// Requests a Revision's queue holds before answering 503 (the activator's depth).
+/// Requests a Revision's queue holds before answering 503, unless told otherwise (the
+/// activator's depth).
 pub const QUEUE_DEPTH: usize = 10_000;
 
 /// Identifies a Revision.
@@ -114,6 +115,7 @@ pub struct RevisionPool {
     pub metrics: RevisionMetrics,
     state: Mutex<State>,
     demand: Demand,
+    queue_depth: usize,
 }
 
 /// The right to send one request to one replica; gives the slot back when dropped.
@@ -164,11 +166,12 @@ impl Drop for Tracked {
 }
 
 impl RevisionPool {
-    fn new(key: RevisionKey, config: RevisionConfig, metrics: &Metrics, demand: Demand) -> Self {
+    fn new(key: RevisionKey, config: RevisionConfig, revisions: &Revisions) -> Self {
         RevisionPool {
-            metrics: metrics.revision(&key),
+            metrics: revisions.metrics.revision(&key),
             key,
-            demand,
+            demand: revisions.demand.clone(),
+            queue_depth: revisions.queue_depth,
             state: Mutex::new(State {
                 config,
                 listed: Vec::new(),
@@ -255,9 +258,9 @@ impl RevisionPool {
             {
                 return Ok(lease);
             }
-            if st.waiters.len() >= QUEUE_DEPTH {
+            if st.waiters.len() >= self.queue_depth {
                 st.waiters.retain(|w| !w.is_closed());
-                if st.waiters.len() >= QUEUE_DEPTH {
+                if st.waiters.len() >= self.queue_depth {
                     return Err(AcquireError::QueueFull);
                 }
             }
@@ -343,14 +346,31 @@ type PoolsByNamespace = HashMap<String, HashMap<String, Arc<RevisionPool>>>;
 
 /// Every Revision's pool, by namespace then name (so a request finds its pool without
 /// building a key). Cheap to clone (shared).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Revisions {
     pools: Arc<RwLock<PoolsByNamespace>>,
     metrics: Arc<Metrics>,
     demand: Demand,
+    queue_depth: usize,
+}
+
+impl Default for Revisions {
+    fn default() -> Self {
+        Revisions::with_queue_depth(QUEUE_DEPTH)
+    }
 }
 
 impl Revisions {
+    /// No pools yet; each Revision's queue will hold up to `depth` requests (at least 1).
+    pub fn with_queue_depth(depth: usize) -> Self {
+        Revisions {
+            pools: Arc::default(),
+            metrics: Arc::default(),
+            demand: Demand::default(),
+            queue_depth: depth.max(1),
+        }
+    }
+
     /// Asks for `tx` to be told the Revision whenever a request waits for a Revision
     /// that has no replica (once per waiting request). Only the first call counts.
     pub fn on_demand(&self, tx: mpsc::UnboundedSender<RevisionKey>) {
@@ -385,8 +405,7 @@ impl Revisions {
                 Arc::new(RevisionPool::new(
                     key.clone(),
                     RevisionConfig::default(),
-                    &self.metrics,
-                    self.demand.clone(),
+                    self,
                 ))
             })
             .clone()

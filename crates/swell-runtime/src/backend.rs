@@ -37,6 +37,10 @@ pub struct Workload {
     pub grace: Duration,
     /// Other containers of the Revision (sidecars).
     pub sidecars: Vec<Container>,
+    /// Containers that run to completion, in order, before the others start.
+    pub init_containers: Vec<Container>,
+    /// The Revision's volumes, their ConfigMap and Secret contents read.
+    pub volumes: Vec<crate::volume::Volume>,
 }
 
 /// Why replicas are not running.

@@ -106,6 +106,7 @@ fn a_busybox_bundle_runs_under_runc_as_the_contract_says() {
         etc,
         netns: None,
         cgroups_path: format!("/{id}"),
+        volumes: &[],
     })
     .unwrap();
     spec.save(bundle.join("config.json")).unwrap();

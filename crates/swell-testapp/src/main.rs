@@ -1,6 +1,7 @@
 //! `swell-testapp`: one binary that behaves like each of Knative's test images
-//! (`test/test_images`), picked by its first argument or by `$SWELL_TESTAPP`. It listens
-//! on `$PORT` (8080 when unset) and stops gracefully on SIGTERM.
+//! (`test/test_images`), picked by `$SWELL_TESTAPP`, by the name it is run as (an image
+//! links `/ko-app/runtime` to it, as ko lays out Knative's), or by its first argument.
+//! It listens on `$PORT` (8080 when unset) and stops gracefully on SIGTERM.
 
 mod autoscale;
 mod grpc;
@@ -11,21 +12,52 @@ mod runtime;
 mod serve;
 mod singlethreaded;
 mod timeout;
+mod volumes;
 mod wsserver;
 
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-const USAGE: &str =
-    "usage: swell-testapp IMAGE [ARGS...]   (or SWELL_TESTAPP=IMAGE swell-testapp [ARGS...])
+const USAGE: &str = "usage: swell-testapp IMAGE [ARGS...]
+   or: SWELL_TESTAPP=IMAGE swell-testapp [ARGS...]
+   or: IMAGE [ARGS...]   (run through a link named after the image)
 images: helloworld pizzaplanetv1 pizzaplanetv2 autoscale runtime timeout failing
-        singlethreaded readiness hellohttp2 wsserver grpc-ping httpproxy";
+        singlethreaded readiness hellohttp2 wsserver grpc-ping httpproxy
+        hellovolume volumes";
+
+/// The images, as the names they can be run as.
+const IMAGES: &[&str] = &[
+    "helloworld",
+    "pizzaplanetv1",
+    "pizzaplanet",
+    "pizzaplanetv2",
+    "autoscale",
+    "runtime",
+    "timeout",
+    "failing",
+    "singlethreaded",
+    "readiness",
+    "hellohttp2",
+    "wsserver",
+    "grpc-ping",
+    "httpproxy",
+    "hellovolume",
+    "volumes",
+];
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    // The env var leaves argv alone, so `runtime` can report exactly what it was given.
-    let (image, rest) = match std::env::var("SWELL_TESTAPP") {
-        Ok(image) if !image.is_empty() => (image, &args[1.min(args.len())..]),
+    // The env var and the link name leave argv alone, so `runtime` can report exactly
+    // what it was given.
+    let called = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .filter(|n| IMAGES.contains(n));
+    let after_argv0 = &args[1.min(args.len())..];
+    let (image, rest) = match (std::env::var("SWELL_TESTAPP"), called) {
+        (Ok(image), _) if !image.is_empty() => (image, after_argv0),
+        (_, Some(name)) => (name.to_string(), after_argv0),
         _ => match args.get(1) {
             Some(image) => (image.clone(), &args[2.min(args.len())..]),
             None => {
@@ -82,6 +114,11 @@ async fn run(image: &str, args: &[String]) -> Result<u8, String> {
         "wsserver" => wsserver::handler(stop.clone()),
         "grpc-ping" => grpc::handler(),
         "httpproxy" => httpproxy::handler()?,
+        "hellovolume" => volumes::hellovolume(),
+        "volumes" => match volumes::volumes()? {
+            Some(handler) => handler,
+            None => return Ok(0),
+        },
         "failing" => {
             eprintln!("failing: starting, will exit with code 5 in 10 s");
             tokio::time::sleep(Duration::from_secs(10)).await;

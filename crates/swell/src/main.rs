@@ -5,6 +5,7 @@ mod autoscaler;
 mod cli;
 mod image;
 mod logging;
+mod logs;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +33,8 @@ enum Command {
     Autoscaler(autoscaler::AutoscalerArgs),
     /// The local image store: `pull`, `import`, `ls`, `rm`.
     Image(image::ImageArgs),
+    /// What a Revision's replicas wrote to stdout and stderr.
+    Logs(logs::LogsArgs),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
             Command::Delete(a) => cli::delete::run(a).await,
             Command::Autoscaler(a) => autoscaler::run(a),
             Command::Image(a) => image::run(a).await,
+            Command::Logs(a) => logs::run(a).await,
         }
     });
     match result {

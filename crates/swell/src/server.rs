@@ -35,6 +35,11 @@ pub struct ServerArgs {
     /// (control-plane testing). `none`: nothing runs, and Revisions say so.
     #[arg(long, env = "SWELL_BACKEND", value_enum, default_value_t = BackendKind::Process)]
     pub backend: BackendKind,
+    /// Requests each Revision's activator queue holds while they wait for a replica with
+    /// room; one more is answered 503 Service Unavailable (Knative's activator holds
+    /// 10000).
+    #[arg(long, env = "SWELL_QUEUE_DEPTH", default_value_t = swell_dataplane::pool::QUEUE_DEPTH as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub queue_depth: u64,
     /// Serve the API only: no controller reconciles anything (for API-level testing and
     /// debugging).
     #[arg(long, env = "SWELL_NO_CONTROLLERS")]
@@ -133,7 +138,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         addr.to_string(),
         shutdown.clone(),
     ));
-    let dataplane = Arc::new(swell_dataplane::Dataplane::default());
+    let dataplane = Arc::new(swell_dataplane::Dataplane {
+        routes: swell_dataplane::RoutingTables::default(),
+        revisions: swell_dataplane::Revisions::with_queue_depth(
+            usize::try_from(args.queue_depth).unwrap_or(usize::MAX),
+        ),
+    });
     let pools = dataplane.revisions.clone();
     let app = swell_apiserver::router(state.clone()).route(
         "/metrics",

@@ -5,18 +5,8 @@ mod common;
 use common::{Server, manifest, service_yaml};
 use std::process::{Command, Output, Stdio};
 
-fn swell(server: &Server, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_swell"))
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(server.kubeconfig())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
 fn ok(server: &Server, args: &[&str]) -> String {
-    let out = swell(server, args);
+    let out = server.swell(args);
     assert!(
         out.status.success(),
         "swell {args:?} failed: {}",
@@ -26,7 +16,7 @@ fn ok(server: &Server, args: &[&str]) -> String {
 }
 
 fn fails(server: &Server, args: &[&str]) -> String {
-    let out = swell(server, args);
+    let out = server.swell(args);
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -260,4 +250,69 @@ fn autoscaler_simulate_prints_one_decision_per_tick() {
     let bad = simulate(&["--config", &bad_config], "");
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("stable-window"));
+}
+
+/// `swell logs` prints what a Revision's replicas wrote, follows what they write next
+/// with `-f` (a restarted replica's start-up line), and refuses an unknown Revision or
+/// container in one line.
+#[test]
+fn logs_print_and_follow_what_replicas_write() {
+    use std::io::BufRead;
+    let server = Server::start_with(&["--backend", "process"]);
+    // The marker tells this test's replica from other tests' helloworlds.
+    let marker = format!("logs-test-{}", std::process::id());
+    let yaml = common::apps::service(
+        "hello",
+        "helloworld",
+        &format!("        args: [{marker}]\n"),
+        "",
+    );
+    common::apps::apply_ready(&server, "hello", &yaml);
+    let started = "helloworld: listening on port";
+    let out = ok(&server, &["logs", "hello-00001"]);
+    assert!(out.contains(started), "{out}");
+    let named = ok(
+        &server,
+        &["logs", "hello-00001", "--container", "user-container"],
+    );
+    assert_eq!(named, out);
+    let err = fails(&server, &["logs", "hello-00001", "-c", "nope"]);
+    assert!(err.contains("no container \"nope\""), "{err}");
+    let err = fails(&server, &["logs", "ghost-00001"]);
+    assert!(err.contains("\"ghost-00001\" not found"), "{err}");
+
+    let mut follow = Command::new(env!("CARGO_BIN_EXE_swell"))
+        .args(["logs", "-f", "hello-00001", "--kubeconfig"])
+        .arg(server.kubeconfig())
+        .env("SWELL_DATA_DIR", &server.data_dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = follow.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let next_start = |what: &str| loop {
+        let line = rx
+            .recv_timeout(common::PATIENCE)
+            .unwrap_or_else(|_| panic!("no {what}"));
+        if line.contains(started) {
+            break;
+        }
+    };
+    next_start("first start-up line");
+    let replicas = common::apps::pids_of(&format!("helloworld {marker}"));
+    assert_eq!(replicas.len(), 1, "{replicas:?}");
+    for pid in replicas {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    next_start("start-up line from the restarted replica");
+    let _ = follow.kill();
+    let _ = follow.wait();
 }

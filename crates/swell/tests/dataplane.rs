@@ -838,3 +838,58 @@ async fn cluster_local_hosts_refuse_other_machines() {
         (200, HELLO.to_string())
     );
 }
+
+/// The activator queue holds `--queue-depth` requests while the Revision's one
+/// replica (`containerConcurrency: 1`, `max-scale: 1`) is busy; one more gets 503 at
+/// once, and the held ones are all served.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_activator_queue_answers_503_and_serves_what_it_holds() {
+    let server = Server::start_with(&["--backend", "process", "--queue-depth", "2"]);
+    let yaml = service("busy", "timeout", "", "      containerConcurrency: 1\n").replacen(
+        "  template:\n",
+        "  template:\n    metadata:\n      annotations:\n        autoscaling.knative.dev/max-scale: \"1\"\n",
+        1,
+    );
+    apply_ready(&server, "busy", &yaml);
+    let c = client(&server, &["busy.default.localhost"]);
+    let send = |path: &str| {
+        let (c, u) = (c.clone(), url(&server, "busy.default.localhost", path));
+        tokio::spawn(async move { get(&c, &u).await })
+    };
+    // One request occupies the replica; two more wait in the queue.
+    let mut held = vec![send("/?initialTimeout=8000")];
+    let metric = |m: &str| {
+        m.lines().any(|l| {
+            l.starts_with("swell_revision_queue_depth")
+                && l.contains("revision=\"busy-00001\"")
+                && l.ends_with(" 2")
+        })
+    };
+    let deadline = Instant::now() + PATIENCE;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    held.push(send("/"));
+    held.push(send("/"));
+    loop {
+        let m = common::get_url(format!("{}/metrics", server.url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metric(&m) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the queue never held 2:\n{m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let over = c
+        .get(url(&server, "busy.default.localhost", "/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(over.status().as_u16(), 503);
+    assert_eq!(over.headers()["swell-error"], "overload");
+    for h in held {
+        assert_eq!(h.await.unwrap().0, 200);
+    }
+}

@@ -2,10 +2,11 @@
 //! and from a real registry (pulled on first use) run as runc containers, each in its
 //! own network namespace at its own address, both listening on 8080 while ignoring
 //! `PORT`; a Revision keeps the digest its tag had when it was created, even after the
-//! tag moves; a missing image fails its Revision with the reason, and so does a container
-//! killed for exceeding its memory limit (`OOMKilled`); deleting a Service and
-//! stopping the server leave no container, mount or namespace behind. Needs root
-//! (CI runs as root), runc and the CNI plugins (`.ci/run` installs them).
+//! tag moves; a missing image fails its Revision, Configuration and Route with the
+//! reason, and a container killed for exceeding its memory limit fails its Revision
+//! (`OOMKilled`); deleting a Service and stopping the server leave no container, mount
+//! or namespace behind. Needs root (CI runs as root), runc and the CNI plugins
+//! (`.ci/run` installs them).
 
 mod common;
 
@@ -216,6 +217,22 @@ async fn containers_from_the_store_and_a_registry_serve_at_their_own_addresses()
         eventually("ghost-00001 to fail on its image", || {
             let got = k.ok(&["get", "revision", "ghost-00001", "-o", path]);
             (got == "False/ContainerMissing").then_some(())
+        })
+    });
+    let message = k.ok(&[
+        "get",
+        "revision",
+        "ghost-00001",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Ready\")].message}",
+    ]);
+    assert!(message.contains("ghost:1"), "{message}");
+    // … and so do its Configuration and Route.
+    tokio::task::block_in_place(|| {
+        eventually("ghost's Configuration and Route to fail", || {
+            let cfg = k.ok(&["get", "configuration", "ghost", "-o", path]);
+            let route = k.ok(&["get", "route", "ghost", "-o", path]);
+            (cfg == "False/RevisionFailed" && route == "False/RevisionMissing").then_some(())
         })
     });
 

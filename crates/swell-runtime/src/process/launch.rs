@@ -44,6 +44,9 @@ pub trait Launcher: Send + Sync + std::fmt::Debug + 'static {
     fn refuse(&self, w: &Workload) -> Option<Failure>;
     /// Starts replica `id` of `rev`, its output appended to `log`.
     fn launch<'a>(&'a self, rev: &'a RevisionState, id: u64, log: &'a Path) -> Launching<'a>;
+    /// The contents of `rev`'s ConfigMap or Secret volumes changed: running replicas
+    /// should see [`RevisionState::volumes`].
+    fn volumes_changed(&self, _rev: &RevisionState) {}
 }
 
 /// The probe target of a container whose port `port` is reached at `host`.
@@ -92,6 +95,25 @@ impl Launcher for LocalProcess {
                 message:
                     "the process backend runs one container per Revision; this one has sidecars"
                         .into(),
+                failed: true,
+            });
+        }
+        if !w.init_containers.is_empty() {
+            return Some(Failure {
+                reason: "InitContainersUnsupported".into(),
+                message: "the process backend runs one container per Revision; this one has init containers (run the server with --backend runc)".into(),
+                failed: true,
+            });
+        }
+        let mounts = w
+            .container
+            .volume_mounts
+            .as_ref()
+            .is_some_and(|m| !m.is_empty());
+        if mounts || !w.volumes.is_empty() {
+            return Some(Failure {
+                reason: "VolumesUnsupported".into(),
+                message: "the process backend runs the container as a local process and cannot mount volumes (run the server with --backend runc)".into(),
                 failed: true,
             });
         }

@@ -13,6 +13,7 @@ mod usage;
 use crate::backend::{
     Backend, ReplicaObserver, ReplicaStatus, ReplicaUsage, RevisionRef, Workload,
 };
+use crate::volume::Volume;
 use launch::{Launcher, LocalProcess};
 use replica::Replica;
 use std::collections::HashMap;
@@ -31,6 +32,9 @@ const SERVER_STOP_GRACE: Duration = Duration::from_secs(10);
 pub struct RevisionState {
     rev: RevisionRef,
     workload: Workload,
+    /// The volumes as they are now: ConfigMap and Secret contents change under running
+    /// replicas, as on Kubernetes.
+    volumes: Mutex<Vec<Volume>>,
     /// Where its replicas' logs go.
     dir: PathBuf,
     pids: PathBuf,
@@ -45,6 +49,24 @@ impl RevisionState {
     /// What the Revision runs.
     pub fn workload(&self) -> &Workload {
         &self.workload
+    }
+
+    /// The volumes' current contents.
+    pub fn volumes(&self) -> Vec<Volume> {
+        self.volumes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Takes the volumes' latest contents; says whether they changed.
+    fn update_volumes(&self, volumes: &[Volume]) -> bool {
+        let mut current = self.volumes.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = current.as_slice() != volumes;
+        if changed {
+            *current = volumes.to_vec();
+        }
+        changed
     }
 
     /// Which Revision.
@@ -185,6 +207,7 @@ impl Backend for ProcessBackend {
                     Arc::new(RevisionState {
                         rev: rev.clone(),
                         workload: workload.clone(),
+                        volumes: Mutex::new(workload.volumes.clone()),
                         dir,
                         pids: self.pids.clone(),
                         replicas: Mutex::new(Vec::new()),
@@ -196,6 +219,9 @@ impl Backend for ProcessBackend {
                 })
                 .clone()
         };
+        if state.update_volumes(&workload.volumes) {
+            self.launcher.volumes_changed(&state);
+        }
         let want = usize::try_from(replicas.max(0)).unwrap_or(0);
         {
             let mut list = state.replicas();

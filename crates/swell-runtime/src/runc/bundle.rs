@@ -5,7 +5,7 @@
 //! enforced), containerd's default capabilities, no new privileges, masked and
 //! read-only kernel paths (`/proc/sys` included), `/tmp` as tmpfs, the standard `/dev`
 //! and no `/dev/console`, the replica's `/etc/resolv.conf`, `/etc/hosts` and
-//! `/etc/hostname`, and cgroup limits from `resources`.
+//! `/etc/hostname`, the container's volume mounts, and cgroup limits from `resources`.
 
 use k8s_openapi::api::core::v1::Container;
 use oci_spec::runtime::{
@@ -68,6 +68,17 @@ fn spec_err(e: impl std::fmt::Display) -> BundleError {
     BundleError::Spec(e.to_string())
 }
 
+/// A directory of the host bound into the container (a volume, or part of one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BindMount {
+    /// Where it appears in the container (`mountPath`).
+    pub destination: String,
+    /// What appears there.
+    pub source: PathBuf,
+    /// Mounted read-only.
+    pub read_only: bool,
+}
+
 /// What the replica's `config.json` is made from.
 #[derive(Clone, Debug)]
 pub struct BundleInput<'a> {
@@ -91,6 +102,8 @@ pub struct BundleInput<'a> {
     pub netns: Option<PathBuf>,
     /// The container's cgroup, relative to the cgroup root.
     pub cgroups_path: String,
+    /// Its volume mounts, in the order the container lists them.
+    pub volumes: &'a [BindMount],
 }
 
 /// The process argv, as Kubernetes merges image and container.
@@ -337,6 +350,15 @@ pub fn runtime_spec(input: &BundleInput<'_>) -> Result<Spec, BundleError> {
             &["rbind", "ro", "nosuid", "nodev", "noexec"],
         )?);
     }
+    for v in input.volumes {
+        let access = if v.read_only { "ro" } else { "rw" };
+        mounts.push(mount(
+            &v.destination,
+            "bind",
+            &v.source,
+            &["rbind", access, "nosuid", "nodev"],
+        )?);
+    }
     let mut namespaces = Vec::new();
     for t in [
         LinuxNamespaceType::Pid,
@@ -575,6 +597,11 @@ mod tests {
             etc,
             netns: Some("/run/netns/swell-x".into()),
             cgroups_path: "/swell/default-hello-00001-1".into(),
+            volumes: &[BindMount {
+                destination: "/etc/config".into(),
+                source: t.path().join("volumes/config"),
+                read_only: true,
+            }],
         })
         .unwrap();
         let json = serde_json::to_value(&spec).unwrap();
@@ -593,6 +620,9 @@ mod tests {
         let at = |d: &str| mounts.iter().find(|m| m["destination"] == d).cloned();
         assert_eq!(at("/tmp").unwrap()["type"], "tmpfs");
         assert_eq!(at("/etc/hosts").unwrap()["type"], "bind");
+        let config = at("/etc/config").unwrap();
+        assert_eq!(config["type"], "bind");
+        assert!(config["options"].as_array().unwrap().contains(&"ro".into()));
         assert!(at("/dev/console").is_none());
         let linux = &json["linux"];
         assert!(

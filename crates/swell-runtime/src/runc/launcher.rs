@@ -2,16 +2,19 @@
 //! private overlay (the store's copy stays read-only and shared), in its own network
 //! namespace with its own address, run in the foreground by `runc run` — so the
 //! supervisor watches, probes, signals and restarts it like any replica process.
-//! Images are pulled on first use. What a crashed server left (containers, mounts,
+//! Its volumes live in its bundle (`emptyDir` on disk or tmpfs, ConfigMap and Secret
+//! files) and are bound into the container. Images are pulled on first use. What a crashed server left (containers, mounts,
 //! namespaces) is removed when the next one starts.
 
-use super::bundle::{BundleInput, runtime_spec};
+use super::bundle::{BindMount, BundleInput, runtime_spec};
 use super::network::{Attachment, Network};
 use crate::backend::{Failure, ImageResolver, Workload};
 use crate::image::pull::{self, Auth};
 use crate::image::{Digest, ImageError, ImageStore};
 use crate::process::RevisionState;
 use crate::process::launch::{Launched, Launcher, Launching, log_file, probe_target};
+use crate::volume::{self, Volume, VolumeSource};
+use k8s_openapi::api::core::v1::Container;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -35,9 +38,10 @@ fn failure(reason: &str, message: impl Into<String>) -> Failure {
     }
 }
 
-/// A runc container id from a replica's names (letters, digits, `-`, `.`).
-fn container_id(namespace: &str, revision: &str, id: u64) -> String {
-    format!("{namespace}.{revision}.{id}")
+/// The start of the runc container ids of a Revision's replicas (letters, digits, `-`,
+/// `.`).
+fn container_prefix(namespace: &str, revision: &str) -> String {
+    format!("{namespace}.{revision}.")
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
@@ -47,6 +51,11 @@ fn container_id(namespace: &str, revision: &str, id: u64) -> String {
             }
         })
         .collect()
+}
+
+/// A replica's runc container id.
+fn container_id(namespace: &str, revision: &str, id: u64) -> String {
+    format!("{}{id}", container_prefix(namespace, revision))
 }
 
 impl Runc {
@@ -86,9 +95,7 @@ impl Runc {
         }
         if let Ok(entries) = std::fs::read_dir(&self.bundles) {
             for e in entries.flatten() {
-                let _ =
-                    nix::mount::umount2(&e.path().join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
-                let _ = std::fs::remove_dir_all(e.path());
+                remove_bundle(&e.path());
             }
         }
         let n = self.network.clean_leftovers();
@@ -116,6 +123,7 @@ impl Runc {
     fn prepare(
         &self,
         w: &Workload,
+        volumes: &[Volume],
         digest: &Digest,
         cid: &str,
         hostname: &str,
@@ -155,10 +163,7 @@ impl Runc {
                 format!("mounting the root filesystem: {e}"),
             )
         })?;
-        let undo_mount = || {
-            let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
-            let _ = std::fs::remove_dir_all(&dir);
-        };
+        let undo_mount = || remove_bundle(&dir);
         let net = match self.network.attach(cid) {
             Ok(n) => n,
             Err(e) => {
@@ -183,6 +188,7 @@ impl Runc {
             .map_err(|e| io("writing hosts", e))?;
             std::fs::write(&etc[2], format!("{hostname}\n"))
                 .map_err(|e| io("writing hostname", e))?;
+            let volumes = volume_mounts(&dir, &w.container, volumes)?;
             let mut env = w.env.clone();
             env.push(("PORT".into(), w.port.to_string()));
             let spec = runtime_spec(&BundleInput {
@@ -196,6 +202,7 @@ impl Runc {
                 etc,
                 netns: Some(net.netns.clone()),
                 cgroups_path: format!("/swell/{cid}"),
+                volumes: &volumes,
             })
             .map_err(|e| failure("CreateContainerConfigError", e.to_string()))?;
             spec.save(dir.join("config.json"))
@@ -242,6 +249,103 @@ impl ImageResolver for Runc {
     }
 }
 
+/// Unmounts a replica's bundle (its root filesystem and in-memory volumes) and removes
+/// it.
+fn remove_bundle(dir: &Path) {
+    let detach = |p: &Path| {
+        let _ = nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH);
+    };
+    detach(&dir.join("rootfs"));
+    if let Ok(volumes) = std::fs::read_dir(dir.join("volumes")) {
+        for v in volumes.flatten() {
+            detach(&v.path());
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Creates the replica's volumes under `bundle/volumes` and says where each of the
+/// container's `volumeMounts` binds: emptyDirs are world-writable directories (tmpfs
+/// with `medium: Memory`, capped at `sizeLimit`), ConfigMap, Secret and projected
+/// volumes their files, always read-only.
+fn volume_mounts(
+    bundle: &Path,
+    container: &Container,
+    volumes: &[Volume],
+) -> Result<Vec<BindMount>, Failure> {
+    use std::os::unix::fs::PermissionsExt;
+    let err = |m: String| failure("CreateContainerConfigError", m);
+    let root = bundle.join("volumes");
+    for v in volumes {
+        let dir = root.join(&v.name);
+        let io = |e: std::io::Error| err(format!("volume {:?}: {e}", v.name));
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        match &v.source {
+            VolumeSource::EmptyDir { memory, size_limit } => {
+                if *memory {
+                    let options =
+                        size_limit.map_or("mode=1777".into(), |b| format!("mode=1777,size={b}"));
+                    nix::mount::mount(
+                        Some("tmpfs"),
+                        &dir,
+                        Some("tmpfs"),
+                        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+                        Some(options.as_str()),
+                    )
+                    .map_err(|e| err(format!("volume {:?}: mounting tmpfs: {e}", v.name)))?;
+                } else {
+                    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
+                        .map_err(io)?;
+                }
+            }
+            VolumeSource::Files(files) => volume::write_files(&dir, files)
+                .map_err(|e| err(format!("volume {:?}: {e}", v.name)))?,
+        }
+    }
+    let mut mounts = Vec::new();
+    for m in container.volume_mounts.iter().flatten() {
+        let Some(v) = volumes.iter().find(|v| v.name == m.name) else {
+            return Err(err(format!(
+                "volumeMount {:?}: the Revision has no such volume",
+                m.name
+            )));
+        };
+        let mut source = root.join(&v.name);
+        if let Some(sub) = m.sub_path.as_deref().filter(|p| !p.is_empty()) {
+            let inside = Path::new(sub)
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !inside {
+                return Err(err(format!(
+                    "volumeMount {:?}: subPath {sub:?} must be relative and must not contain '..'",
+                    m.name
+                )));
+            }
+            if v.source.writable() {
+                // As kubelet does, an emptyDir's subPath is created on first use.
+                let _ = std::fs::create_dir_all(source.join(sub));
+            }
+            // The link a ConfigMap's key is becomes the file itself, as kubelet binds it.
+            let base = std::fs::canonicalize(&source).unwrap_or_else(|_| source.clone());
+            source = std::fs::canonicalize(source.join(sub))
+                .ok()
+                .filter(|p| p.starts_with(&base))
+                .ok_or_else(|| {
+                    err(format!(
+                        "volumeMount {:?}: subPath {sub:?} is not in volume {:?}",
+                        m.name, v.name
+                    ))
+                })?;
+        }
+        mounts.push(BindMount {
+            destination: m.mount_path.clone(),
+            source,
+            read_only: m.read_only == Some(true) || !v.source.writable(),
+        });
+    }
+    Ok(mounts)
+}
+
 /// The reference starts with a registry host (`host.domain/…`, `host:port/…`,
 /// `localhost/…`), as Docker decides.
 fn names_registry(image: &str) -> bool {
@@ -275,6 +379,12 @@ impl Launcher for Runc {
                 "the runc backend runs one container per Revision for now; this one has sidecars",
             ));
         }
+        if !w.init_containers.is_empty() {
+            return Some(failure(
+                "InitContainersUnsupported",
+                "the runc backend does not run init containers yet; this Revision has some",
+            ));
+        }
         w.container
             .image
             .as_deref()
@@ -290,8 +400,9 @@ impl Launcher for Runc {
             let digest = self.image(&image).await?;
             let cid = container_id(&r.namespace, &r.name, id);
             let hostname = format!("{}-deployment-{id}", r.name);
-            let (dir, net) =
-                tokio::task::block_in_place(|| self.prepare(w, &digest, &cid, &hostname))?;
+            let (dir, net) = tokio::task::block_in_place(|| {
+                self.prepare(w, &rev.volumes(), &digest, &cid, &hostname)
+            })?;
             let cleanup = {
                 let (state, network, cid, dir, net) = (
                     self.state.clone(),
@@ -309,9 +420,7 @@ impl Launcher for Runc {
                         .stderr(Stdio::null())
                         .status();
                     network.detach(&net);
-                    let _ =
-                        nix::mount::umount2(&dir.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
-                    let _ = std::fs::remove_dir_all(&dir);
+                    remove_bundle(&dir);
                 }
             };
             let (out, err) = match log_file(log) {
@@ -367,6 +476,29 @@ impl Launcher for Runc {
                 explain: Some(Box::new(explain)),
             })
         })
+    }
+
+    /// Rewrites the ConfigMap and Secret volumes of every replica of the Revision in
+    /// place (an atomic swap each), so running containers read the new contents.
+    fn volumes_changed(&self, rev: &RevisionState) {
+        let r = rev.revision();
+        let prefix = container_prefix(&r.namespace, &r.name);
+        let Ok(bundles) = std::fs::read_dir(&self.bundles) else {
+            return;
+        };
+        for b in bundles.flatten() {
+            if !b.file_name().to_string_lossy().starts_with(&prefix) {
+                continue;
+            }
+            for v in rev.volumes() {
+                if let VolumeSource::Files(files) = &v.source {
+                    let dir = b.path().join("volumes").join(&v.name);
+                    if let Err(e) = volume::write_files(&dir, files) {
+                        tracing::warn!(error = %e, volume = %v.name, revision = %r.name, "cannot update a volume");
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -107,6 +107,19 @@ impl Server {
         }
     }
 
+    /// Runs a `swell` client command against this server: its kubeconfig, and its data
+    /// directory for what is read from there (logs).
+    pub fn swell(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_swell"))
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .env("SWELL_DATA_DIR", &self.data_dir)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
     /// The ingress port, which public URLs carry.
     pub fn ingress_port(&self) -> u16 {
         self.ingress.port()

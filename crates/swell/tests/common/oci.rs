@@ -1,7 +1,7 @@
-//! Real OCI tooling for tests: images built with `umoci` from Debian's static busybox,
-//! and Debian's `docker-registry` on a free loopback port.
+//! Real OCI tooling for tests: images built with `umoci` from Debian's static busybox
+//! and from `swell-testapp`, and Debian's `docker-registry` on a free loopback port.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Runs `cmd` in `dir`; it must succeed.
@@ -99,4 +99,80 @@ pub fn registry() -> Registry {
         addr,
         _dir: dir,
     }
+}
+
+/// The files the dynamic loader maps for `binary` (its interpreter and libraries), as
+/// `ldd` lists them.
+fn shared_libraries(binary: &str) -> Vec<PathBuf> {
+    let out = Command::new("ldd").arg(binary).output().expect("ldd runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            // `libc.so.6 => /lib/…/libc.so.6 (0x…)` or `/lib64/ld-linux….so.2 (0x…)`.
+            let path = l.split("=>").last()?.split_whitespace().next()?;
+            path.starts_with('/').then(|| PathBuf::from(path))
+        })
+        .collect()
+}
+
+/// An OCI layout `T` holding `swell-testapp` and the shared libraries it loads, laid
+/// out as ko lays out Knative's test images: one tag per name in `images`, each running
+/// `/ko-app/<image>` (a link to the testapp, which picks its behaviour by that name) as
+/// user 65532 in `/home/nonroot`, like Knative's `runtime` image.
+pub fn testapp_layout(dir: &Path, images: &[&str]) {
+    run("umoci", &["init", "--layout", "T"], dir);
+    run("umoci", &["new", "--image", "T:base"], dir);
+    run("umoci", &["unpack", "--image", "T:base", "testapp"], dir);
+    let root = dir.join("testapp/rootfs");
+    let app = super::apps::testapp();
+    for lib in shared_libraries(&app) {
+        let to = root.join(lib.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&lib, &to).unwrap();
+    }
+    let ko = root.join("ko-app");
+    std::fs::create_dir_all(&ko).unwrap();
+    std::fs::copy(&app, ko.join("swell-testapp")).unwrap();
+    for image in images {
+        std::os::unix::fs::symlink("swell-testapp", ko.join(image)).unwrap();
+    }
+    let home = root.join("home/nonroot");
+    std::fs::create_dir_all(&home).unwrap();
+    std::os::unix::fs::chown(&home, Some(65532), Some(65532)).unwrap();
+    run("umoci", &["repack", "--image", "T:base", "testapp"], dir);
+    for image in images {
+        let entrypoint = format!("/ko-app/{image}");
+        run(
+            "umoci",
+            &[
+                "config",
+                "--image",
+                "T:base",
+                "--tag",
+                image,
+                "--config.entrypoint",
+                &entrypoint,
+                "--config.user",
+                "65532",
+                "--config.workingdir",
+                "/home/nonroot",
+            ],
+            dir,
+        );
+    }
+}
+
+/// Pushes tag `tag` of the layout `layout` (under `dir`) to `reference` with skopeo.
+pub fn push(dir: &Path, layout: &str, tag: &str, reference: &str) {
+    let dest = format!("docker://{reference}");
+    run(
+        "skopeo",
+        &[
+            "copy",
+            "--dest-tls-verify=false",
+            &format!("oci:{layout}:{tag}"),
+            &dest,
+        ],
+        dir,
+    );
 }
