@@ -351,6 +351,7 @@ mod tests {
             sidecars: vec![],
             init_containers: vec![],
             volumes: vec![],
+            pull_credentials: Default::default(),
         }
     }
 

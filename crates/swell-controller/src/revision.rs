@@ -206,7 +206,8 @@ pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Ctx>) -> Result<Action, Reco
         return Ok(Action::await_change());
     }
     let cfg = ctx.config.borrow().clone();
-    let pinned = match pin_image(&rev, &cfg, ctx.images.as_deref()).await {
+    let credentials = workload::pull_credentials(&ctx.client, &rev).await?;
+    let pinned = match pin_image(&rev, &cfg, ctx.images.as_deref(), &credentials).await {
         Ok(p) => p,
         Err(failure) => {
             ctx.autoscaler.forget(&r);
@@ -215,7 +216,7 @@ pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Ctx>) -> Result<Action, Reco
             return Ok(Action::requeue(Duration::from_secs(10)));
         }
     };
-    let scale = match workload::resolve(&ctx.client, &rev).await {
+    let scale = match workload::resolve(&ctx.client, &rev, credentials).await {
         Ok(mut w) => {
             if let Some(p) = &pinned {
                 w.container.image = Some(p.image_digest.clone());
@@ -265,6 +266,7 @@ async fn pin_image(
     rev: &Revision,
     cfg: &ServingConfig,
     images: Option<&dyn swell_runtime::ImageResolver>,
+    credentials: &swell_runtime::image::Credentials,
 ) -> Result<Option<ContainerStatus>, Failure> {
     let Some(images) = images else {
         return Ok(None);
@@ -295,6 +297,6 @@ async fn pin_image(
     }
     Ok(Some(ContainerStatus {
         name: c.name.clone(),
-        image_digest: images.resolve(image).await?,
+        image_digest: images.resolve(image, credentials).await?,
     }))
 }

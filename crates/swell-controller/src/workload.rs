@@ -9,6 +9,7 @@ use kube::api::Api;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use swell_api::Revision;
+use swell_runtime::image::Credentials;
 use swell_runtime::volume::{Volume, VolumeFile, VolumeSource};
 use swell_runtime::{Failure, Workload};
 
@@ -139,8 +140,55 @@ fn split_containers(rev: &Revision) -> Option<(Container, Vec<Container>)> {
     Some((serving, all))
 }
 
-/// Resolves what `rev` runs.
-pub async fn resolve(client: &kube::Client, rev: &Revision) -> Result<Workload, WorkloadError> {
+/// The registry credentials of the Revision's `imagePullSecrets`, in order. As kubelet
+/// does, a Secret that is missing or holds no docker config is passed over (logged).
+pub async fn pull_credentials(
+    client: &kube::Client,
+    rev: &Revision,
+) -> Result<Credentials, kube::Error> {
+    let ns = rev.metadata.namespace.clone().unwrap_or_default();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let mut credentials = Credentials::default();
+    for r in rev.spec.pod_spec.image_pull_secrets.iter().flatten() {
+        let Some(secret) = secrets.get_opt(&r.name).await? else {
+            tracing::warn!(namespace = %ns, secret = %r.name, "imagePullSecret not found; pulling without it");
+            continue;
+        };
+        let mut data: Data = secret
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.0))
+            .collect();
+        data.extend(
+            secret
+                .string_data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, v.into_bytes())),
+        );
+        let doc = data
+            .get(".dockerconfigjson")
+            .or_else(|| data.get(".dockercfg"));
+        match doc.map(|d| Credentials::from_docker_config(d)) {
+            Some(Ok(c)) => credentials = credentials.then(&c),
+            Some(Err(e)) => {
+                tracing::warn!(namespace = %ns, secret = %r.name, error = %e, "imagePullSecret unusable; pulling without it");
+            }
+            None => {
+                tracing::warn!(namespace = %ns, secret = %r.name, "imagePullSecret has no .dockerconfigjson; pulling without it");
+            }
+        }
+    }
+    Ok(credentials)
+}
+
+/// Resolves what `rev` runs; its images are pulled with `pull_credentials`.
+pub async fn resolve(
+    client: &kube::Client,
+    rev: &Revision,
+    pull_credentials: Credentials,
+) -> Result<Workload, WorkloadError> {
     let ns = rev.metadata.namespace.clone().unwrap_or_default();
     let name = rev.metadata.name.clone().unwrap_or_default();
     let Some((container, sidecars)) = split_containers(rev) else {
@@ -281,6 +329,7 @@ pub async fn resolve(client: &kube::Client, rev: &Revision) -> Result<Workload, 
             .clone()
             .unwrap_or_default(),
         volumes,
+        pull_credentials,
     })
 }
 
@@ -294,7 +343,8 @@ pub enum SourceKind {
 }
 
 /// Whether `rev` reads the ConfigMap or Secret `name` of its namespace (through a
-/// volume, `env` or `envFrom`), so that a change to it concerns the Revision.
+/// volume, `env`, `envFrom` or `imagePullSecrets`), so that a change to it concerns the
+/// Revision.
 pub fn references(rev: &Revision, kind: SourceKind, name: &str) -> bool {
     let is = |k: SourceKind, n: &str| k == kind && n == name;
     let spec = &rev.spec.pod_spec;
@@ -344,7 +394,13 @@ pub fn references(rev: &Revision, kind: SourceKind, name: &str) -> bool {
                             .is_some_and(|r| is(SourceKind::Secret, &r.name))
                 })
         });
-    in_volumes || in_env
+    let in_pull_secrets = kind == SourceKind::Secret
+        && spec
+            .image_pull_secrets
+            .iter()
+            .flatten()
+            .any(|r| r.name == name);
+    in_volumes || in_env || in_pull_secrets
 }
 
 /// The files `items` select from `data` (every key when there are no items), with

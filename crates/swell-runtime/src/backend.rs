@@ -41,6 +41,8 @@ pub struct Workload {
     pub init_containers: Vec<Container>,
     /// The Revision's volumes, their ConfigMap and Secret contents read.
     pub volumes: Vec<crate::volume::Volume>,
+    /// Registry credentials from the Revision's `imagePullSecrets`.
+    pub pull_credentials: crate::image::Credentials,
 }
 
 /// Why replicas are not running.
@@ -78,10 +80,12 @@ pub struct ReplicaUsage {
 /// Pins image tags to digests when a Revision is created, so a Revision never changes
 /// image under its users.
 pub trait ImageResolver: Send + Sync + 'static {
-    /// `image` by digest (`registry/repository@sha256:…`).
+    /// `image` by digest (`registry/repository@sha256:…`), signing in to its registry
+    /// with `credentials` when they have an entry for it.
     fn resolve<'a>(
         &'a self,
         image: &'a str,
+        credentials: &'a crate::image::Credentials,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, Failure>> + Send + 'a>>;
 }
 

@@ -25,8 +25,13 @@ fn free_port() -> u16 {
 }
 
 fn start(args: &[&str], env: &[(&str, &str)]) -> App {
+    start_as(env!("CARGO_BIN_EXE_swell-testapp").as_ref(), args, env)
+}
+
+/// Starts the testapp through `program` (the binary or a link to it).
+fn start_as(program: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> App {
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_swell-testapp"))
+    let child = Command::new(program)
         .args(args)
         .envs(env.iter().copied())
         .env("PORT", port.to_string())
@@ -137,4 +142,47 @@ fn unknown_images_are_refused() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown image \"nonsense\""));
+}
+
+/// Run through a link named after an image (as `/ko-app/runtime` in an image), the
+/// testapp is that image and its argv is left exactly as given.
+#[tokio::test]
+async fn a_link_named_after_an_image_runs_that_image_with_argv_untouched() {
+    let t = tempfile::tempdir().unwrap();
+    let link = t.path().join("runtime");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_swell-testapp"), &link).unwrap();
+    let app = start_as(&link, &["abra", "cadabra"], &[]);
+    let (status, body) = get(&app, "/").await;
+    assert_eq!(status, 200);
+    let info: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        info["host"]["args"],
+        serde_json::json!([link.display().to_string(), "abra", "cadabra"])
+    );
+}
+
+/// `volumes` writes its file into `$DATA_PATH` and serves it; with `SKIP_DATA_SERVE`
+/// it only writes (an init container's job) and exits 0.
+#[tokio::test]
+async fn volumes_writes_then_serves_its_file() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().display().to_string();
+    let status = Command::new(env!("CARGO_BIN_EXE_swell-testapp"))
+        .arg("volumes")
+        .env("DATA_PATH", &data)
+        .env("SKIP_DATA_SERVE", "true")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = "From file in empty dir!";
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("testfile")).unwrap(),
+        text
+    );
+    std::fs::write(t.path().join("testfile"), "changed").unwrap();
+    let app = start(
+        &["volumes"],
+        &[("DATA_PATH", data.as_str()), ("SKIP_DATA_WRITE", "true")],
+    );
+    assert_eq!(get(&app, "/").await, (200, "changed".into()));
 }

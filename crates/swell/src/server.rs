@@ -35,6 +35,11 @@ pub struct ServerArgs {
     /// (control-plane testing). `none`: nothing runs, and Revisions say so.
     #[arg(long, env = "SWELL_BACKEND", value_enum, default_value_t = BackendKind::Process)]
     pub backend: BackendKind,
+    /// A docker `config.json` whose registry credentials every image pull may use
+    /// (after the Revision's `imagePullSecrets`). Default: `$DOCKER_CONFIG/config.json`,
+    /// else `~/.docker/config.json`, when it exists.
+    #[arg(long, env = "SWELL_REGISTRY_CONFIG")]
+    pub registry_config: Option<PathBuf>,
     /// Requests each Revision's activator queue holds while they wait for a replica with
     /// room; one more is answered 503 Service Unavailable (Knative's activator holds
     /// 10000).
@@ -78,6 +83,27 @@ impl swell_runtime::ReplicaObserver for ToDataplane {
         }
         let _ = self.changes.send(rev.clone());
     }
+}
+
+/// The registry credentials of `--registry-config`, else of the docker config file in
+/// its usual place if there is one.
+fn registry_credentials(
+    configured: Option<&Path>,
+) -> anyhow::Result<swell_runtime::image::Credentials> {
+    let usual = || {
+        let dir = std::env::var_os("DOCKER_CONFIG")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))?;
+        Some(dir.join("config.json")).filter(|p| p.exists())
+    };
+    let Some(path) = configured.map(Path::to_path_buf).or_else(usual) else {
+        return Ok(Default::default());
+    };
+    let bytes = std::fs::read(&path)
+        .with_context(|| format!("cannot read registry config {}", path.display()))?;
+    swell_runtime::image::Credentials::from_docker_config(&bytes)
+        .with_context(|| format!("registry config {}", path.display()))
 }
 
 /// `$XDG_DATA_HOME/swell`, else `~/.local/share/swell`, else `./swell-data`.
@@ -180,8 +206,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             let dir = args.data_dir.join("replicas");
             let store = crate::image::store(&args.data_dir)?;
             let runc = Arc::new(
-                swell_runtime::runc::Runc::new(&args.data_dir.join("runc"), store)
-                    .context("cannot prepare the runc backend")?,
+                swell_runtime::runc::Runc::new(
+                    &args.data_dir.join("runc"),
+                    store,
+                    registry_credentials(args.registry_config.as_deref())?,
+                )
+                .context("cannot prepare the runc backend")?,
             );
             images = Some(runc.clone());
             Some(Arc::new(

@@ -291,7 +291,10 @@ fn logs_print_and_follow_what_replicas_write() {
     let (tx, rx) = std::sync::mpsc::channel();
     let stdout = follow.stdout.take().unwrap();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             let _ = tx.send(line);
         }
     });

@@ -9,8 +9,8 @@
 use super::bundle::{BindMount, BundleInput, runtime_spec};
 use super::network::{Attachment, Network};
 use crate::backend::{Failure, ImageResolver, Workload};
-use crate::image::pull::{self, Auth};
-use crate::image::{Digest, ImageError, ImageStore};
+use crate::image::pull;
+use crate::image::{Credentials, Digest, ImageError, ImageStore};
 use crate::process::RevisionState;
 use crate::process::launch::{Launched, Launcher, Launching, log_file, probe_target};
 use crate::volume::{self, Volume, VolumeSource};
@@ -23,6 +23,8 @@ use std::process::{Command, Stdio};
 #[derive(Debug)]
 pub struct Runc {
     store: ImageStore,
+    /// The server's own registry credentials, tried after a Revision's pull secrets.
+    credentials: Credentials,
     network: Network,
     /// runc's own state (`runc --root`).
     state: PathBuf,
@@ -63,10 +65,11 @@ impl Runc {
     /// whatever a previous server left there. Addresses are leased machine-wide (under
     /// `/run/swell/cni`), so servers with different data directories share the bridge
     /// without clashing; each names its namespaces after its directory.
-    pub fn new(dir: &Path, store: ImageStore) -> std::io::Result<Self> {
+    pub fn new(dir: &Path, store: ImageStore, credentials: Credentials) -> std::io::Result<Self> {
         let tag = Digest::of(dir.as_os_str().as_encoded_bytes());
         let runc = Runc {
             store,
+            credentials,
             network: Network {
                 prefix: format!("swell-{}-", &tag.hex()[..8]),
                 ..Network::new(Path::new("/run/swell/cni"))
@@ -107,11 +110,22 @@ impl Runc {
         }
     }
 
+    /// Pulls `image`, signing in with `credentials`, else with the server's own.
+    async fn pull(
+        &self,
+        image: &str,
+        credentials: &Credentials,
+    ) -> Result<pull::Pulled, ImageError> {
+        let auth = credentials.clone().then(&self.credentials).for_image(image);
+        pull::pull(&self.store, image, &auth).await
+    }
+
     /// The image's manifest: from the store, else pulled.
-    async fn image(&self, image: &str) -> Result<Digest, Failure> {
+    async fn image(&self, image: &str, credentials: &Credentials) -> Result<Digest, Failure> {
         match self.store.resolve(image) {
             Ok(d) => Ok(d),
-            Err(ImageError::UnknownImage(_)) => pull::pull(&self.store, image, &Auth::Anonymous)
+            Err(ImageError::UnknownImage(_)) => self
+                .pull(image, credentials)
                 .await
                 .map(|p| p.digest)
                 .map_err(|e| failure("ErrImagePull", format!("cannot pull image {image:?}: {e}"))),
@@ -221,6 +235,7 @@ impl ImageResolver for Runc {
     fn resolve<'a>(
         &'a self,
         image: &'a str,
+        credentials: &'a Credentials,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, Failure>> + Send + 'a>>
     {
         Box::pin(async move {
@@ -233,12 +248,14 @@ impl ImageResolver for Runc {
             // A reference naming its registry is resolved there (the tag may have
             // moved); a bare name may be an imported image.
             let digest = if names_registry(image) {
-                pull::pull(&self.store, image, &Auth::Anonymous)
+                self.pull(image, credentials)
                     .await
                     .map(|p| p.digest)
                     .map_err(|e| missing(e.to_string()))?
             } else {
-                self.image(image).await.map_err(|f| missing(f.message))?
+                self.image(image, credentials)
+                    .await
+                    .map_err(|f| missing(f.message))?
             };
             let name = match image.parse::<oci_client::Reference>() {
                 Ok(r) => format!("{}/{}", r.registry(), r.repository()),
@@ -397,7 +414,7 @@ impl Launcher for Runc {
             let w = rev.workload();
             let r = rev.revision();
             let image = w.container.image.clone().unwrap_or_default();
-            let digest = self.image(&image).await?;
+            let digest = self.image(&image, &w.pull_credentials).await?;
             let cid = container_id(&r.namespace, &r.name, id);
             let hostname = format!("{}-deployment-{id}", r.name);
             let (dir, net) = tokio::task::block_in_place(|| {

@@ -61,9 +61,35 @@ impl Drop for Registry {
     }
 }
 
-/// Starts a registry.
+/// Starts a registry anyone may use.
 pub fn registry() -> Registry {
+    start_registry(None)
+}
+
+/// Starts a registry that only `user` with `password` may use (htpasswd basic auth,
+/// the hash made by apache2-utils' `htpasswd`).
+pub fn private_registry(user: &str, password: &str) -> Registry {
+    start_registry(Some((user, password)))
+}
+
+fn start_registry(login: Option<(&str, &str)>) -> Registry {
     let dir = tempfile::tempdir().unwrap();
+    let auth = match login {
+        None => String::new(),
+        Some((user, password)) => {
+            let out = Command::new("htpasswd")
+                .args(["-Bbn", user, password])
+                .output()
+                .expect("htpasswd is installed (apache2-utils; .ci/run installs it)");
+            assert!(out.status.success());
+            let file = dir.path().join("htpasswd");
+            std::fs::write(&file, &out.stdout).unwrap();
+            format!(
+                "auth:\n  htpasswd:\n    realm: swell-test\n    path: {}\n",
+                file.display()
+            )
+        }
+    };
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -74,7 +100,7 @@ pub fn registry() -> Registry {
     std::fs::write(
         &config,
         format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n{auth}",
             dir.path().join("data").display()
         ),
     )
