@@ -207,7 +207,7 @@ pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Ctx>) -> Result<Action, Reco
     }
     let cfg = ctx.config.borrow().clone();
     let credentials = workload::pull_credentials(&ctx.client, &rev).await?;
-    let pinned = match pin_image(&rev, &cfg, ctx.images.as_deref(), &credentials).await {
+    let pinned = match pin_images(&rev, &cfg, ctx.images.as_deref(), &credentials).await {
         Ok(p) => p,
         Err(failure) => {
             ctx.autoscaler.forget(&r);
@@ -218,8 +218,13 @@ pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Ctx>) -> Result<Action, Reco
     };
     let scale = match workload::resolve(&ctx.client, &rev, credentials).await {
         Ok(mut w) => {
-            if let Some(p) = &pinned {
-                w.container.image = Some(p.image_digest.clone());
+            let runs = std::iter::once(&mut w.container)
+                .chain(w.sidecars.iter_mut().map(|s| &mut s.container))
+                .chain(w.init_containers.iter_mut().map(|s| &mut s.container));
+            for c in runs {
+                if let Some(image) = pinned.image(&c.name) {
+                    c.image = Some(image);
+                }
             }
             ctx.pools.configure(&key, pool_config(&rev));
             match autoscaling(&rev, &cfg) {
@@ -234,9 +239,8 @@ pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Ctx>) -> Result<Action, Reco
         Err(WorkloadError::Config(failure)) => not_running(failure),
     };
     let mut st = revision_status(&rev, &scale);
-    if let Some(p) = pinned {
-        st.container_statuses = vec![p];
-    }
+    st.container_statuses = pinned.containers;
+    st.init_container_statuses = pinned.init_containers;
     write_status(&ctx, &rev, st).await?;
     // Replica changes trigger reconciles; the requeue only catches what slipped by.
     Ok(Action::requeue(Duration::from_secs(
@@ -259,44 +263,77 @@ async fn write_status(ctx: &Ctx, rev: &Revision, st: RevisionStatus) -> Result<(
     Ok(())
 }
 
-/// The serving container's image pinned to its digest (as Knative resolves tags when
-/// a Revision is created): the digest already recorded in the status, else resolved
-/// now. `None` without a resolver, or for registries that skip tag resolution.
-async fn pin_image(
+/// The Revision's images pinned to their digests, as Knative resolves tags when a
+/// Revision is created: for its containers, then its init containers.
+#[derive(Debug, Default)]
+struct Pinned {
+    containers: Vec<ContainerStatus>,
+    init_containers: Vec<ContainerStatus>,
+}
+
+impl Pinned {
+    /// The pinned image of the container `name`.
+    fn image(&self, name: &str) -> Option<String> {
+        self.containers
+            .iter()
+            .chain(&self.init_containers)
+            .find(|s| s.name == name)
+            .map(|s| s.image_digest.clone())
+    }
+}
+
+/// Every container's image pinned to its digest: the digest already recorded in the
+/// status, else resolved now. Nothing without a resolver, or for images of registries
+/// that skip tag resolution.
+async fn pin_images(
     rev: &Revision,
     cfg: &ServingConfig,
     images: Option<&dyn swell_runtime::ImageResolver>,
     credentials: &swell_runtime::image::Credentials,
-) -> Result<Option<ContainerStatus>, Failure> {
+) -> Result<Pinned, Failure> {
+    let mut pinned = Pinned::default();
     let Some(images) = images else {
-        return Ok(None);
+        return Ok(pinned);
     };
-    let containers = &rev.spec.pod_spec.containers;
-    let Some(c) = swell_api::defaults::serving_container_index(containers).map(|i| &containers[i])
-    else {
-        return Ok(None);
-    };
-    let Some(image) = c.image.as_deref().filter(|i| !i.is_empty()) else {
-        return Ok(None);
-    };
-    let registry = image.split_once('/').map_or("", |(r, _)| r);
-    if cfg
-        .registries_skipping_tag_resolving
-        .iter()
-        .any(|r| r == registry)
-    {
-        return Ok(None);
+    let spec = &rev.spec.pod_spec;
+    let status = rev.status.as_ref();
+    let lists = [
+        (
+            &spec.containers[..],
+            status.map(|s| &s.container_statuses[..]),
+            &mut pinned.containers,
+        ),
+        (
+            spec.init_containers.as_deref().unwrap_or_default(),
+            status.map(|s| &s.init_container_statuses[..]),
+            &mut pinned.init_containers,
+        ),
+    ];
+    for (containers, recorded, into) in lists {
+        for c in containers {
+            let Some(image) = c.image.as_deref().filter(|i| !i.is_empty()) else {
+                continue;
+            };
+            let registry = image.split_once('/').map_or("", |(r, _)| r);
+            if cfg
+                .registries_skipping_tag_resolving
+                .iter()
+                .any(|r| r == registry)
+            {
+                continue;
+            }
+            let known = recorded
+                .unwrap_or_default()
+                .iter()
+                .find(|s| s.name == c.name && !s.image_digest.is_empty());
+            into.push(match known {
+                Some(s) => s.clone(),
+                None => ContainerStatus {
+                    name: c.name.clone(),
+                    image_digest: images.resolve(image, credentials).await?,
+                },
+            });
+        }
     }
-    let recorded = rev
-        .status
-        .as_ref()
-        .and_then(|s| s.container_statuses.iter().find(|s| s.name == c.name))
-        .filter(|s| !s.image_digest.is_empty());
-    if let Some(s) = recorded {
-        return Ok(Some(s.clone()));
-    }
-    Ok(Some(ContainerStatus {
-        name: c.name.clone(),
-        image_digest: images.resolve(image, credentials).await?,
-    }))
+    Ok(pinned)
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use swell_api::Revision;
 use swell_runtime::image::Credentials;
 use swell_runtime::volume::{Volume, VolumeFile, VolumeSource};
-use swell_runtime::{Failure, Workload};
+use swell_runtime::{ContainerRun, Failure, Workload};
 
 /// The default container port (runtime contract).
 pub const DEFAULT_PORT: u16 = 8080;
@@ -183,25 +183,16 @@ pub async fn pull_credentials(
     Ok(credentials)
 }
 
-/// Resolves what `rev` runs; its images are pulled with `pull_credentials`.
-pub async fn resolve(
-    client: &kube::Client,
+/// One container's environment (`envFrom`, then `env` with ConfigMap/Secret
+/// references and `$(VAR)` expansion, then Knative's `K_*`) and its expanded
+/// `command`/`args`.
+async fn run_spec(
+    src: &mut Sources,
     rev: &Revision,
-    pull_credentials: Credentials,
-) -> Result<Workload, WorkloadError> {
-    let ns = rev.metadata.namespace.clone().unwrap_or_default();
-    let name = rev.metadata.name.clone().unwrap_or_default();
-    let Some((container, sidecars)) = split_containers(rev) else {
-        return Err(WorkloadError::Config(config_error(
-            "the Revision has no serving container".into(),
-        )));
-    };
-    let mut src = Sources {
-        maps: Api::namespaced(client.clone(), &ns),
-        secrets: Api::namespaced(client.clone(), &ns),
-        map_cache: BTreeMap::new(),
-        secret_cache: BTreeMap::new(),
-    };
+    container: Container,
+) -> Result<ContainerRun, WorkloadError> {
+    let ns = rev.metadata.namespace.as_deref().unwrap_or_default();
+    let name = rev.metadata.name.as_deref().unwrap_or_default();
     let mut env: Vec<(String, String)> = Vec::new();
     for from in container.env_from.iter().flatten() {
         let prefix = from.prefix.clone().unwrap_or_default();
@@ -243,13 +234,13 @@ pub async fn resolve(
             Some(from) => {
                 if let Some(r) = &from.config_map_key_ref {
                     let d = src.map(&r.name).await?;
-                    key_ref(d, "ConfigMap", &ns, &r.name, &r.key, r.optional)?
+                    key_ref(d, "ConfigMap", ns, &r.name, &r.key, r.optional)?
                 } else if let Some(r) = &from.secret_key_ref {
                     let d = src.secret(&r.name).await?;
-                    key_ref(d, "Secret", &ns, &r.name, &r.key, r.optional)?
+                    key_ref(d, "Secret", ns, &r.name, &r.key, r.optional)?
                 } else if let Some(f) = &from.field_ref {
                     match f.field_path.as_str() {
-                        "metadata.namespace" => Some(ns.clone()),
+                        "metadata.namespace" => Some(ns.to_string()),
                         "metadata.name" => Some(format!("{name}-deployment")),
                         "status.podIP" | "status.hostIP" => Some("127.0.0.1".into()),
                         other => {
@@ -279,13 +270,66 @@ pub async fn resolve(
             .cloned()
             .unwrap_or_default()
     };
-    set(&mut env, "K_REVISION".into(), name.clone());
+    set(&mut env, "K_REVISION".into(), name.to_string());
     set(
         &mut env,
         "K_CONFIGURATION".into(),
         label(labels::CONFIGURATION),
     );
     set(&mut env, "K_SERVICE".into(), label(labels::SERVICE));
+    // `$(PORT)` stays: each replica's port is the backend's to fill in.
+    let final_vars = vars_snapshot(&env);
+    let expanded = |v: &Option<Vec<String>>| {
+        v.as_ref()
+            .map(|v| v.iter().map(|a| expand(a, &final_vars)).collect::<Vec<_>>())
+    };
+    Ok(ContainerRun {
+        command: expanded(&container.command),
+        args: expanded(&container.args),
+        env,
+        container,
+    })
+}
+
+/// Resolves what `rev` runs; its images are pulled with `pull_credentials`.
+pub async fn resolve(
+    client: &kube::Client,
+    rev: &Revision,
+    pull_credentials: Credentials,
+) -> Result<Workload, WorkloadError> {
+    let ns = rev.metadata.namespace.clone().unwrap_or_default();
+    let Some((container, sidecars)) = split_containers(rev) else {
+        return Err(WorkloadError::Config(config_error(
+            "the Revision has no serving container".into(),
+        )));
+    };
+    let mut src = Sources {
+        maps: Api::namespaced(client.clone(), &ns),
+        secrets: Api::namespaced(client.clone(), &ns),
+        map_cache: BTreeMap::new(),
+        secret_cache: BTreeMap::new(),
+    };
+    let serving = run_spec(&mut src, rev, container).await?;
+    let mut sidecar_runs = Vec::new();
+    for c in sidecars {
+        sidecar_runs.push(run_spec(&mut src, rev, c).await?);
+    }
+    let mut init_runs = Vec::new();
+    for c in rev
+        .spec
+        .pod_spec
+        .init_containers
+        .clone()
+        .unwrap_or_default()
+    {
+        init_runs.push(run_spec(&mut src, rev, c).await?);
+    }
+    let ContainerRun {
+        container,
+        env,
+        command,
+        args,
+    } = serving;
     let port = container
         .ports
         .as_ref()
@@ -293,13 +337,6 @@ pub async fn resolve(
         .and_then(|p| u16::try_from(p.container_port).ok())
         .filter(|p| *p > 0)
         .unwrap_or(DEFAULT_PORT);
-    // `$(PORT)` stays: each replica's port is the backend's to fill in.
-    let final_vars = vars_snapshot(&env);
-    let expanded = |v: &Option<Vec<String>>| {
-        v.as_ref()
-            .map(|v| v.iter().map(|a| expand(a, &final_vars)).collect::<Vec<_>>())
-    };
-    let (command, args) = (expanded(&container.command), expanded(&container.args));
     let argv = command
         .iter()
         .flatten()
@@ -321,13 +358,8 @@ pub async fn resolve(
         args,
         port,
         grace,
-        sidecars,
-        init_containers: rev
-            .spec
-            .pod_spec
-            .init_containers
-            .clone()
-            .unwrap_or_default(),
+        sidecars: sidecar_runs,
+        init_containers: init_runs,
         volumes,
         pull_credentials,
     })

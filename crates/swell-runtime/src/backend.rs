@@ -35,14 +35,28 @@ pub struct Workload {
     pub port: u16,
     /// How long a stopping replica gets between SIGTERM and SIGKILL.
     pub grace: Duration,
-    /// Other containers of the Revision (sidecars).
-    pub sidecars: Vec<Container>,
+    /// Other containers of the Revision (sidecars), resolved likewise.
+    pub sidecars: Vec<ContainerRun>,
     /// Containers that run to completion, in order, before the others start.
-    pub init_containers: Vec<Container>,
+    pub init_containers: Vec<ContainerRun>,
     /// The Revision's volumes, their ConfigMap and Secret contents read.
     pub volumes: Vec<crate::volume::Volume>,
     /// Registry credentials from the Revision's `imagePullSecrets`.
     pub pull_credentials: crate::image::Credentials,
+}
+
+/// A container of a Revision other than the serving one, resolved as the serving one
+/// is (environment, `$(VAR)`-expanded `command` and `args`); it gets no `PORT`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContainerRun {
+    /// The container as the Revision has it.
+    pub container: Container,
+    /// Its environment, ending with `K_SERVICE`, `K_CONFIGURATION`, `K_REVISION`.
+    pub env: Vec<(String, String)>,
+    /// `command`, expanded.
+    pub command: Option<Vec<String>>,
+    /// `args`, expanded.
+    pub args: Option<Vec<String>>,
 }
 
 /// Why replicas are not running.

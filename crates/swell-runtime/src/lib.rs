@@ -10,7 +10,7 @@ pub mod runc;
 pub mod volume;
 
 pub use backend::{
-    Backend, Failure, FakeBackend, ImageResolver, NoBackend, ReplicaObserver, ReplicaStatus,
-    ReplicaUsage, RevisionRef, Workload,
+    Backend, ContainerRun, Failure, FakeBackend, ImageResolver, NoBackend, ReplicaObserver,
+    ReplicaStatus, ReplicaUsage, RevisionRef, Workload,
 };
 pub use process::ProcessBackend;

@@ -7,6 +7,7 @@ mod autoscale;
 mod grpc;
 mod hello;
 mod httpproxy;
+mod multicontainer;
 mod readiness;
 mod runtime;
 mod serve;
@@ -23,7 +24,7 @@ const USAGE: &str = "usage: swell-testapp IMAGE [ARGS...]
    or: IMAGE [ARGS...]   (run through a link named after the image)
 images: helloworld pizzaplanetv1 pizzaplanetv2 autoscale runtime timeout failing
         singlethreaded readiness hellohttp2 wsserver grpc-ping httpproxy
-        hellovolume volumes";
+        hellovolume volumes servingcontainer sidecarcontainer";
 
 /// The images, as the names they can be run as.
 const IMAGES: &[&str] = &[
@@ -43,6 +44,8 @@ const IMAGES: &[&str] = &[
     "httpproxy",
     "hellovolume",
     "volumes",
+    "servingcontainer",
+    "sidecarcontainer",
 ];
 
 fn main() -> std::process::ExitCode {
@@ -115,6 +118,8 @@ async fn run(image: &str, args: &[String]) -> Result<u8, String> {
         "grpc-ping" => grpc::handler(),
         "httpproxy" => httpproxy::handler()?,
         "hellovolume" => volumes::hellovolume(),
+        "servingcontainer" => multicontainer::serving()?,
+        "sidecarcontainer" => multicontainer::sidecar(),
         "volumes" => match volumes::volumes()? {
             Some(handler) => handler,
             None => return Ok(0),
@@ -127,7 +132,11 @@ async fn run(image: &str, args: &[String]) -> Result<u8, String> {
         }
         other => return Err(format!("unknown image {other:?}\n{USAGE}")),
     };
-    let port = port()?;
+    let port = if image == "sidecarcontainer" {
+        multicontainer::SIDECAR_PORT
+    } else {
+        port()?
+    };
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
         .await
         .map_err(|e| format!("cannot listen on port {port}: {e}"))?;

@@ -17,7 +17,7 @@ pub struct LogsArgs {
     /// Keep printing what the replicas write, new replicas included, until interrupted.
     #[arg(short, long)]
     follow: bool,
-    /// The container (the serving container when not given; the only one Swell runs).
+    /// The container: the serving one when not given, or a sidecar or init container.
     #[arg(short, long)]
     container: Option<String>,
     /// The data directory of the server running the Revision.
@@ -27,15 +27,17 @@ pub struct LogsArgs {
     client: crate::cli::ClientArgs,
 }
 
-/// The replica logs in `dir`, by replica number.
-fn replica_logs(dir: &Path) -> BTreeMap<u64, PathBuf> {
+/// The replica logs in `dir` of the serving container (`<id>.log`), or of the
+/// container `other` (`<id>.<other>.log`), by replica number.
+fn replica_logs(dir: &Path, other: Option<&str>) -> BTreeMap<u64, PathBuf> {
+    let suffix = other.map_or(".log".to_string(), |c| format!(".{c}.log"));
     std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            let id = name.strip_suffix(".log")?.parse().ok()?;
+            let id = name.strip_suffix(&suffix)?.parse().ok()?;
             Some((id, e.path()))
         })
         .collect()
@@ -83,11 +85,13 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<()> {
                 args.revision, session.namespace
             )
         })?;
-    let containers: Vec<String> = rev
-        .spec
-        .pod_spec
+    let spec = &rev.spec.pod_spec;
+    let serving = swell_api::defaults::serving_container_index(&spec.containers)
+        .map(|i| spec.containers[i].name.clone());
+    let containers: Vec<String> = spec
         .containers
         .iter()
+        .chain(spec.init_containers.iter().flatten())
         .map(|c| c.name.clone())
         .collect();
     if let Some(c) = &args.container
@@ -99,6 +103,10 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<()> {
             containers.join(", ")
         );
     }
+    let other = args
+        .container
+        .as_deref()
+        .filter(|c| Some(*c) != serving.as_deref());
     let dir = args
         .data_dir
         .join("replicas/logs")
@@ -107,7 +115,7 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<()> {
     let mut offsets: BTreeMap<u64, u64> = BTreeMap::new();
     let mut out = std::io::stdout().lock();
     loop {
-        let logs = replica_logs(&dir);
+        let logs = replica_logs(&dir, other);
         let several = logs.len() > 1;
         for (id, path) in &logs {
             let prefix = if several {
@@ -158,9 +166,18 @@ mod tests {
     #[test]
     fn replica_logs_are_found_by_number() {
         let t = tempfile::tempdir().unwrap();
-        for f in ["2.log", "10.log", "notes.txt"] {
+        for f in ["2.log", "10.log", "2.sidecar.log", "notes.txt"] {
             std::fs::write(t.path().join(f), "").unwrap();
         }
-        assert_eq!(replica_logs(t.path()).keys().collect::<Vec<_>>(), [&2, &10]);
+        assert_eq!(
+            replica_logs(t.path(), None).keys().collect::<Vec<_>>(),
+            [&2, &10]
+        );
+        assert_eq!(
+            replica_logs(t.path(), Some("sidecar"))
+                .keys()
+                .collect::<Vec<_>>(),
+            [&2]
+        );
     }
 }

@@ -7,7 +7,7 @@
 pub mod launch;
 mod pidfile;
 pub mod probe;
-mod replica;
+pub(crate) mod replica;
 mod usage;
 
 use crate::backend::{

@@ -6,18 +6,34 @@
 //! files) and are bound into the container. Images are pulled on first use. What a crashed server left (containers, mounts,
 //! namespaces) is removed when the next one starts.
 
-use super::bundle::{BindMount, BundleInput, runtime_spec};
 use super::network::{Attachment, Network};
+use super::pod::{self, ContainerPlan, Pod};
 use crate::backend::{Failure, ImageResolver, Workload};
 use crate::image::pull;
 use crate::image::{Credentials, Digest, ImageError, ImageStore};
 use crate::process::RevisionState;
 use crate::process::launch::{Launched, Launcher, Launching, log_file, probe_target};
+use crate::process::replica::log_tail;
 use crate::volume::{self, Volume, VolumeSource};
 use k8s_openapi::api::core::v1::Container;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// How long sidecars get to stop after the serving container has ended.
+const SIDECAR_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Where the container `name` of a replica writes: beside the replica's (serving
+/// container's) log `<id>.log`, as `<id>.<name>.log`.
+pub fn container_log(replica_log: &Path, name: &str) -> PathBuf {
+    let stem = replica_log
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    replica_log.with_file_name(format!("{stem}.{name}.log"))
+}
 
 /// Runs replicas as runc containers.
 #[derive(Debug)]
@@ -98,7 +114,7 @@ impl Runc {
         }
         if let Ok(entries) = std::fs::read_dir(&self.bundles) {
             for e in entries.flatten() {
-                remove_bundle(&e.path());
+                pod::remove(&e.path());
             }
         }
         let n = self.network.clean_leftovers();
@@ -133,101 +149,115 @@ impl Runc {
         }
     }
 
-    /// Everything up to `runc run`: root filesystem, network, bundle. Undone on error.
-    fn prepare(
+    /// The plan for one container of the replica: its image pulled if need be.
+    async fn plan<'c>(
         &self,
-        w: &Workload,
-        volumes: &[Volume],
-        digest: &Digest,
+        container: &'c Container,
+        env: Vec<(String, String)>,
+        command: Option<Vec<String>>,
+        args: Option<Vec<String>>,
+        credentials: &Credentials,
+    ) -> Result<ContainerPlan<'c>, Failure> {
+        let image = container.image.clone().unwrap_or_default();
+        let digest = self.image(&image, credentials).await?;
+        let invalid = |e: ImageError| failure("InvalidImage", e.to_string());
+        Ok(ContainerPlan {
+            container,
+            env,
+            command,
+            args,
+            lower: self.store.rootfs(&digest).map_err(invalid)?,
+            image: self
+                .store
+                .config(&digest)
+                .map_err(invalid)?
+                .config()
+                .clone(),
+        })
+    }
+
+    /// The replica's network and pod directory. Undone on error.
+    fn pod(
+        &self,
         cid: &str,
         hostname: &str,
-    ) -> Result<(PathBuf, Attachment), Failure> {
-        let lower = self
-            .store
-            .rootfs(digest)
-            .map_err(|e| failure("InvalidImage", e.to_string()))?;
-        let config = self
-            .store
-            .config(digest)
-            .map_err(|e| failure("InvalidImage", e.to_string()))?;
-        let dir = self.bundles.join(cid);
-        let _ = std::fs::remove_dir_all(&dir);
-        let rootfs = dir.join("rootfs");
-        let io =
-            |what: &str, e: std::io::Error| failure("CreateContainerError", format!("{what}: {e}"));
-        for d in ["upper", "work", "rootfs"] {
-            std::fs::create_dir_all(dir.join(d)).map_err(|e| io("creating the bundle", e))?;
-        }
-        let options = format!(
-            "lowerdir={},upperdir={},workdir={}",
-            lower.display(),
-            dir.join("upper").display(),
-            dir.join("work").display()
-        );
-        nix::mount::mount(
-            Some("overlay"),
-            &rootfs,
-            Some("overlay"),
-            nix::mount::MsFlags::empty(),
-            Some(options.as_str()),
-        )
-        .map_err(|e| {
-            failure(
-                "CreateContainerError",
-                format!("mounting the root filesystem: {e}"),
-            )
-        })?;
-        let undo_mount = || remove_bundle(&dir);
-        let net = match self.network.attach(cid) {
-            Ok(n) => n,
+        volumes: &[Volume],
+    ) -> Result<(Pod, Attachment), Failure> {
+        let net = self
+            .network
+            .attach(cid)
+            .map_err(|e| failure("CreateContainerError", format!("replica network: {e}")))?;
+        match Pod::create(
+            self.bundles.join(cid),
+            cid,
+            hostname,
+            net.ip,
+            net.netns.clone(),
+            volumes,
+        ) {
+            Ok(pod) => Ok((pod, net)),
             Err(e) => {
-                undo_mount();
-                return Err(failure(
-                    "CreateContainerError",
-                    format!("replica network: {e}"),
-                ));
+                self.network.detach(&net);
+                Err(e)
             }
-        };
-        let written = (|| {
-            let etc = ["resolv.conf", "hosts", "hostname"].map(|f| dir.join(f));
-            let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-            std::fs::write(&etc[0], resolv).map_err(|e| io("writing resolv.conf", e))?;
-            std::fs::write(
-                &etc[1],
-                format!(
-                    "127.0.0.1\tlocalhost\n::1\tlocalhost\n{}\t{hostname}\n",
-                    net.ip
-                ),
-            )
-            .map_err(|e| io("writing hosts", e))?;
-            std::fs::write(&etc[2], format!("{hostname}\n"))
-                .map_err(|e| io("writing hostname", e))?;
-            let volumes = volume_mounts(&dir, &w.container, volumes)?;
-            let mut env = w.env.clone();
-            env.push(("PORT".into(), w.port.to_string()));
-            let spec = runtime_spec(&BundleInput {
-                image: config.config().as_ref(),
-                container: &w.container,
-                command: w.command.clone(),
-                args: w.args.clone(),
-                env: &env,
-                rootfs: &rootfs,
-                hostname,
-                etc,
-                netns: Some(net.netns.clone()),
-                cgroups_path: format!("/swell/{cid}"),
-                volumes: &volumes,
-            })
-            .map_err(|e| failure("CreateContainerConfigError", e.to_string()))?;
-            spec.save(dir.join("config.json"))
-                .map_err(|e| failure("CreateContainerError", format!("writing config.json: {e}")))
-        })();
-        if let Err(e) = written {
-            self.network.detach(&net);
-            undo_mount();
-            return Err(e);
         }
-        Ok((dir, net))
+    }
+
+    /// `runc run` of one of the pod's bundles, in the foreground, output to `log`.
+    fn run(&self, bundle: &Path, id: &str, log: &Path) -> std::io::Result<tokio::process::Child> {
+        let (out, err) = log_file(log)?;
+        tokio::process::Command::new("runc")
+            .arg("--root")
+            .arg(&self.state)
+            // Kept after it exits, so its cgroup can still say why it ended.
+            .args(["run", "--keep", "--bundle"])
+            .arg(bundle)
+            .arg(id)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+    }
+
+    /// Runs the init containers one after the other, each to completion; the first that
+    /// fails stops the replica's start with its exit code and last lines.
+    async fn run_init_containers(
+        &self,
+        pod: &Pod,
+        plans: &[ContainerPlan<'_>],
+        volumes: &[Volume],
+        log: &Path,
+    ) -> Result<(), Failure> {
+        for plan in plans {
+            let name = &plan.container.name;
+            let bundle = tokio::task::block_in_place(|| pod.bundle(plan, false, volumes))?;
+            let id = pod.container_id(Some(name));
+            let log = container_log(log, name);
+            let status = match self.run(&bundle, &id, &log) {
+                Ok(mut child) => child.wait().await,
+                Err(e) => Err(e),
+            };
+            let _ = self.runc().args(["delete", "-f", &id]).output();
+            let code = match status {
+                Ok(s) if s.success() => continue,
+                Ok(s) => s.code().unwrap_or(-1),
+                Err(e) => {
+                    return Err(failure(
+                        "StartError",
+                        format!("cannot run init container {name}: {e}"),
+                    ));
+                }
+            };
+            return Err(failure(
+                &format!("ExitCode{code}"),
+                format!(
+                    "init container {name} exited with code {code}: {}",
+                    log_tail(&log)
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -266,103 +296,6 @@ impl ImageResolver for Runc {
     }
 }
 
-/// Unmounts a replica's bundle (its root filesystem and in-memory volumes) and removes
-/// it.
-fn remove_bundle(dir: &Path) {
-    let detach = |p: &Path| {
-        let _ = nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH);
-    };
-    detach(&dir.join("rootfs"));
-    if let Ok(volumes) = std::fs::read_dir(dir.join("volumes")) {
-        for v in volumes.flatten() {
-            detach(&v.path());
-        }
-    }
-    let _ = std::fs::remove_dir_all(dir);
-}
-
-/// Creates the replica's volumes under `bundle/volumes` and says where each of the
-/// container's `volumeMounts` binds: emptyDirs are world-writable directories (tmpfs
-/// with `medium: Memory`, capped at `sizeLimit`), ConfigMap, Secret and projected
-/// volumes their files, always read-only.
-fn volume_mounts(
-    bundle: &Path,
-    container: &Container,
-    volumes: &[Volume],
-) -> Result<Vec<BindMount>, Failure> {
-    use std::os::unix::fs::PermissionsExt;
-    let err = |m: String| failure("CreateContainerConfigError", m);
-    let root = bundle.join("volumes");
-    for v in volumes {
-        let dir = root.join(&v.name);
-        let io = |e: std::io::Error| err(format!("volume {:?}: {e}", v.name));
-        std::fs::create_dir_all(&dir).map_err(io)?;
-        match &v.source {
-            VolumeSource::EmptyDir { memory, size_limit } => {
-                if *memory {
-                    let options =
-                        size_limit.map_or("mode=1777".into(), |b| format!("mode=1777,size={b}"));
-                    nix::mount::mount(
-                        Some("tmpfs"),
-                        &dir,
-                        Some("tmpfs"),
-                        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
-                        Some(options.as_str()),
-                    )
-                    .map_err(|e| err(format!("volume {:?}: mounting tmpfs: {e}", v.name)))?;
-                } else {
-                    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
-                        .map_err(io)?;
-                }
-            }
-            VolumeSource::Files(files) => volume::write_files(&dir, files)
-                .map_err(|e| err(format!("volume {:?}: {e}", v.name)))?,
-        }
-    }
-    let mut mounts = Vec::new();
-    for m in container.volume_mounts.iter().flatten() {
-        let Some(v) = volumes.iter().find(|v| v.name == m.name) else {
-            return Err(err(format!(
-                "volumeMount {:?}: the Revision has no such volume",
-                m.name
-            )));
-        };
-        let mut source = root.join(&v.name);
-        if let Some(sub) = m.sub_path.as_deref().filter(|p| !p.is_empty()) {
-            let inside = Path::new(sub)
-                .components()
-                .all(|c| matches!(c, std::path::Component::Normal(_)));
-            if !inside {
-                return Err(err(format!(
-                    "volumeMount {:?}: subPath {sub:?} must be relative and must not contain '..'",
-                    m.name
-                )));
-            }
-            if v.source.writable() {
-                // As kubelet does, an emptyDir's subPath is created on first use.
-                let _ = std::fs::create_dir_all(source.join(sub));
-            }
-            // The link a ConfigMap's key is becomes the file itself, as kubelet binds it.
-            let base = std::fs::canonicalize(&source).unwrap_or_else(|_| source.clone());
-            source = std::fs::canonicalize(source.join(sub))
-                .ok()
-                .filter(|p| p.starts_with(&base))
-                .ok_or_else(|| {
-                    err(format!(
-                        "volumeMount {:?}: subPath {sub:?} is not in volume {:?}",
-                        m.name, v.name
-                    ))
-                })?;
-        }
-        mounts.push(BindMount {
-            destination: m.mount_path.clone(),
-            source,
-            read_only: m.read_only == Some(true) || !v.source.writable(),
-        });
-    }
-    Ok(mounts)
-}
-
 /// The reference starts with a registry host (`host.domain/…`, `host:port/…`,
 /// `localhost/…`), as Docker decides.
 fn names_registry(image: &str) -> bool {
@@ -390,80 +323,154 @@ fn oom_killed(cid: &str) -> bool {
 
 impl Launcher for Runc {
     fn refuse(&self, w: &Workload) -> Option<Failure> {
-        if !w.sidecars.is_empty() {
-            return Some(failure(
-                "SidecarsUnsupported",
-                "the runc backend runs one container per Revision for now; this one has sidecars",
-            ));
+        let containers = std::iter::once(&w.container)
+            .chain(w.sidecars.iter().map(|c| &c.container))
+            .chain(w.init_containers.iter().map(|c| &c.container));
+        for c in containers {
+            if c.image.as_deref().is_none_or(str::is_empty) {
+                return Some(failure(
+                    "ImageRequired",
+                    format!("container {:?} names no image", c.name),
+                ));
+            }
         }
-        if !w.init_containers.is_empty() {
-            return Some(failure(
-                "InitContainersUnsupported",
-                "the runc backend does not run init containers yet; this Revision has some",
-            ));
-        }
-        w.container
-            .image
-            .as_deref()
-            .is_none_or(str::is_empty)
-            .then(|| failure("ImageRequired", "the container names no image"))
+        None
     }
 
     fn launch<'a>(&'a self, rev: &'a RevisionState, id: u64, log: &'a Path) -> Launching<'a> {
         Box::pin(async move {
             let w = rev.workload();
             let r = rev.revision();
-            let image = w.container.image.clone().unwrap_or_default();
-            let digest = self.image(&image, &w.pull_credentials).await?;
+            let volumes = rev.volumes();
+            let credentials = &w.pull_credentials;
+            let mut env = w.env.clone();
+            env.push(("PORT".into(), w.port.to_string()));
+            let serving = self
+                .plan(
+                    &w.container,
+                    env,
+                    w.command.clone(),
+                    w.args.clone(),
+                    credentials,
+                )
+                .await?;
+            let mut inits = Vec::new();
+            for c in &w.init_containers {
+                inits.push(
+                    self.plan(
+                        &c.container,
+                        c.env.clone(),
+                        c.command.clone(),
+                        c.args.clone(),
+                        credentials,
+                    )
+                    .await?,
+                );
+            }
+            let mut sidecars = Vec::new();
+            for c in &w.sidecars {
+                sidecars.push(
+                    self.plan(
+                        &c.container,
+                        c.env.clone(),
+                        c.command.clone(),
+                        c.args.clone(),
+                        credentials,
+                    )
+                    .await?,
+                );
+            }
             let cid = container_id(&r.namespace, &r.name, id);
             let hostname = format!("{}-deployment-{id}", r.name);
-            let (dir, net) = tokio::task::block_in_place(|| {
-                self.prepare(w, &rev.volumes(), &digest, &cid, &hostname)
-            })?;
+            let (pod, net) = tokio::task::block_in_place(|| self.pod(&cid, &hostname, &volumes))?;
+            // Sidecars keep running until the serving container has ended; one that
+            // ends first takes the replica down with it, and says why.
+            let sidecar_ids: Vec<String> = sidecars
+                .iter()
+                .map(|p| pod.container_id(Some(&p.container.name)))
+                .collect();
+            let stopping = Arc::new(AtomicBool::new(false));
+            let running = Arc::new(AtomicUsize::new(0));
+            let died: Arc<Mutex<Option<Failure>>> = Arc::default();
             let cleanup = {
-                let (state, network, cid, dir, net) = (
+                let (state, network, pod, net) = (
                     self.state.clone(),
                     self.network.clone(),
-                    cid.clone(),
-                    dir.clone(),
+                    pod.clone(),
                     net.clone(),
                 );
+                let (ids, stopping, running) =
+                    (sidecar_ids.clone(), stopping.clone(), running.clone());
                 move || {
-                    let _ = Command::new("runc")
-                        .arg("--root")
-                        .arg(&state)
-                        .args(["delete", "-f", &cid])
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null())
-                        .status();
+                    let runc = |args: &[&str]| {
+                        let _ = Command::new("runc")
+                            .arg("--root")
+                            .arg(&state)
+                            .args(args)
+                            .stdout(Stdio::null())
+                            .stderr(Stdio::null())
+                            .status();
+                    };
+                    stopping.store(true, Ordering::SeqCst);
+                    for id in &ids {
+                        runc(&["kill", id, "TERM"]);
+                    }
+                    let deadline = std::time::Instant::now() + SIDECAR_GRACE;
+                    while running.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline
+                    {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                    for id in ids.iter().chain(std::iter::once(&pod.id)) {
+                        runc(&["delete", "-f", id]);
+                    }
                     network.detach(&net);
-                    remove_bundle(&dir);
+                    pod::remove(&pod.dir);
                 }
             };
-            let (out, err) = match log_file(log) {
-                Ok(f) => f,
-                Err(e) => {
-                    cleanup();
-                    return Err(failure("StartError", format!("replica log: {e}")));
+            let started = async {
+                self.run_init_containers(&pod, &inits, &volumes, log)
+                    .await?;
+                for (plan, id) in sidecars.iter().zip(&sidecar_ids) {
+                    let name = &plan.container.name;
+                    let bundle = tokio::task::block_in_place(|| pod.bundle(plan, false, &volumes))?;
+                    let log = container_log(log, name);
+                    let mut child = self.run(&bundle, id, &log).map_err(|e| {
+                        failure("StartError", format!("cannot run sidecar {name}: {e}"))
+                    })?;
+                    running.fetch_add(1, Ordering::SeqCst);
+                    let (stopping, running, died) =
+                        (stopping.clone(), running.clone(), died.clone());
+                    let (state, main, name) = (self.state.clone(), pod.id.clone(), name.clone());
+                    tokio::spawn(async move {
+                        let status = child.wait().await;
+                        if !stopping.load(Ordering::SeqCst) {
+                            let code = status.ok().and_then(|s| s.code()).unwrap_or(-1);
+                            *died.lock().unwrap_or_else(|e| e.into_inner()) = Some(failure(
+                                &format!("ExitCode{code}"),
+                                format!(
+                                    "sidecar {name} exited with code {code}: {}",
+                                    log_tail(&log)
+                                ),
+                            ));
+                            let _ = tokio::process::Command::new("runc")
+                                .arg("--root")
+                                .arg(&state)
+                                .args(["kill", &main, "KILL"])
+                                .output()
+                                .await;
+                        }
+                        running.fetch_sub(1, Ordering::SeqCst);
+                    });
                 }
+                let bundle = tokio::task::block_in_place(|| pod.bundle(&serving, true, &volumes))?;
+                self.run(&bundle, &pod.id, log)
+                    .map_err(|e| failure("StartError", format!("cannot run runc: {e}")))
             };
-            let child = tokio::process::Command::new("runc")
-                .arg("--root")
-                .arg(&self.state)
-                // Kept after it exits, so its cgroup can still say why it ended.
-                .args(["run", "--keep", "--bundle"])
-                .arg(&dir)
-                .arg(&cid)
-                .stdin(Stdio::null())
-                .stdout(out)
-                .stderr(err)
-                .process_group(0)
-                .spawn();
-            let child = match child {
+            let child = match started.await {
                 Ok(c) => c,
                 Err(e) => {
-                    cleanup();
-                    return Err(failure("StartError", format!("cannot run runc: {e}")));
+                    tokio::task::block_in_place(cleanup);
+                    return Err(e);
                 }
             };
             let mut probe = probe_target(w, net.ip, w.port);
@@ -474,16 +481,18 @@ impl Launcher for Runc {
                 "exec".into(),
                 cid.clone(),
             ];
-            let explain = {
-                let cid = cid.clone();
-                move || {
-                    oom_killed(&cid).then(|| {
-                        failure(
-                            "OOMKilled",
-                            "the container exceeded its memory limit and was killed",
-                        )
+            let explain = move || {
+                died.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone()
+                    .or_else(|| {
+                        oom_killed(&cid).then(|| {
+                            failure(
+                                "OOMKilled",
+                                "the container exceeded its memory limit and was killed",
+                            )
+                        })
                     })
-                }
             };
             Ok(Launched {
                 child,
