@@ -40,6 +40,11 @@ pub struct ServerArgs {
     /// else `~/.docker/config.json`, when it exists.
     #[arg(long, env = "SWELL_REGISTRY_CONFIG")]
     pub registry_config: Option<PathBuf>,
+    /// How much disk the image store may take (a Kubernetes quantity: `20Gi`, `500M`).
+    /// Past it, pulled images no replica runs are removed, least recently used first
+    /// (they can be pulled again); imported images stay until `swell image rm`.
+    #[arg(long, env = "SWELL_IMAGE_STORE_LIMIT", default_value = "20Gi", value_parser = parse_bytes)]
+    pub image_store_limit: u64,
     /// Requests each Revision's activator queue holds while they wait for a replica with
     /// room; one more is answered 503 Service Unavailable (Knative's activator holds
     /// 10000).
@@ -83,6 +88,12 @@ impl swell_runtime::ReplicaObserver for ToDataplane {
         }
         let _ = self.changes.send(rev.clone());
     }
+}
+
+/// A Kubernetes byte quantity.
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    swell_api::quantity::bytes(s)
+        .ok_or_else(|| format!("{s:?} is not a quantity of bytes (like 20Gi)"))
 }
 
 /// The registry credentials of `--registry-config`, else of the docker config file in
@@ -211,6 +222,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                     store,
                     registry_credentials(args.registry_config.as_deref())?,
                 )
+                .map(|r| r.with_store_limit(args.image_store_limit))
                 .context("cannot prepare the runc backend")?,
             );
             images = Some(runc.clone());

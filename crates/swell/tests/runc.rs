@@ -5,8 +5,9 @@
 //! tag moves; a missing image fails its Revision, Configuration and Route with the
 //! reason, and a container killed for exceeding its memory limit fails its Revision
 //! (`OOMKilled`); deleting a Service and stopping the server leave no container, mount
-//! or namespace behind. Needs root (CI runs as root), runc and the CNI plugins
-//! (`.ci/run` installs them).
+//! or namespace behind; past `--image-store-limit`, pulled images nothing runs are
+//! pruned. Needs root (CI runs as root), runc and the CNI plugins (`.ci/run` installs
+//! them).
 
 mod common;
 
@@ -273,4 +274,66 @@ spec:
     assert!(containers(&data).is_empty(), "{:?}", containers(&data));
     assert_eq!(namespaces("pulled-00001") + namespaces("pulled-00002"), 0);
     assert_eq!(mounts_under(&data), 0, "overlay mounts left behind");
+}
+
+fn image_list(data: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_swell"))
+        .args(["image", "--data-dir"])
+        .arg(data)
+        .arg("ls")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// With `--image-store-limit`, every pull prunes the store: pulled images that no
+/// replica runs go, least recently used first; images in use stay even over the limit.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_image_store_prunes_pulled_images_nothing_runs() {
+    let t = tempfile::tempdir().unwrap();
+    let work = t.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    busybox_layout(&work);
+    let reg = registry();
+    for (i, name) in ["a", "b", "c"].iter().enumerate() {
+        // Each image differs from the last by one file.
+        std::fs::write(work.join(format!("bundle/rootfs/{name}")), name).unwrap();
+        run("umoci", &["repack", "--image", "L:latest", "bundle"], &work);
+        let dest = format!("docker://{}/{name}:{i}", reg.addr);
+        run(
+            "skopeo",
+            &["copy", "--dest-tls-verify=false", "oci:L:latest", &dest],
+            &work,
+        );
+    }
+    let data = t.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let mut server = Server::start_in(
+        &data,
+        "127.0.0.1:0",
+        &["--backend", "runc", "--image-store-limit", "1"],
+    );
+    let image = |name: &str, i: usize| format!("{}/{name}:{i}", reg.addr);
+    apply_ready(&server, "a", &web("a", &image("a", 0), "a"));
+    apply_ready(&server, "b", &web("b", &image("b", 1), "b"));
+    let listed = image_list(&data);
+    assert!(
+        listed.contains("/a:0") && listed.contains("/b:1"),
+        "images in use stay: {listed}"
+    );
+    let k = server.kubectl(KUBECTL);
+    k.ok(&["delete", "ksvc", "a"]);
+    tokio::task::block_in_place(|| {
+        eventually("a's container to go", || {
+            (!containers(&data).iter().any(|c| c.contains(".a-00001."))).then_some(())
+        })
+    });
+    apply_ready(&server, "c", &web("c", &image("c", 2), "c"));
+    let listed = image_list(&data);
+    assert!(
+        !listed.contains("/a:0") && listed.contains("/b:1") && listed.contains("/c:2"),
+        "only the image nothing runs goes: {listed}"
+    );
+    assert!(server.stop(), "server stopped uncleanly");
 }

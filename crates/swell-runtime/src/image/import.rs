@@ -309,6 +309,39 @@ mod tests {
     }
 
     #[test]
+    fn pruning_removes_the_least_recently_used_pulled_images_not_in_use() {
+        let t = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(&t.path().join("store")).unwrap();
+        let mut digests = Vec::new();
+        for name in ["reg.example/a:1", "reg.example/b:1", "local:1"] {
+            let dir = t.path().join(name.replace(['/', ':'], "-"));
+            let d = layout(&dir, "x", &[tar(&[E::File("f", name)])]);
+            import(&store, &dir, Some(name)).unwrap();
+            store.rootfs(&d).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            digests.push(d);
+        }
+        let full = store.usage();
+        assert!(full > 0);
+        // One image's worth over: the least recently used pulled image goes.
+        let pruned = store.prune(full - 1, &BTreeSet::new()).unwrap();
+        assert_eq!(pruned.removed, ["reg.example/a:1"]);
+        assert!(pruned.usage < full);
+        assert!(!store.has_blob(&digests[0]));
+        // In use or imported: nothing more goes, even over the limit.
+        let in_use: BTreeSet<Digest> = [digests[1].clone()].into();
+        let pruned = store.prune(0, &in_use).unwrap();
+        assert!(pruned.removed.is_empty());
+        assert!(store.has_blob(&digests[1]) && store.has_blob(&digests[2]));
+        // Not in use any more: it goes; the imported one stays.
+        assert_eq!(
+            store.prune(0, &BTreeSet::new()).unwrap().removed,
+            ["reg.example/b:1"]
+        );
+        assert_eq!(store.resolve("local:1").unwrap(), digests[2]);
+    }
+
+    #[test]
     fn an_oci_layout_imports_lists_unpacks_and_is_collected() {
         let t = tempfile::tempdir().unwrap();
         let store = ImageStore::open(&t.path().join("store")).unwrap();

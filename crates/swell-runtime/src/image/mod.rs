@@ -11,4 +11,4 @@ pub mod store;
 
 pub use auth::Credentials;
 pub use digest::Digest;
-pub use store::{ImageError, ImageInfo, ImageStore};
+pub use store::{ImageError, ImageInfo, ImageStore, Pruned};

@@ -43,6 +43,14 @@ fn registry_error(what: &str, e: impl std::fmt::Display) -> ImageError {
     ImageError::Invalid(format!("{what}: {e}"))
 }
 
+/// The reference starts with a registry host (`host.domain/…`, `host:port/…`,
+/// `localhost/…`), as Docker decides.
+pub fn names_registry(image: &str) -> bool {
+    image.split_once('/').is_some_and(|(first, _)| {
+        first.contains('.') || first.contains(':') || first == "localhost"
+    })
+}
+
 /// The registry is on this machine (plain HTTP is used for it).
 fn is_loopback(registry: &str) -> bool {
     let host = registry
@@ -167,6 +175,16 @@ pub async fn pull(store: &ImageStore, reference: &str, auth: &Auth) -> Result<Pu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn references_name_their_registry_as_docker_decides() {
+        for r in ["127.0.0.1:5000/app:1", "ghcr.io/org/app", "localhost/app"] {
+            assert!(names_registry(r), "{r}");
+        }
+        for r in ["busybox", "busybox:local", "library/busybox:1"] {
+            assert!(!names_registry(r), "{r}");
+        }
+    }
 
     #[test]
     fn loopback_registries_are_plain_http() {

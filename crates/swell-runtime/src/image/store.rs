@@ -80,6 +80,34 @@ pub struct Collected {
     pub rootfs: usize,
 }
 
+/// What pruning removed, and the store's size after it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// The references removed.
+    pub removed: Vec<String>,
+    /// Bytes the store takes on disk now.
+    pub usage: u64,
+}
+
+/// Bytes the files under `path` take (directories and links not counted).
+fn tree_size(path: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(t) if t.is_file() => total += e.metadata().map_or(0, |m| m.len()),
+                _ => {}
+            }
+        }
+    }
+    total
+}
+
 /// The store at one directory.
 #[derive(Clone, Debug)]
 pub struct ImageStore {
@@ -89,7 +117,7 @@ pub struct ImageStore {
 impl ImageStore {
     /// Opens (creating) the store at `root` and clears unfinished work.
     pub fn open(root: &Path) -> Result<Self, ImageError> {
-        for d in ["blobs/sha256", "rootfs", "tmp"] {
+        for d in ["blobs/sha256", "rootfs", "tmp", "used"] {
             let p = root.join(d);
             fs::create_dir_all(&p).map_err(io_err(format!("creating {}", p.display())))?;
         }
@@ -294,6 +322,8 @@ impl ImageStore {
 
     /// Removes blobs and root filesystems that no reference and no manifest in
     /// `in_use` reaches.
+    /// A pull in progress has blobs nothing references yet: whoever pulls and collects
+    /// in one process must not do both at once.
     pub fn collect(&self, in_use: &BTreeSet<Digest>) -> Result<Collected, ImageError> {
         let mut live_manifests: BTreeSet<Digest> = in_use.clone();
         for d in self.read_refs()?.values() {
@@ -334,9 +364,61 @@ impl ImageStore {
         Ok(collected)
     }
 
+    /// Bytes the store takes on disk: blobs and unpacked root filesystems.
+    pub fn usage(&self) -> u64 {
+        tree_size(&self.root.join("blobs")) + tree_size(&self.root.join("rootfs"))
+    }
+
+    /// When manifest `d`'s root filesystem was last asked for (never: the epoch).
+    fn last_used(&self, d: &Digest) -> std::time::SystemTime {
+        fs::metadata(self.root.join("used").join(d.hex()))
+            .and_then(|m| m.modified())
+            .unwrap_or(std::time::UNIX_EPOCH)
+    }
+
+    /// Brings the store under `limit` bytes if it can: removes pulled images (whose
+    /// references name a registry, so they can be pulled again) that no manifest in
+    /// `in_use` is, least recently used first, with whatever only they used. Imported
+    /// images are the user's to remove. Like [`ImageStore::collect`], not while pulling.
+    pub fn prune(&self, limit: u64, in_use: &BTreeSet<Digest>) -> Result<Pruned, ImageError> {
+        let mut usage = self.usage();
+        let mut removed = Vec::new();
+        if usage <= limit {
+            return Ok(Pruned { removed, usage });
+        }
+        let mut by_digest: BTreeMap<Digest, Vec<String>> = BTreeMap::new();
+        for (reference, d) in self.read_refs()? {
+            if let Ok(d) = d.parse::<Digest>() {
+                by_digest.entry(d).or_default().push(reference);
+            }
+        }
+        let mut candidates: Vec<(std::time::SystemTime, Digest)> = by_digest
+            .iter()
+            .filter(|(d, refs)| {
+                !in_use.contains(*d) && refs.iter().all(|r| super::pull::names_registry(r))
+            })
+            .map(|(d, _)| (self.last_used(d), d.clone()))
+            .collect();
+        candidates.sort();
+        for (_, d) in candidates {
+            if usage <= limit {
+                break;
+            }
+            let wanted = d.to_string();
+            self.update_refs(|refs| refs.retain(|_, v| *v != wanted))?;
+            self.collect(in_use)?;
+            let _ = fs::remove_file(self.root.join("used").join(d.hex()));
+            removed.extend(by_digest.remove(&d).unwrap_or_default());
+            usage = self.usage();
+        }
+        Ok(Pruned { removed, usage })
+    }
+
     /// The root filesystem of manifest `d`, unpacked on first use (as root, with the
     /// layers' owners). Shared: replicas must not write to it.
     pub fn rootfs(&self, d: &Digest) -> Result<PathBuf, ImageError> {
+        // When it was last used decides what pruning removes first.
+        let _ = fs::File::create(self.root.join("used").join(d.hex()));
         let dir = self.root.join("rootfs").join(d.hex());
         if dir.is_dir() {
             return Ok(dir);

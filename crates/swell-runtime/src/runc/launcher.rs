@@ -9,13 +9,14 @@
 use super::network::{Attachment, Network};
 use super::pod::{self, ContainerPlan, Pod};
 use crate::backend::{Failure, ImageResolver, Workload};
-use crate::image::pull;
+use crate::image::pull::{self, names_registry};
 use crate::image::{Credentials, Digest, ImageError, ImageStore};
 use crate::process::RevisionState;
 use crate::process::launch::{Launched, Launcher, Launching, log_file, probe_target};
 use crate::process::replica::log_tail;
 use crate::volume::{self, Volume, VolumeSource};
 use k8s_openapi::api::core::v1::Container;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -41,6 +42,13 @@ pub struct Runc {
     store: ImageStore,
     /// The server's own registry credentials, tried after a Revision's pull secrets.
     credentials: Credentials,
+    /// Bytes the image store may take before pulled images nothing runs are pruned.
+    store_limit: Option<u64>,
+    /// The images each replica (by container id) is starting or running from.
+    in_use: Arc<Mutex<BTreeMap<String, Vec<Digest>>>>,
+    /// Pulls hold it shared, pruning exclusively: a pull's blobs are not referenced
+    /// until it ends.
+    pulls: tokio::sync::RwLock<()>,
     network: Network,
     /// runc's own state (`runc --root`).
     state: PathBuf,
@@ -86,6 +94,9 @@ impl Runc {
         let runc = Runc {
             store,
             credentials,
+            store_limit: None,
+            in_use: Arc::default(),
+            pulls: tokio::sync::RwLock::new(()),
             network: Network {
                 prefix: format!("swell-{}-", &tag.hex()[..8]),
                 ..Network::new(Path::new("/run/swell/cni"))
@@ -97,6 +108,45 @@ impl Runc {
         std::fs::create_dir_all(&runc.bundles)?;
         runc.clean_leftovers();
         Ok(runc)
+    }
+
+    /// Keeps the image store under `limit` bytes (checked after every pull).
+    pub fn with_store_limit(mut self, limit: u64) -> Self {
+        self.store_limit = Some(limit);
+        self
+    }
+
+    /// Prunes the image store down to its limit, sparing every image a replica runs
+    /// or is starting from, and `pulled`.
+    async fn prune(&self, pulled: &Digest) {
+        let Some(limit) = self.store_limit else {
+            return;
+        };
+        let _alone = self.pulls.write().await;
+        let mut in_use: BTreeSet<Digest> = self
+            .in_use
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .flatten()
+            .cloned()
+            .collect();
+        in_use.insert(pulled.clone());
+        match tokio::task::block_in_place(|| self.store.prune(limit, &in_use)) {
+            Ok(p) => {
+                if !p.removed.is_empty() {
+                    tracing::info!(removed = ?p.removed, bytes = p.usage, "pruned the image store");
+                }
+                if p.usage > limit {
+                    tracing::warn!(
+                        bytes = p.usage,
+                        limit,
+                        "the image store is over its limit; what it holds is in use or imported"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot prune the image store"),
+        }
     }
 
     fn runc(&self) -> Command {
@@ -133,7 +183,12 @@ impl Runc {
         credentials: &Credentials,
     ) -> Result<pull::Pulled, ImageError> {
         let auth = credentials.clone().then(&self.credentials).for_image(image);
-        pull::pull(&self.store, image, &auth).await
+        let pulled = {
+            let _shared = self.pulls.read().await;
+            pull::pull(&self.store, image, &auth).await?
+        };
+        self.prune(&pulled.digest).await;
+        Ok(pulled)
     }
 
     /// The image's manifest: from the store, else pulled.
@@ -149,9 +204,11 @@ impl Runc {
         }
     }
 
-    /// The plan for one container of the replica: its image pulled if need be.
+    /// The plan for one container of the replica `cid`, its image pulled if need be
+    /// and counted as in use by the replica from then on.
     async fn plan<'c>(
         &self,
+        cid: &str,
         container: &'c Container,
         env: Vec<(String, String)>,
         command: Option<Vec<String>>,
@@ -160,8 +217,14 @@ impl Runc {
     ) -> Result<ContainerPlan<'c>, Failure> {
         let image = container.image.clone().unwrap_or_default();
         let digest = self.image(&image, credentials).await?;
+        self.in_use
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(cid.to_string())
+            .or_default()
+            .push(digest.clone());
         let invalid = |e: ImageError| failure("InvalidImage", e.to_string());
-        Ok(ContainerPlan {
+        let plan = ContainerPlan {
             container,
             env,
             command,
@@ -173,7 +236,8 @@ impl Runc {
                 .map_err(invalid)?
                 .config()
                 .clone(),
-        })
+        };
+        Ok(plan)
     }
 
     /// The replica's network and pod directory. Undone on error.
@@ -296,14 +360,6 @@ impl ImageResolver for Runc {
     }
 }
 
-/// The reference starts with a registry host (`host.domain/…`, `host:port/…`,
-/// `localhost/…`), as Docker decides.
-fn names_registry(image: &str) -> bool {
-    image.split_once('/').is_some_and(|(first, _)| {
-        first.contains('.') || first.contains(':') || first == "localhost"
-    })
-}
-
 /// The container's cgroup (`/swell/<cid>`, cgroup v1 or v2) saw an OOM kill.
 fn oom_killed(cid: &str) -> bool {
     ["/sys/fs/cgroup/memory/swell", "/sys/fs/cgroup/swell"]
@@ -343,46 +399,54 @@ impl Launcher for Runc {
             let r = rev.revision();
             let volumes = rev.volumes();
             let credentials = &w.pull_credentials;
-            let mut env = w.env.clone();
-            env.push(("PORT".into(), w.port.to_string()));
-            let serving = self
-                .plan(
-                    &w.container,
-                    env,
-                    w.command.clone(),
-                    w.args.clone(),
-                    credentials,
-                )
-                .await?;
-            let mut inits = Vec::new();
-            for c in &w.init_containers {
-                inits.push(
-                    self.plan(
-                        &c.container,
-                        c.env.clone(),
-                        c.command.clone(),
-                        c.args.clone(),
-                        credentials,
-                    )
-                    .await?,
-                );
-            }
-            let mut sidecars = Vec::new();
-            for c in &w.sidecars {
-                sidecars.push(
-                    self.plan(
-                        &c.container,
-                        c.env.clone(),
-                        c.command.clone(),
-                        c.args.clone(),
-                        credentials,
-                    )
-                    .await?,
-                );
-            }
             let cid = container_id(&r.namespace, &r.name, id);
             let hostname = format!("{}-deployment-{id}", r.name);
-            let (pod, net) = tokio::task::block_in_place(|| self.pod(&cid, &hostname, &volumes))?;
+            let prepared = async {
+                let mut env = w.env.clone();
+                env.push(("PORT".into(), w.port.to_string()));
+                let serving = self
+                    .plan(
+                        &cid,
+                        &w.container,
+                        env,
+                        w.command.clone(),
+                        w.args.clone(),
+                        credentials,
+                    )
+                    .await?;
+                let (mut inits, mut sidecars) = (Vec::new(), Vec::new());
+                let others = w.init_containers.iter().map(|c| (c, true));
+                for (c, init) in others.chain(w.sidecars.iter().map(|c| (c, false))) {
+                    let plan = self
+                        .plan(
+                            &cid,
+                            &c.container,
+                            c.env.clone(),
+                            c.command.clone(),
+                            c.args.clone(),
+                            credentials,
+                        )
+                        .await?;
+                    if init {
+                        inits.push(plan)
+                    } else {
+                        sidecars.push(plan)
+                    }
+                }
+                let (pod, net) =
+                    tokio::task::block_in_place(|| self.pod(&cid, &hostname, &volumes))?;
+                Ok((serving, inits, sidecars, pod, net))
+            };
+            let (serving, inits, sidecars, pod, net) = match prepared.await {
+                Ok(p) => p,
+                Err(e) => {
+                    self.in_use
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&cid);
+                    return Err(e);
+                }
+            };
             // Sidecars keep running until the serving container has ended; one that
             // ends first takes the replica down with it, and says why.
             let sidecar_ids: Vec<String> = sidecars
@@ -393,6 +457,7 @@ impl Launcher for Runc {
             let running = Arc::new(AtomicUsize::new(0));
             let died: Arc<Mutex<Option<Failure>>> = Arc::default();
             let cleanup = {
+                let in_use = self.in_use.clone();
                 let (state, network, pod, net) = (
                     self.state.clone(),
                     self.network.clone(),
@@ -425,6 +490,10 @@ impl Launcher for Runc {
                     }
                     network.detach(&net);
                     pod::remove(&pod.dir);
+                    in_use
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&pod.id);
                 }
             };
             let started = async {
@@ -531,16 +600,6 @@ impl Launcher for Runc {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn references_name_their_registry_as_docker_decides() {
-        for r in ["127.0.0.1:5000/app:1", "ghcr.io/org/app", "localhost/app"] {
-            assert!(names_registry(r), "{r}");
-        }
-        for r in ["busybox", "busybox:local", "library/busybox:1"] {
-            assert!(!names_registry(r), "{r}");
-        }
-    }
 
     #[test]
     fn container_ids_are_runc_safe() {
