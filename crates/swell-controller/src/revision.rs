@@ -16,6 +16,7 @@ use swell_api::revision::ContainerStatus;
 use swell_api::{Revision, RevisionStatus};
 use swell_autoscaler::{Activity, AutoscalerConfig};
 use swell_dataplane::{RevisionConfig, RevisionKey};
+use swell_runtime::image::pull::Progress;
 use swell_runtime::{Failure, ReplicaStatus, RevisionRef};
 
 /// How the Revision scales — the KPA spec and the PodAutoscaler's limits, or the HPA
@@ -207,7 +208,7 @@ pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Ctx>) -> Result<Action, Reco
     }
     let cfg = ctx.config.borrow().clone();
     let credentials = workload::pull_credentials(&ctx.client, &rev).await?;
-    let pinned = match pin_images(&rev, &cfg, ctx.images.as_deref(), &credentials).await {
+    let pinned = match pin_images(&ctx, &rev, &cfg, &credentials).await {
         Ok(p) => p,
         Err(failure) => {
             ctx.autoscaler.forget(&r);
@@ -263,6 +264,58 @@ async fn write_status(ctx: &Ctx, rev: &Revision, st: RevisionStatus) -> Result<(
     Ok(())
 }
 
+/// Resolves `image` (pulling it), saying on the Revision's status that it is being
+/// pulled and how far the pull has come (at most once a second).
+async fn resolve_reporting(
+    ctx: &Ctx,
+    rev: &Revision,
+    images: &dyn swell_runtime::ImageResolver,
+    image: &str,
+    credentials: &swell_runtime::image::Credentials,
+) -> Result<String, Failure> {
+    let report = |progress: Option<Progress>| {
+        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+        let message = match progress {
+            Some(p) if p.total > 0 => format!(
+                "Pulling image {image:?}: {:.1} of {:.1} MiB",
+                mib(p.done),
+                mib(p.total)
+            ),
+            _ => format!("Pulling image {image:?}"),
+        };
+        let pulling = not_running(Failure {
+            reason: "PullingImage".into(),
+            message,
+            failed: false,
+        });
+        write_status(ctx, rev, revision_status(rev, &pulling))
+    };
+    let (tx, mut rx) = tokio::sync::watch::channel(None);
+    let sink = move |p: Progress| {
+        let _ = tx.send(Some(p));
+    };
+    let resolving = images.resolve(image, credentials, &sink);
+    tokio::pin!(resolving);
+    // The status is best effort: a pull goes on whether or not it can be reported.
+    let _ = report(None).await;
+    let mut last = std::time::Instant::now();
+    loop {
+        tokio::select! {
+            resolved = &mut resolving => return resolved,
+            changed = rx.changed() => {
+                if changed.is_err() {
+                    return resolving.await;
+                }
+                let p = *rx.borrow_and_update();
+                if last.elapsed() >= Duration::from_secs(1) {
+                    last = std::time::Instant::now();
+                    let _ = report(p).await;
+                }
+            }
+        }
+    }
+}
+
 /// The Revision's images pinned to their digests, as Knative resolves tags when a
 /// Revision is created: for its containers, then its init containers.
 #[derive(Debug, Default)]
@@ -286,13 +339,13 @@ impl Pinned {
 /// status, else resolved now. Nothing without a resolver, or for images of registries
 /// that skip tag resolution.
 async fn pin_images(
+    ctx: &Ctx,
     rev: &Revision,
     cfg: &ServingConfig,
-    images: Option<&dyn swell_runtime::ImageResolver>,
     credentials: &swell_runtime::image::Credentials,
 ) -> Result<Pinned, Failure> {
     let mut pinned = Pinned::default();
-    let Some(images) = images else {
+    let Some(images) = ctx.images.as_deref() else {
         return Ok(pinned);
     };
     let spec = &rev.spec.pod_spec;
@@ -330,7 +383,7 @@ async fn pin_images(
                 Some(s) => s.clone(),
                 None => ContainerStatus {
                     name: c.name.clone(),
-                    image_digest: images.resolve(image, credentials).await?,
+                    image_digest: resolve_reporting(ctx, rev, images, image, credentials).await?,
                 },
             });
         }

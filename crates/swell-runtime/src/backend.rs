@@ -95,11 +95,13 @@ pub struct ReplicaUsage {
 /// image under its users.
 pub trait ImageResolver: Send + Sync + 'static {
     /// `image` by digest (`registry/repository@sha256:…`), signing in to its registry
-    /// with `credentials` when they have an entry for it.
+    /// with `credentials` when they have an entry for it; a pull says how far it has
+    /// come to `progress`.
     fn resolve<'a>(
         &'a self,
         image: &'a str,
         credentials: &'a crate::image::Credentials,
+        progress: &'a (dyn Fn(crate::image::pull::Progress) + Sync),
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, Failure>> + Send + 'a>>;
 }
 

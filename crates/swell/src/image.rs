@@ -2,6 +2,7 @@
 //! data directory, shared with `swell server`), filled from registries or without one.
 
 use anyhow::Context;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use swell_runtime::image::pull::{self, Auth};
 use swell_runtime::image::{ImageStore, import};
@@ -64,6 +65,18 @@ fn human(bytes: u64) -> String {
     }
 }
 
+/// `reference [#######       ] 4.2 MiB / 9.0 MiB`.
+fn progress_bar(reference: &str, p: pull::Progress) -> String {
+    const WIDTH: u64 = 24;
+    let filled = (p.done.min(p.total) * WIDTH)
+        .checked_div(p.total)
+        .unwrap_or(WIDTH);
+    let bar: String = (0..WIDTH)
+        .map(|i| if i < filled { '#' } else { ' ' })
+        .collect();
+    format!("{reference} [{bar}] {} / {}", human(p.done), human(p.total))
+}
+
 /// Runs the verb.
 pub async fn run(args: ImageArgs) -> anyhow::Result<()> {
     let store = store(&args.data_dir)?;
@@ -77,9 +90,18 @@ pub async fn run(args: ImageArgs) -> anyhow::Result<()> {
                 (Some(u), Some(p)) => Auth::Basic(u, p),
                 _ => Auth::Anonymous,
             };
-            let pulled = pull::pull(&store, &reference, &auth)
-                .await
-                .with_context(|| format!("cannot pull {reference}"))?;
+            // A bar redrawn in place on a terminal; nothing but the result in a pipe.
+            let terminal = std::io::stderr().is_terminal();
+            let show = |p: pull::Progress| {
+                if terminal {
+                    eprint!("\r\x1b[2K{}", progress_bar(&reference, p));
+                }
+            };
+            let pulled = pull::pull_with_progress(&store, &reference, &auth, &show).await;
+            if terminal {
+                eprintln!();
+            }
+            let pulled = pulled.with_context(|| format!("cannot pull {reference}"))?;
             println!("Pulled {} ({})", pulled.reference, pulled.digest);
         }
         ImageCommand::Import { path, name } => {
@@ -111,4 +133,22 @@ pub async fn run(args: ImageArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bar_fills_with_the_bytes_stored() {
+        let p = |done, total| pull::Progress { done, total };
+        assert_eq!(
+            progress_bar("r", p(512 * 1024, 2048 * 1024)),
+            "r [######                  ] 512.0 KiB / 2.0 MiB"
+        );
+        assert_eq!(
+            progress_bar("r", p(0, 0)),
+            format!("r [{}] 0.0 KiB / 0.0 KiB", "#".repeat(24))
+        );
+    }
 }

@@ -250,10 +250,30 @@ fn pulls_from_a_real_registry_follow_the_tag_and_keep_digests() {
     let data = t.path().join("data");
     let reference = format!("{}/busybox:1", reg.addr);
 
-    let first = ok(&data, &["pull", &reference]);
+    // In a pipe, the result alone: no progress bar, no terminal codes.
+    let piped = swell(&data, &["pull", &reference]);
+    let first = String::from_utf8(piped.stdout).unwrap();
     assert!(
         first.starts_with(&format!("Pulled {reference} (sha256:")),
         "{first}"
+    );
+    assert!(piped.stderr.is_empty(), "{:?}", piped.stderr);
+    // On a terminal (a pty from `script`), a progress bar redrawn in place.
+    let again = format!("{}/busybox@{}", reg.addr, digest_of(&first));
+    let tty = std::process::Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "{} image --data-dir {} pull {again}",
+            env!("CARGO_BIN_EXE_swell"),
+            t.path().join("tty-data").display()
+        ))
+        .arg("/dev/null")
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&tty.stdout);
+    assert!(
+        tty.status.success() && screen.contains("\r\x1b[2K") && screen.contains("[####"),
+        "{screen:?}"
     );
     let d1 = digest_of(&first);
     assert!(ok(&data, &["ls"]).contains(&reference));

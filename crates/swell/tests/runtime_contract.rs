@@ -5,7 +5,7 @@
 //! values through `env` and `envFrom`), user, working directory, cgroup limits and their
 //! read-only mount, `/dev`, `/tmp`, `/etc/resolv.conf`, no `/dev/console`, stdin at EOF,
 //! a read-only `/proc/sys`, and the protocol its port name asks for; what it prints is
-//! what `swell logs` shows. A `failing` image turns `ContainerHealthy` False. Needs root, runc and the CNI plugins, as CI has.
+//! what `swell logs` shows, and while its image is pulled its Revision says so. A `failing` image turns `ContainerHealthy` False. Needs root, runc and the CNI plugins, as CI has.
 
 mod common;
 
@@ -217,7 +217,32 @@ async fn the_runtime_image_sees_what_knatives_runtime_conformance_asks_for() {
     let mut server = Server::start_with(&["--backend", "runc"]);
     let k = server.kubectl(KUBECTL);
     k.ok_stdin(&["apply", "-f", "-"], SOURCES);
+    // While its image is pulled, the Revision says so (seen through a kubectl watch).
+    let mut watch = k
+        .command(&[
+            "get",
+            "revisions",
+            "-w",
+            "-o",
+            "jsonpath={.metadata.name} {.status.conditions[?(@.type==\"Ready\")].message}{\"\\n\"}",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let watched = {
+        use std::io::BufRead;
+        let out = std::io::BufReader::new(watch.stdout.take().unwrap());
+        std::thread::spawn(move || out.lines().map_while(Result::ok).collect::<Vec<_>>())
+    };
     apply_ready(&server, "runtime", &runtime(&image("runtime")));
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let lines = watched.join().unwrap();
+    let pulling = format!("runtime-00001 Pulling image \"{}\"", image("runtime"));
+    assert!(
+        lines.iter().any(|l| l.starts_with(&pulling)),
+        "no pulling message in {lines:#?}"
+    );
     apply_ready(&server, "as-user", &as_user(&image("runtime")));
     let c = client(
         &server,

@@ -112,9 +112,30 @@ async fn manifest(
     Ok((bytes.to_vec(), actual))
 }
 
+/// How far a pull has come: bytes of the image's blobs (configuration and layers)
+/// stored so far, of all of them. Blobs the store already held count as stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Bytes stored.
+    pub done: u64,
+    /// Bytes in all.
+    pub total: u64,
+}
+
 /// Pulls `reference` into `store`, tags it with its full reference, and unpacks its
 /// root filesystem. Blobs the store already holds are not fetched again.
 pub async fn pull(store: &ImageStore, reference: &str, auth: &Auth) -> Result<Pulled, ImageError> {
+    pull_with_progress(store, reference, auth, &|_| {}).await
+}
+
+/// [`pull`], telling `progress` how far it has come as blobs stream in (at most a few
+/// times a second, and once at the end of each blob).
+pub async fn pull_with_progress(
+    store: &ImageStore,
+    reference: &str,
+    auth: &Auth,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<Pulled, ImageError> {
     let parsed: Reference = reference
         .parse()
         .map_err(|e| registry_error(&format!("invalid image reference {reference:?}"), e))?;
@@ -136,9 +157,17 @@ pub async fn pull(store: &ImageStore, reference: &str, auth: &Auth) -> Result<Pu
     }
     store.put_blob(&bytes[..], &digest)?;
     let m = store.manifest(&digest)?;
-    for desc in std::iter::once(m.config()).chain(m.layers()) {
+    let blobs: Vec<_> = std::iter::once(m.config()).chain(m.layers()).collect();
+    let mut now = Progress {
+        done: 0,
+        total: blobs.iter().map(|b| b.size()).sum(),
+    };
+    let mut told = std::time::Instant::now();
+    for desc in blobs {
         let d = digest_of(desc.digest())?;
         if store.has_blob(&d) {
+            now.done += desc.size();
+            progress(now);
             continue;
         }
         let mut blob = client
@@ -149,8 +178,14 @@ pub async fn pull(store: &ImageStore, reference: &str, auth: &Auth) -> Result<Pu
         while let Some(chunk) = blob.stream.next().await {
             let chunk = chunk.map_err(|e| registry_error(&format!("fetching blob {d}"), e))?;
             writer.write(&chunk)?;
+            now.done += chunk.len() as u64;
+            if told.elapsed() >= std::time::Duration::from_millis(200) {
+                told = std::time::Instant::now();
+                progress(now);
+            }
         }
         writer.finish()?;
+        progress(now);
     }
     let full = match (parsed.tag(), parsed.digest()) {
         (None, Some(d)) => format!("{}/{}@{d}", parsed.registry(), parsed.repository()),

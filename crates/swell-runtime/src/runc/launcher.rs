@@ -181,11 +181,12 @@ impl Runc {
         &self,
         image: &str,
         credentials: &Credentials,
+        progress: &(dyn Fn(pull::Progress) + Sync),
     ) -> Result<pull::Pulled, ImageError> {
         let auth = credentials.clone().then(&self.credentials).for_image(image);
         let pulled = {
             let _shared = self.pulls.read().await;
-            pull::pull(&self.store, image, &auth).await?
+            pull::pull_with_progress(&self.store, image, &auth, progress).await?
         };
         self.prune(&pulled.digest).await;
         Ok(pulled)
@@ -196,7 +197,7 @@ impl Runc {
         match self.store.resolve(image) {
             Ok(d) => Ok(d),
             Err(ImageError::UnknownImage(_)) => self
-                .pull(image, credentials)
+                .pull(image, credentials, &|_| {})
                 .await
                 .map(|p| p.digest)
                 .map_err(|e| failure("ErrImagePull", format!("cannot pull image {image:?}: {e}"))),
@@ -330,6 +331,7 @@ impl ImageResolver for Runc {
         &'a self,
         image: &'a str,
         credentials: &'a Credentials,
+        progress: &'a (dyn Fn(pull::Progress) + Sync),
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, Failure>> + Send + 'a>>
     {
         Box::pin(async move {
@@ -342,7 +344,7 @@ impl ImageResolver for Runc {
             // A reference naming its registry is resolved there (the tag may have
             // moved); a bare name may be an imported image.
             let digest = if names_registry(image) {
-                self.pull(image, credentials)
+                self.pull(image, credentials, progress)
                     .await
                     .map(|p| p.digest)
                     .map_err(|e| missing(e.to_string()))?
