@@ -137,7 +137,7 @@ async fn timed<F: std::future::Future<Output = anyhow::Result<()>>>(
 }
 
 async fn api(services: usize) -> anyhow::Result<()> {
-    let server = start_server(&["--no-controllers"])?;
+    let server = start_server(&["--no-controllers", "--backend", "none"])?;
     let pid = server.child.id();
     let http = http();
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -32,9 +32,11 @@ pub struct ServerArgs {
     /// `command`/`args` run as a local process. `runc`: each replica is the container's
     /// image run by runc, in its own network namespace (needs root, runc and the CNI
     /// plugins). `fake`: replicas count as ready at once and nothing runs
-    /// (control-plane testing). `none`: nothing runs, and Revisions say so.
-    #[arg(long, env = "SWELL_BACKEND", value_enum, default_value_t = BackendKind::Process)]
-    pub backend: BackendKind,
+    /// (control-plane testing). `none`: nothing runs, and Revisions say so. Default:
+    /// `runc` where it can run (as root, with `runc` on PATH and the CNI plugins in
+    /// /usr/lib/cni), else `process`.
+    #[arg(long, env = "SWELL_BACKEND", value_enum)]
+    pub backend: Option<BackendKind>,
     /// A docker `config.json` whose registry credentials every image pull may use
     /// (after the Revision's `imagePullSecrets`). Default: `$DOCKER_CONFIG/config.json`,
     /// else `~/.docker/config.json`, when it exists.
@@ -67,6 +69,32 @@ pub enum BackendKind {
     Fake,
     /// No workload backend.
     None,
+}
+
+impl BackendKind {
+    /// `runc` where it can run, else `process`.
+    fn detect() -> BackendKind {
+        let on_path = |tool: &str| {
+            std::env::var_os("PATH").is_some_and(|p| {
+                std::env::split_paths(&p).any(|d| d.join(tool).is_file())
+            })
+        };
+        let cni = Path::new(swell_runtime::runc::network::PLUGIN_DIR).join("bridge");
+        if nix::unistd::geteuid().is_root() && on_path("runc") && cni.is_file() {
+            BackendKind::Runc
+        } else {
+            BackendKind::Process
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            BackendKind::Process => "process",
+            BackendKind::Runc => "runc",
+            BackendKind::Fake => "fake",
+            BackendKind::None => "none",
+        }
+    }
 }
 
 /// Hands the backend's ready replicas to the data plane and wakes the Revision
@@ -204,7 +232,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         changes: changes_tx,
     });
     let mut images: Option<Arc<dyn swell_runtime::ImageResolver>> = None;
-    let process = match args.backend {
+    let backend_kind = args.backend.unwrap_or_else(BackendKind::detect);
+    let process = match backend_kind {
         BackendKind::Process => {
             let dir = args.data_dir.join("replicas");
             Some(Arc::new(
@@ -234,7 +263,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let backend: Arc<dyn swell_controller::Backend> = match (&process, args.backend) {
+    let backend: Arc<dyn swell_controller::Backend> = match (&process, backend_kind) {
         (Some(p), _) => p.clone(),
         (None, BackendKind::Fake) => Arc::new(swell_controller::FakeBackend::default()),
         (None, _) => Arc::new(swell_controller::NoBackend),
@@ -279,6 +308,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     tracing::info!(api = %url, ingress = %ingress_addr, data_dir = %args.data_dir.display(), "swell server started");
     println!("Swell API server listening on {url}");
     println!("Swell ingress listening on http://{ingress_addr}");
+    println!("Swell runs replicas with the {} backend", backend_kind.name());
     println!("Use it with kubectl or swell:");
     println!("  export KUBECONFIG={}", kubeconfig.display());
     println!("  kubectl get ksvc");

@@ -319,3 +319,41 @@ fn logs_print_and_follow_what_replicas_write() {
     let _ = follow.kill();
     let _ = follow.wait();
 }
+
+/// The backend `swell server` picks by itself: runc where it can run (root, `runc` on
+/// PATH, the CNI plugins; CI has all three), the process backend where it cannot.
+#[test]
+fn the_default_backend_is_runc_where_it_can_run() {
+    use std::io::BufRead;
+    let says = |path: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_swell"))
+            .args(["server", "--data-dir"])
+            .arg(dir.path())
+            .args(["--api-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+            .env("PATH", path)
+            .env_remove("SWELL_BACKEND")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let line = out
+            .lines()
+            .map_while(Result::ok)
+            .find(|l| l.starts_with("Swell runs replicas with"))
+            .unwrap_or_default();
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = child.wait();
+        line
+    };
+    assert!(nix::unistd::geteuid().is_root(), "CI runs as root");
+    let path = std::env::var("PATH").unwrap();
+    assert_eq!(says(&path), "Swell runs replicas with the runc backend");
+    let empty = tempfile::tempdir().unwrap();
+    assert_eq!(
+        says(&empty.path().display().to_string()),
+        "Swell runs replicas with the process backend"
+    );
+}

@@ -66,6 +66,12 @@ impl Server {
             } else {
                 &["--http-addr", "127.0.0.1:0"][..]
             })
+            // Tests say which backend they need; the rest get the light one.
+            .args(if extra.contains(&"--backend") {
+                &[][..]
+            } else {
+                &["--backend", "process"][..]
+            })
             .args(extra)
             .env("SWELL_LOG", "info")
             .stdout(Stdio::piped())
