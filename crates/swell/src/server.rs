@@ -75,9 +75,8 @@ impl BackendKind {
     /// `runc` where it can run, else `process`.
     fn detect() -> BackendKind {
         let on_path = |tool: &str| {
-            std::env::var_os("PATH").is_some_and(|p| {
-                std::env::split_paths(&p).any(|d| d.join(tool).is_file())
-            })
+            std::env::var_os("PATH")
+                .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
         };
         let cni = Path::new(swell_runtime::runc::network::PLUGIN_DIR).join("bridge");
         if nix::unistd::geteuid().is_root() && on_path("runc") && cni.is_file() {
@@ -308,7 +307,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     tracing::info!(api = %url, ingress = %ingress_addr, data_dir = %args.data_dir.display(), "swell server started");
     println!("Swell API server listening on {url}");
     println!("Swell ingress listening on http://{ingress_addr}");
-    println!("Swell runs replicas with the {} backend", backend_kind.name());
+    println!(
+        "Swell runs replicas with the {} backend",
+        backend_kind.name()
+    );
     println!("Use it with kubectl or swell:");
     println!("  export KUBECONFIG={}", kubeconfig.display());
     println!("  kubectl get ksvc");
