@@ -479,27 +479,33 @@ fn select(
     Ok(files)
 }
 
-/// The files of a ConfigMap (`secret` false) or Secret named `name`: none when it is
-/// missing and `optional`, an error when it is missing otherwise.
-async fn source_files(
-    src: &mut Sources,
-    secret: bool,
-    name: &str,
-    items: Option<&Vec<KeyToPath>>,
-    default_mode: Option<i32>,
+/// A ConfigMap or Secret a volume shows: which, its name, the keys it selects, and
+/// whether it may be missing.
+struct Projection<'a> {
+    kind: SourceKind,
+    name: &'a str,
+    items: Option<&'a Vec<KeyToPath>>,
     optional: Option<bool>,
+}
+
+/// The files of one projection (none when it is missing and optional; an error when
+/// it is missing otherwise), with `default_mode` unless an item sets its own.
+async fn projection_files(
+    src: &mut Sources,
+    p: &Projection<'_>,
+    default_mode: Option<i32>,
     ns: &str,
 ) -> Result<Vec<VolumeFile>, WorkloadError> {
-    let (data, kind) = if secret {
-        (src.secret(name).await?, "secret")
-    } else {
-        (src.map(name).await?, "configmap")
+    let (data, kind) = match p.kind {
+        SourceKind::Secret => (src.secret(p.name).await?, "secret"),
+        SourceKind::ConfigMap => (src.map(p.name).await?, "configmap"),
     };
-    let optional = optional == Some(true);
+    let optional = p.optional == Some(true);
+    let name = p.name;
     match data {
         Some(d) => select(
             &d,
-            items,
+            p.items,
             default_mode,
             optional,
             &format!("{kind} {ns}/{name}"),
@@ -526,7 +532,7 @@ async fn volumes(
                 v.name
             )))
         };
-        let source = if let Some(e) = &v.empty_dir {
+        if let Some(e) = &v.empty_dir {
             let size_limit = match &e.size_limit {
                 Some(q) => Some(swell_api::quantity::bytes(&q.0).ok_or_else(|| {
                     WorkloadError::Config(config_error(format!(
@@ -536,83 +542,65 @@ async fn volumes(
                 })?),
                 None => None,
             };
-            VolumeSource::EmptyDir {
-                memory: e.medium.as_deref() == Some("Memory"),
-                size_limit,
-            }
-        } else if let Some(c) = &v.config_map {
-            VolumeSource::Files(
-                source_files(
-                    src,
-                    false,
-                    &c.name,
-                    c.items.as_ref(),
-                    c.default_mode,
-                    c.optional,
-                    ns,
-                )
-                .await?,
-            )
+            out.push(Volume {
+                name: v.name.clone(),
+                source: VolumeSource::EmptyDir {
+                    memory: e.medium.as_deref() == Some("Memory"),
+                    size_limit,
+                },
+            });
+            continue;
+        }
+        let (projections, default_mode) = if let Some(c) = &v.config_map {
+            let p = Projection {
+                kind: SourceKind::ConfigMap,
+                name: &c.name,
+                items: c.items.as_ref(),
+                optional: c.optional,
+            };
+            (vec![p], c.default_mode)
         } else if let Some(s) = &v.secret {
-            let name = s.secret_name.clone().unwrap_or_default();
-            VolumeSource::Files(
-                source_files(
-                    src,
-                    true,
-                    &name,
-                    s.items.as_ref(),
-                    s.default_mode,
-                    s.optional,
-                    ns,
-                )
-                .await?,
-            )
+            let p = Projection {
+                kind: SourceKind::Secret,
+                name: s.secret_name.as_deref().unwrap_or_default(),
+                items: s.items.as_ref(),
+                optional: s.optional,
+            };
+            (vec![p], s.default_mode)
         } else if let Some(p) = &v.projected {
-            let mut files = Vec::new();
+            let mut list = Vec::new();
             for s in p.sources.iter().flatten() {
-                if let Some(c) = &s.config_map {
-                    files.extend(
-                        source_files(
-                            src,
-                            false,
-                            &c.name,
-                            c.items.as_ref(),
-                            p.default_mode,
-                            c.optional,
-                            ns,
-                        )
-                        .await?,
-                    );
+                let (kind, name, items, optional) = if let Some(c) = &s.config_map {
+                    (SourceKind::ConfigMap, &c.name, c.items.as_ref(), c.optional)
                 } else if let Some(c) = &s.secret {
-                    files.extend(
-                        source_files(
-                            src,
-                            true,
-                            &c.name,
-                            c.items.as_ref(),
-                            p.default_mode,
-                            c.optional,
-                            ns,
-                        )
-                        .await?,
-                    );
+                    (SourceKind::Secret, &c.name, c.items.as_ref(), c.optional)
                 } else if s.service_account_token.is_some() {
                     return Err(unsupported("projected serviceAccountToken"));
                 } else if s.downward_api.is_some() {
                     return Err(unsupported("projected downwardAPI"));
                 } else {
                     return Err(unsupported("this projected source's"));
-                }
+                };
+                list.push(Projection {
+                    kind,
+                    name,
+                    items,
+                    optional,
+                });
             }
-            VolumeSource::Files(files)
+            (list, p.default_mode)
         } else if v.persistent_volume_claim.is_some() {
             return Err(unsupported("persistentVolumeClaim"));
         } else {
             return Err(unsupported("these"));
         };
+        let mut files = Vec::new();
+        for p in &projections {
+            files.extend(projection_files(src, p, default_mode, ns).await?);
+        }
         out.push(Volume {
             name: v.name.clone(),
-            source,
+            source: VolumeSource::Files(files),
         });
     }
     Ok(out)

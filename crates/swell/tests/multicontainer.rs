@@ -153,20 +153,12 @@ spec:
 
     // An init container that fails stops the Revision, with its exit code.
     k.ok_stdin(&["apply", "-f", "-"], &init("broken", "/no/such/dir"));
-    let healthy = "jsonpath={.status.conditions[?(@.type==\"ContainerHealthy\")].status}/{.status.conditions[?(@.type==\"ContainerHealthy\")].reason}";
-    tokio::task::block_in_place(|| {
+    let (_, _, message) = tokio::task::block_in_place(|| {
         eventually("broken-00001 to report its init container", || {
-            let got = k.ok(&["get", "revision", "broken-00001", "-o", healthy]);
-            (got == "False/ExitCode1").then_some(())
+            let c = k.condition("revision/broken-00001", "ContainerHealthy");
+            (c.0 == "False" && c.1 == "ExitCode1").then_some(c)
         })
     });
-    let message = k.ok(&[
-        "get",
-        "revision",
-        "broken-00001",
-        "-o",
-        "jsonpath={.status.conditions[?(@.type==\"ContainerHealthy\")].message}",
-    ]);
     assert!(
         message.contains("init container fill") && message.contains("/no/such/dir"),
         "{message}"

@@ -9,27 +9,10 @@
 mod common;
 
 use common::apps::{apply_ready, client, get, url};
-use common::oci::{busybox_layout, private_registry, run};
+use common::oci::{busybox_layout, busybox_web as web, private_registry, run};
 use common::{KUBECTL, Server, eventually};
 use std::path::Path;
 use std::process::Command;
-
-/// A Service serving `text` with busybox httpd from `image`, with extra pod spec YAML.
-fn web(name: &str, image: &str, text: &str, spec: &str) -> String {
-    format!(
-        r#"apiVersion: serving.knative.dev/v1
-kind: Service
-metadata:
-  name: {name}
-spec:
-  template:
-    spec:
-{spec}      containers:
-      - image: {image}
-        command: ["/bin/sh", "-c", "trap 'exit 0' TERM; mkdir -p /www && echo {text} > /www/index.html && busybox httpd -f -p 8080 -h /www & wait"]
-"#
-    )
-}
 
 fn image_pull(data: &Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_swell"))
@@ -86,18 +69,10 @@ async fn private_images_need_and_get_their_credentials() {
         &["apply", "-f", "-"],
         &web("private", &image, "private-text", secret_ref),
     );
-    let ready = "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}/{.status.conditions[?(@.type==\"Ready\")].reason}";
-    eventually("private-00001 to fail on its image", || {
-        let got = k.ok(&["get", "revision", "private-00001", "-o", ready]);
-        (got == "False/ContainerMissing").then_some(())
+    let (_, _, message) = eventually("private-00001 to fail on its image", || {
+        let c = k.condition("revision/private-00001", "Ready");
+        (c.0 == "False" && c.1 == "ContainerMissing").then_some(c)
     });
-    let message = k.ok(&[
-        "get",
-        "revision",
-        "private-00001",
-        "-o",
-        "jsonpath={.status.conditions[?(@.type==\"Ready\")].message}",
-    ]);
     assert!(
         message.contains(&image) && message.contains("Not authorized"),
         "{message}"

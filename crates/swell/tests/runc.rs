@@ -12,28 +12,13 @@
 mod common;
 
 use common::apps::{apply_ready, client, get, url};
-use common::oci::{busybox_layout, registry, run};
+use common::oci::{busybox_layout, busybox_web, registry, run};
 use common::{KUBECTL, Server, eventually};
 use std::path::Path;
 use std::process::Command;
 
-/// A Service whose container serves `text` with busybox httpd on 8080, whatever
-/// `PORT` says. The shell is the container's PID 1, so it traps SIGTERM itself (PID 1
-/// ignores signals it has no handler for).
 fn web(name: &str, image: &str, text: &str) -> String {
-    format!(
-        r#"apiVersion: serving.knative.dev/v1
-kind: Service
-metadata:
-  name: {name}
-spec:
-  template:
-    spec:
-      containers:
-      - image: {image}
-        command: ["/bin/sh", "-c", "trap 'exit 0' TERM; mkdir -p /www && echo {text} > /www/index.html && busybox httpd -f -p 8080 -h /www & wait"]
-"#
-    )
+    busybox_web(name, image, text, "")
 }
 
 fn containers(data: &Path) -> Vec<String> {
@@ -213,27 +198,26 @@ async fn containers_from_the_store_and_a_registry_serve_at_their_own_addresses()
         &["apply", "-f", "-"],
         &web("ghost", &format!("{}/ghost:1", reg.addr), "x"),
     );
-    let path = "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}/{.status.conditions[?(@.type==\"Ready\")].reason}";
-    tokio::task::block_in_place(|| {
+    let ready = |resource: &str| k.condition(resource, "Ready");
+    let (_, _, message) = tokio::task::block_in_place(|| {
         eventually("ghost-00001 to fail on its image", || {
-            let got = k.ok(&["get", "revision", "ghost-00001", "-o", path]);
-            (got == "False/ContainerMissing").then_some(())
+            let c = ready("revision/ghost-00001");
+            (c.0 == "False" && c.1 == "ContainerMissing").then_some(c)
         })
     });
-    let message = k.ok(&[
-        "get",
-        "revision",
-        "ghost-00001",
-        "-o",
-        "jsonpath={.status.conditions[?(@.type==\"Ready\")].message}",
-    ]);
     assert!(message.contains("ghost:1"), "{message}");
     // … and so do its Configuration and Route.
     tokio::task::block_in_place(|| {
         eventually("ghost's Configuration and Route to fail", || {
-            let cfg = k.ok(&["get", "configuration", "ghost", "-o", path]);
-            let route = k.ok(&["get", "route", "ghost", "-o", path]);
-            (cfg == "False/RevisionFailed" && route == "False/RevisionMissing").then_some(())
+            let cfg = ready("configuration/ghost");
+            let route = ready("route/ghost");
+            let failed = (
+                cfg.0.as_str(),
+                cfg.1.as_str(),
+                route.0.as_str(),
+                route.1.as_str(),
+            );
+            (failed == ("False", "RevisionFailed", "False", "RevisionMissing")).then_some(())
         })
     });
 
@@ -252,11 +236,10 @@ spec:
           limits: {memory: 32Mi}
 "#;
     k.ok_stdin(&["apply", "-f", "-"], hog);
-    let healthy = "jsonpath={.status.conditions[?(@.type==\"ContainerHealthy\")].status}/{.status.conditions[?(@.type==\"ContainerHealthy\")].reason}";
     tokio::task::block_in_place(|| {
         eventually("hog-00001 to be OOM-killed", || {
-            let got = k.ok(&["get", "revision", "hog-00001", "-o", healthy]);
-            (got == "False/OOMKilled").then_some(())
+            let (status, reason, _) = k.condition("revision/hog-00001", "ContainerHealthy");
+            (status == "False" && reason == "OOMKilled").then_some(())
         })
     });
     k.ok(&["delete", "ksvc", "hog"]);

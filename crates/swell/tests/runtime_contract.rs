@@ -307,11 +307,10 @@ async fn the_runtime_image_sees_what_knatives_runtime_conformance_asks_for() {
             image("failing")
         ),
     );
-    let healthy = "jsonpath={.status.conditions[?(@.type==\"ContainerHealthy\")].status}/{.status.conditions[?(@.type==\"ContainerHealthy\")].reason}";
     tokio::task::block_in_place(|| {
         eventually("failing-00001 to report its exit", || {
-            let got = k.ok(&["get", "revision", "failing-00001", "-o", healthy]);
-            (got == "False/ExitCode5").then_some(())
+            let (status, reason, _) = k.condition("revision/failing-00001", "ContainerHealthy");
+            (status == "False" && reason == "ExitCode5").then_some(())
         })
     });
     assert!(server.stop(), "server stopped uncleanly");

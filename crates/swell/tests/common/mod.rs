@@ -239,6 +239,17 @@ impl Kubectl {
         String::from_utf8(out.stderr).unwrap()
     }
 
+    /// Condition `type_` of `resource` (`revision/hello-00001`): its status, reason and
+    /// message (empty while it has none).
+    pub fn condition(&self, resource: &str, type_: &str) -> (String, String, String) {
+        let c = format!("{{.status.conditions[?(@.type==\"{type_}\")]");
+        let path = format!("jsonpath={c}.status}}|{c}.reason}}|{c}.message}}");
+        let out = self.ok(&["get", resource, "-o", &path]);
+        let mut parts = out.splitn(3, '|').map(str::to_string);
+        let mut next = || parts.next().unwrap_or_default();
+        (next(), next(), next())
+    }
+
     /// Runs kubectl with `stdin` as standard input.
     pub fn ok_stdin(&self, args: &[&str], stdin: &str) -> String {
         let out = output_with_stdin(&mut self.command(args), stdin);

@@ -46,6 +46,25 @@ pub fn busybox_layout(dir: &Path) {
     );
 }
 
+/// A Service whose container serves `text` with busybox httpd on 8080 (whatever
+/// `PORT` says) from `image` (one of [`busybox_layout`]), with extra pod spec YAML.
+/// The shell is the container's PID 1, so it traps SIGTERM itself.
+pub fn busybox_web(name: &str, image: &str, text: &str, spec: &str) -> String {
+    format!(
+        r#"apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: {name}
+spec:
+  template:
+    spec:
+{spec}      containers:
+      - image: {image}
+        command: ["/bin/sh", "-c", "trap 'exit 0' TERM; mkdir -p /www && echo {text} > /www/index.html && busybox httpd -f -p 8080 -h /www & wait"]
+"#
+    )
+}
+
 /// Debian's `docker-registry` on a free loopback port, stopped on drop.
 pub struct Registry {
     child: std::process::Child,
