@@ -63,26 +63,32 @@ struct Sources {
     secret_cache: BTreeMap<String, Option<Data>>,
 }
 
+/// Binary values, then text values over them (a ConfigMap's `binaryData` and `data`,
+/// a Secret's `data` and `stringData`).
+fn merged(
+    bytes: Option<BTreeMap<String, k8s_openapi::ByteString>>,
+    text: Option<BTreeMap<String, String>>,
+) -> Data {
+    let mut data: Data = bytes
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect();
+    data.extend(
+        text.unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.into_bytes())),
+    );
+    data
+}
+
 impl Sources {
     /// A ConfigMap's `data` and `binaryData`.
     async fn map(&mut self, name: &str) -> Result<Option<Data>, kube::Error> {
         if !self.map_cache.contains_key(name) {
-            let m = self.maps.get_opt(name).await?.map(|m| {
-                let mut data: Data = m
-                    .binary_data
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k, v.0))
-                    .collect();
-                data.extend(
-                    m.data
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|(k, v)| (k, v.into_bytes())),
-                );
-                data
-            });
-            self.map_cache.insert(name.to_string(), m);
+            let m = self.maps.get_opt(name).await?;
+            let data = m.map(|m| merged(m.binary_data, m.data));
+            self.map_cache.insert(name.to_string(), data);
         }
         Ok(self.map_cache[name].clone())
     }
@@ -90,22 +96,9 @@ impl Sources {
     /// A Secret's `data` and `stringData`.
     async fn secret(&mut self, name: &str) -> Result<Option<Data>, kube::Error> {
         if !self.secret_cache.contains_key(name) {
-            let s = self.secrets.get_opt(name).await?.map(|s| {
-                let mut data: Data = s
-                    .data
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k, v.0))
-                    .collect();
-                data.extend(
-                    s.string_data
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|(k, v)| (k, v.into_bytes())),
-                );
-                data
-            });
-            self.secret_cache.insert(name.to_string(), s);
+            let s = self.secrets.get_opt(name).await?;
+            let data = s.map(|s| merged(s.data, s.string_data));
+            self.secret_cache.insert(name.to_string(), data);
         }
         Ok(self.secret_cache[name].clone())
     }
@@ -154,19 +147,7 @@ pub async fn pull_credentials(
             tracing::warn!(namespace = %ns, secret = %r.name, "imagePullSecret not found; pulling without it");
             continue;
         };
-        let mut data: Data = secret
-            .data
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, v.0))
-            .collect();
-        data.extend(
-            secret
-                .string_data
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, v.into_bytes())),
-        );
+        let data = merged(secret.data, secret.string_data);
         let doc = data
             .get(".dockerconfigjson")
             .or_else(|| data.get(".dockercfg"));
