@@ -305,15 +305,21 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .instrument(tracing::info_span!("controllers"))
     });
     tracing::info!(api = %url, ingress = %ingress_addr, data_dir = %args.data_dir.display(), "swell server started");
-    println!("Swell API server listening on {url}");
-    println!("Swell ingress listening on http://{ingress_addr}");
-    println!(
-        "Swell runs replicas with the {} backend",
-        backend_kind.name()
+    // Whoever started the server may stop reading its output (`swell server | head -1`):
+    // that must not stop the server, so write errors are ignored.
+    let banner = format!(
+        "Swell API server listening on {url}\n\
+         Swell ingress listening on http://{ingress_addr}\n\
+         Swell runs replicas with the {} backend\n\
+         Use it with kubectl or swell:\n  export KUBECONFIG={}\n  kubectl get ksvc\n",
+        backend_kind.name(),
+        kubeconfig.display()
     );
-    println!("Use it with kubectl or swell:");
-    println!("  export KUBECONFIG={}", kubeconfig.display());
-    println!("  kubectl get ksvc");
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
+    }
 
     // Watch events are small writes in quick succession: without TCP_NODELAY, Nagle's
     // algorithm holds each behind the client's delayed ACK (~40 ms).

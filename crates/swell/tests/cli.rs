@@ -321,7 +321,8 @@ fn logs_print_and_follow_what_replicas_write() {
 }
 
 /// The backend `swell server` picks by itself: runc where it can run (root, `runc` on
-/// PATH, the CNI plugins; CI has all three), the process backend where it cannot.
+/// PATH, the CNI plugins; CI has all three), the process backend where it cannot. A
+/// closed stdout does not stop the server.
 #[test]
 fn the_default_backend_is_runc_where_it_can_run() {
     use std::io::BufRead;
@@ -337,15 +338,27 @@ fn the_default_backend_is_runc_where_it_can_run() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let out = std::io::BufReader::new(child.stdout.take().unwrap());
-        let line = out
+        // The pipe closes after that line, as `swell server | grep …` would close it:
+        // the server keeps going, and stops cleanly on SIGTERM.
+        let line = std::io::BufReader::new(child.stdout.take().unwrap())
             .lines()
             .map_while(Result::ok)
             .find(|l| l.starts_with("Swell runs replicas with"))
             .unwrap_or_default();
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let _ = child.wait();
+        let deadline = std::time::Instant::now() + common::PATIENCE;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("swell server did not stop on SIGTERM once its output was closed");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        assert!(status.success(), "{status}");
         line
     };
     assert!(nix::unistd::geteuid().is_root(), "CI runs as root");
