@@ -114,8 +114,19 @@ fn revisions_using(
         .collect()
 }
 
-async fn drive<K, F, Fut>(controller: Controller<K>, reconcile: F, ctx: Arc<Ctx>)
-where
+/// How long reconciles in flight get to finish once shutdown is asked for.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Runs `controller` until `shutdown`, then lets its reconciles in flight finish for
+/// up to [`SHUTDOWN_GRACE`]. (A controller stopped before its cache was first filled
+/// would otherwise wait for that forever; reconciles are idempotent, so one cut short
+/// is redone on the next start.)
+async fn drive<K, F, Fut>(
+    controller: Controller<K>,
+    reconcile: F,
+    ctx: Arc<Ctx>,
+    shutdown: CancellationToken,
+) where
     K: kube::Resource<DynamicType = ()>
         + Clone
         + serde::de::DeserializeOwned
@@ -126,14 +137,21 @@ where
     F: FnMut(Arc<K>, Arc<Ctx>) -> Fut,
     Fut: std::future::Future<Output = Result<Action, ReconcileError>> + Send + 'static,
 {
-    controller
+    let running = controller
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "controller event");
             }
-        })
-        .await;
+        });
+    let cut_short = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        () = running => {}
+        () = cut_short => tracing::debug!("a controller was stopped before it drained"),
+    }
 }
 
 /// Follows the `config-*` ConfigMaps: every change is parsed, published to the
@@ -326,9 +344,19 @@ pub async fn run(wiring: Wiring, shutdown: CancellationToken) {
         autoscaler.run(demand, shutdown.clone()),
         follow,
         follow_revision_deletions(ctx.clone(), shutdown.clone()),
-        drive(services, service::reconcile, ctx.clone()),
-        drive(configurations, configuration::reconcile, ctx.clone()),
-        drive(revisions, revision::reconcile, ctx.clone()),
-        drive(routes, route::reconcile, ctx),
+        drive(services, service::reconcile, ctx.clone(), shutdown.clone()),
+        drive(
+            configurations,
+            configuration::reconcile,
+            ctx.clone(),
+            shutdown.clone()
+        ),
+        drive(
+            revisions,
+            revision::reconcile,
+            ctx.clone(),
+            shutdown.clone()
+        ),
+        drive(routes, route::reconcile, ctx, shutdown.clone()),
     );
 }

@@ -305,6 +305,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .instrument(tracing::info_span!("controllers"))
     });
     tracing::info!(api = %url, ingress = %ingress_addr, data_dir = %args.data_dir.display(), "swell server started");
+    let stop = StopSignals::watch();
     // Whoever started the server may stop reading its output (`swell server | head -1`):
     // that must not stop the server, so write errors are ignored.
     let banner = format!(
@@ -331,7 +332,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let serve = axum::serve(listener, app).with_graceful_shutdown({
         let shutdown = shutdown.clone();
         async move {
-            shutdown_signal().await;
+            stop.recv().await;
             tracing::info!("shutdown requested, draining");
             shutdown.cancel();
         }
@@ -357,18 +358,45 @@ fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
     std::fs::rename(tmp, path)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = ctrl_c => {}
-                _ = term.recv() => {}
+/// Stop signals, watched from the moment this is called (so a SIGTERM that arrives
+/// during start-up drains the server instead of killing it).
+struct StopSignals {
+    term: Option<tokio::signal::unix::Signal>,
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn watch() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        let watch = |kind: SignalKind, name: &str| match signal(kind) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch {name}");
+                None
             }
+        };
+        StopSignals {
+            term: watch(SignalKind::terminate(), "SIGTERM"),
+            interrupt: watch(SignalKind::interrupt(), "SIGINT"),
         }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops the server");
-            let _ = ctrl_c.await;
+    }
+
+    /// The first SIGTERM or SIGINT.
+    async fn recv(mut self) {
+        let next = |s: &mut Option<tokio::signal::unix::Signal>| {
+            let s = s.take();
+            async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+        };
+        tokio::select! {
+            () = next(&mut self.term) => {}
+            () = next(&mut self.interrupt) => {}
         }
     }
 }
