@@ -28,9 +28,14 @@ fn layout(
 ) -> anyhow::Result<()> {
     let mut layer = tar::Builder::new(Vec::new());
     for (from, to) in files {
-        layer
-            .append_path_with_name(from, to)
-            .with_context(|| format!("cannot add {}", from.display()))?;
+        // Whole contents, never a sparse entry (which image layers do not use).
+        let bytes =
+            std::fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o755);
+        layer.append_data(&mut h, to, &bytes[..])?;
     }
     for (path, target) in links {
         let mut h = tar::Header::new_gnu();
