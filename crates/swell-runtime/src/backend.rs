@@ -71,6 +71,17 @@ pub struct Failure {
     pub failed: bool,
 }
 
+impl Failure {
+    /// A failure of the container itself (`ContainerHealthy=False`).
+    pub fn failed(reason: &str, message: impl Into<String>) -> Self {
+        Failure {
+            reason: reason.into(),
+            message: message.into(),
+            failed: true,
+        }
+    }
+}
+
 /// What the backend observes of a Revision's replicas.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReplicaStatus {

@@ -85,15 +85,6 @@ impl BackendKind {
             BackendKind::Process
         }
     }
-
-    fn name(self) -> &'static str {
-        match self {
-            BackendKind::Process => "process",
-            BackendKind::Runc => "runc",
-            BackendKind::Fake => "fake",
-            BackendKind::None => "none",
-        }
-    }
 }
 
 /// Hands the backend's ready replicas to the data plane and wakes the Revision
@@ -313,7 +304,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
          Swell ingress listening on http://{ingress_addr}\n\
          Swell runs replicas with the {} backend\n\
          Use it with kubectl or swell:\n  export KUBECONFIG={}\n  kubectl get ksvc\n",
-        backend_kind.name(),
+        clap::ValueEnum::to_possible_value(&backend_kind)
+            .map_or_else(String::new, |v| v.get_name().to_string()),
         kubeconfig.display()
     );
     {

@@ -56,14 +56,6 @@ pub struct Runc {
     bundles: PathBuf,
 }
 
-fn failure(reason: &str, message: impl Into<String>) -> Failure {
-    Failure {
-        reason: reason.into(),
-        message: message.into(),
-        failed: true,
-    }
-}
-
 /// The start of the runc container ids of a Revision's replicas (letters, digits, `-`,
 /// `.`).
 fn container_prefix(namespace: &str, revision: &str) -> String {
@@ -200,8 +192,10 @@ impl Runc {
                 .pull(image, credentials, &|_| {})
                 .await
                 .map(|p| p.digest)
-                .map_err(|e| failure("ErrImagePull", format!("cannot pull image {image:?}: {e}"))),
-            Err(e) => Err(failure("InvalidImage", e.to_string())),
+                .map_err(|e| {
+                    Failure::failed("ErrImagePull", format!("cannot pull image {image:?}: {e}"))
+                }),
+            Err(e) => Err(Failure::failed("InvalidImage", e.to_string())),
         }
     }
 
@@ -224,7 +218,7 @@ impl Runc {
             .entry(cid.to_string())
             .or_default()
             .push(digest.clone());
-        let invalid = |e: ImageError| failure("InvalidImage", e.to_string());
+        let invalid = |e: ImageError| Failure::failed("InvalidImage", e.to_string());
         let plan = ContainerPlan {
             container,
             env,
@@ -248,10 +242,9 @@ impl Runc {
         hostname: &str,
         volumes: &[Volume],
     ) -> Result<(Pod, Attachment), Failure> {
-        let net = self
-            .network
-            .attach(cid)
-            .map_err(|e| failure("CreateContainerError", format!("replica network: {e}")))?;
+        let net = self.network.attach(cid).map_err(|e| {
+            Failure::failed("CreateContainerError", format!("replica network: {e}"))
+        })?;
         match Pod::create(
             self.bundles.join(cid),
             cid,
@@ -308,13 +301,13 @@ impl Runc {
                 Ok(s) if s.success() => continue,
                 Ok(s) => s.code().unwrap_or(-1),
                 Err(e) => {
-                    return Err(failure(
+                    return Err(Failure::failed(
                         "StartError",
                         format!("cannot run init container {name}: {e}"),
                     ));
                 }
             };
-            return Err(failure(
+            return Err(Failure::failed(
                 &format!("ExitCode{code}"),
                 format!(
                     "init container {name} exited with code {code}: {}",
@@ -336,7 +329,7 @@ impl ImageResolver for Runc {
     {
         Box::pin(async move {
             let missing = |message: String| {
-                failure(
+                Failure::failed(
                     "ContainerMissing",
                     format!("Unable to fetch image {image:?}: {message}"),
                 )
@@ -386,7 +379,7 @@ impl Launcher for Runc {
             .chain(w.init_containers.iter().map(|c| &c.container));
         for c in containers {
             if c.image.as_deref().is_none_or(str::is_empty) {
-                return Some(failure(
+                return Some(Failure::failed(
                     "ImageRequired",
                     format!("container {:?} names no image", c.name),
                 ));
@@ -506,7 +499,7 @@ impl Launcher for Runc {
                     let bundle = tokio::task::block_in_place(|| pod.bundle(plan, false, &volumes))?;
                     let log = container_log(log, name);
                     let mut child = self.run(&bundle, id, &log).map_err(|e| {
-                        failure("StartError", format!("cannot run sidecar {name}: {e}"))
+                        Failure::failed("StartError", format!("cannot run sidecar {name}: {e}"))
                     })?;
                     running.fetch_add(1, Ordering::SeqCst);
                     let (stopping, running, died) =
@@ -516,13 +509,14 @@ impl Launcher for Runc {
                         let status = child.wait().await;
                         if !stopping.load(Ordering::SeqCst) {
                             let code = status.ok().and_then(|s| s.code()).unwrap_or(-1);
-                            *died.lock().unwrap_or_else(|e| e.into_inner()) = Some(failure(
-                                &format!("ExitCode{code}"),
-                                format!(
-                                    "sidecar {name} exited with code {code}: {}",
-                                    log_tail(&log)
-                                ),
-                            ));
+                            *died.lock().unwrap_or_else(|e| e.into_inner()) =
+                                Some(Failure::failed(
+                                    &format!("ExitCode{code}"),
+                                    format!(
+                                        "sidecar {name} exited with code {code}: {}",
+                                        log_tail(&log)
+                                    ),
+                                ));
                             let _ = tokio::process::Command::new("runc")
                                 .arg("--root")
                                 .arg(&state)
@@ -535,7 +529,7 @@ impl Launcher for Runc {
                 }
                 let bundle = tokio::task::block_in_place(|| pod.bundle(&serving, true, &volumes))?;
                 self.run(&bundle, &pod.id, log)
-                    .map_err(|e| failure("StartError", format!("cannot run runc: {e}")))
+                    .map_err(|e| Failure::failed("StartError", format!("cannot run runc: {e}")))
             };
             let child = match started.await {
                 Ok(c) => c,
@@ -558,7 +552,7 @@ impl Launcher for Runc {
                     .clone()
                     .or_else(|| {
                         oom_killed(&cid).then(|| {
-                            failure(
+                            Failure::failed(
                                 "OOMKilled",
                                 "the container exceeded its memory limit and was killed",
                             )

@@ -10,14 +10,6 @@ use k8s_openapi::api::core::v1::Container;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-fn failure(reason: &str, message: impl Into<String>) -> Failure {
-    Failure {
-        reason: reason.into(),
-        message: message.into(),
-        failed: true,
-    }
-}
-
 /// A replica's pod directory, its containers' shared files written.
 #[derive(Clone, Debug)]
 pub struct Pod {
@@ -65,8 +57,9 @@ impl Pod {
             hostname: hostname.to_string(),
             netns,
         };
-        let io =
-            |what: &str, e: std::io::Error| failure("CreateContainerError", format!("{what}: {e}"));
+        let io = |what: &str, e: std::io::Error| {
+            Failure::failed("CreateContainerError", format!("{what}: {e}"))
+        };
         let written = (|| {
             std::fs::create_dir_all(pod.dir.join("containers"))
                 .map_err(|e| io("creating the pod directory", e))?;
@@ -109,8 +102,9 @@ impl Pod {
         let name = &plan.container.name;
         let dir = self.dir.join("containers").join(name);
         let rootfs = dir.join("rootfs");
-        let io =
-            |what: &str, e: std::io::Error| failure("CreateContainerError", format!("{what}: {e}"));
+        let io = |what: &str, e: std::io::Error| {
+            Failure::failed("CreateContainerError", format!("{what}: {e}"))
+        };
         for d in ["upper", "work", "rootfs"] {
             std::fs::create_dir_all(dir.join(d)).map_err(|e| io("creating the bundle", e))?;
         }
@@ -128,7 +122,7 @@ impl Pod {
             Some(options.as_str()),
         )
         .map_err(|e| {
-            failure(
+            Failure::failed(
                 "CreateContainerError",
                 format!("mounting the root filesystem of {name}: {e}"),
             )
@@ -148,9 +142,9 @@ impl Pod {
             cgroups_path: format!("/swell/{id}"),
             volumes: &mounts,
         })
-        .map_err(|e| failure("CreateContainerConfigError", format!("{name}: {e}")))?;
+        .map_err(|e| Failure::failed("CreateContainerConfigError", format!("{name}: {e}")))?;
         spec.save(dir.join("config.json")).map_err(|e| {
-            failure(
+            Failure::failed(
                 "CreateContainerError",
                 format!("writing config.json of {name}: {e}"),
             )
@@ -177,7 +171,7 @@ pub fn remove(dir: &Path) {
 }
 
 fn config_error(m: String) -> Failure {
-    failure("CreateContainerConfigError", m)
+    Failure::failed("CreateContainerConfigError", m)
 }
 
 /// Creates the pod's volumes under `pod/volumes`: emptyDirs as world-writable
