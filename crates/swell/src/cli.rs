@@ -1,9 +1,20 @@
-//! The client verbs (`apply`, `get`, `delete`): kube-rs against whatever the kubeconfig
-//! points at — `swell server`, or any Kubernetes cluster running Knative.
+//! The client verbs — kubectl's (`apply`, `get`, `delete`) and kn's (`service`,
+//! `revision`, `route`, `domain`, `events`, `config`): kube-rs against whatever the
+//! kubeconfig points at — `swell server`, or any Kubernetes cluster running Knative.
 
 pub mod apply;
+pub mod config;
 pub mod delete;
+pub mod describe;
+pub mod domain;
+pub mod events;
+pub mod flags;
 pub mod get;
+pub mod output;
+pub mod revision;
+pub mod service;
+pub mod traffic;
+pub mod wait;
 
 use anyhow::Context;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResource;
@@ -27,6 +38,7 @@ pub struct ClientArgs {
 }
 
 /// A connected client and the namespace to use.
+#[derive(Clone)]
 pub struct Session {
     pub client: kube::Client,
     pub namespace: String,
@@ -178,10 +190,20 @@ pub fn describe_error(err: &anyhow::Error) -> String {
             return format!("Error from server ({}): {}", status.reason, status.message);
         }
     }
-    let text = format!("{err:#}");
-    if text.contains("Connection refused") || text.contains("tcp connect error") {
-        return format!("error: cannot reach the API server ({text}); is `swell server` running?");
+    // Each cause once: kube's and std's messages often repeat their source's text.
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.retain(|p| !text.contains(p.as_str()));
+            parts.push(text);
+        }
     }
+    let text = parts.join(": ");
+    if text.contains("Connection refused") || text.contains("tcp connect error") {
+        return "error: cannot reach the API server (connection refused); is `swell server` running, and is the kubeconfig the one it wrote?".to_string();
+    }
+    let text = text.replace('\n', " ");
     if text.starts_with("error") {
         text
     } else {

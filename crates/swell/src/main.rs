@@ -6,6 +6,7 @@ mod cli;
 mod image;
 mod logging;
 mod logs;
+mod quickstart;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +22,8 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Start a server here, deploy a sample Service, print its URL, keep serving.
+    Quickstart(quickstart::QuickstartArgs),
     /// Run the Swell server: API, controllers and data plane.
     Server(server::ServerArgs),
     /// Create or update resources from YAML or JSON files (server-side apply).
@@ -29,6 +32,34 @@ enum Command {
     Get(cli::get::GetArgs),
     /// Delete a resource and wait until it is gone.
     Delete(cli::delete::DeleteArgs),
+    /// Services: create, update, apply, describe, list, delete, export (kn's flags).
+    #[command(visible_aliases = ["ksvc", "services"])]
+    Service(Box<cli::service::ServiceArgs>),
+    /// Revisions: list, describe, delete.
+    #[command(visible_aliases = ["revisions"])]
+    Revision(cli::revision::RevisionArgs),
+    /// Routes: list, describe.
+    #[command(visible_aliases = ["routes"])]
+    Route(cli::revision::RouteArgs),
+    /// Domain mappings: create, list, describe, delete.
+    #[command(visible_aliases = ["domains"])]
+    Domain(cli::domain::DomainArgs),
+    /// Events the controllers reported.
+    Events(cli::events::EventsArgs),
+    /// Knative's config-* maps by key: `get`, `set`.
+    Config(cli::config::ConfigArgs),
+    /// Run one of the test app's images (`helloworld`, …): the sample `quickstart` deploys.
+    #[command(hide = true)]
+    Testapp {
+        /// The image and its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        args: Vec<String>,
+    },
+    /// Print a shell completion script: `swell completion bash|zsh|fish`.
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Autoscaler tools: `simulate` runs a metrics trace through the KPA decider.
     Autoscaler(autoscaler::AutoscalerArgs),
     /// The local image store: `pull`, `import`, `ls`, `rm`.
@@ -39,6 +70,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // The test app runs its own async runtime.
+    if let Command::Testapp { args } = args.command {
+        let argv = std::iter::once("swell-testapp".to_string()).chain(args);
+        return swell_testapp::main_with(argv.collect());
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -55,9 +91,25 @@ fn main() -> ExitCode {
                 logging::init();
                 server::run(a).await
             }
+            Command::Quickstart(a) => {
+                logging::init();
+                quickstart::run(a).await
+            }
+            Command::Testapp { .. } => unreachable!("handled before the runtime starts"),
             Command::Apply(a) => cli::apply::run(a).await,
             Command::Get(a) => cli::get::run(a).await,
             Command::Delete(a) => cli::delete::run(a).await,
+            Command::Service(a) => cli::service::run(*a).await,
+            Command::Revision(a) => cli::revision::run(a).await,
+            Command::Route(a) => cli::revision::run_route(a).await,
+            Command::Domain(a) => cli::domain::run(a).await,
+            Command::Events(a) => cli::events::run(a).await,
+            Command::Config(a) => cli::config::run(a).await,
+            Command::Completion { shell } => {
+                let mut command = <Args as clap::CommandFactory>::command();
+                clap_complete::generate(shell, &mut command, "swell", &mut std::io::stdout());
+                Ok(())
+            }
             Command::Autoscaler(a) => autoscaler::run(a),
             Command::Image(a) => image::run(a).await,
             Command::Logs(a) => logs::run(a).await,

@@ -157,8 +157,25 @@ fn kubeconfig_yaml(server: &str) -> String {
     )
 }
 
+/// What a started server tells whoever started it in-process (`swell quickstart`).
+#[derive(Debug)]
+pub struct Started {
+    /// The kubeconfig it wrote.
+    pub kubeconfig: PathBuf,
+    /// What runs replicas.
+    pub backend: BackendKind,
+}
+
 /// Runs the server until SIGTERM or Ctrl-C.
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    serve(args, None).await
+}
+
+/// Runs the server until SIGTERM or Ctrl-C, saying on `started` once it serves.
+pub async fn serve(
+    args: ServerArgs,
+    started: Option<tokio::sync::oneshot::Sender<Started>>,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create data directory {}", args.data_dir.display()))?;
     let db = args.data_dir.join("swell.redb");
@@ -312,6 +329,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
+    }
+    if let Some(tx) = started {
+        let _ = tx.send(Started {
+            kubeconfig: kubeconfig.clone(),
+            backend: backend_kind,
+        });
     }
 
     // Watch events are small writes in quick succession: without TCP_NODELAY, Nagle's

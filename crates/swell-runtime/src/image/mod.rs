@@ -3,6 +3,7 @@
 //! credentials docker configs give) and importing without one.
 
 pub mod auth;
+pub mod build;
 pub mod digest;
 pub mod import;
 pub mod layer;
