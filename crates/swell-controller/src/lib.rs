@@ -12,6 +12,7 @@
 pub mod autoscaling;
 pub mod condition;
 pub mod configuration;
+pub mod domainmapping;
 pub mod events;
 pub mod gc;
 pub mod labels;
@@ -35,7 +36,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use std::sync::Arc;
 use std::time::Duration;
 use swell_api::config::ServingConfig;
-use swell_api::{Configuration, Revision, Route, Service};
+use swell_api::{Configuration, DomainMapping, Revision, Route, Service};
 use tokio_util::sync::CancellationToken;
 
 /// What every reconciler works with.
@@ -232,7 +233,20 @@ async fn follow_revision_deletions(ctx: Arc<Ctx>, shutdown: CancellationToken) {
     }
 }
 
-/// Runs the four controllers until `shutdown` is cancelled.
+/// Unpublishes the host of every DomainMapping that is deleted (a deleted object is
+/// never reconciled).
+async fn follow_mapping_deletions(ctx: Arc<Ctx>, shutdown: CancellationToken) {
+    let api = Api::<DomainMapping>::all(ctx.client.clone());
+    let events = watcher(api, watcher::Config::default()).default_backoff();
+    let mut events = std::pin::pin!(events.take_until(shutdown.cancelled_owned()));
+    while let Some(e) = events.next().await {
+        if let Ok(watcher::Event::Delete(dm)) = e {
+            ctx.ingress.remove(&domainmapping::key(&dm));
+        }
+    }
+}
+
+/// Runs the controllers until `shutdown` is cancelled.
 pub async fn run(wiring: Wiring, shutdown: CancellationToken) {
     let Wiring {
         client,
@@ -326,7 +340,7 @@ pub async fn run(wiring: Wiring, shutdown: CancellationToken) {
                 t.configuration_name.as_ref() == cfg.metadata.name.as_ref()
             })
         })
-        .watches(Api::<Revision>::all(c), wc(), move |rev| {
+        .watches(Api::<Revision>::all(c.clone()), wc(), move |rev| {
             let cfg = rev
                 .metadata
                 .labels
@@ -340,10 +354,30 @@ pub async fn run(wiring: Wiring, shutdown: CancellationToken) {
         })
         .reconcile_all_on(config_changes)
         .graceful_shutdown_on(stop());
+    // A DomainMapping follows its Route's traffic.
+    let mappings = Controller::new(Api::<DomainMapping>::all(c.clone()), wc());
+    let by_route = mappings.store();
+    let mappings = mappings
+        .watches(Api::<Route>::all(c), wc(), move |route| {
+            by_route
+                .state()
+                .iter()
+                .filter(|dm| domainmapping::mapping_route(dm, &route))
+                .map(|dm| ObjectRef::from_obj(dm.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(stop());
     tokio::join!(
         autoscaler.run(demand, shutdown.clone()),
+        drive(
+            mappings,
+            domainmapping::reconcile,
+            ctx.clone(),
+            shutdown.clone()
+        ),
         follow,
         follow_revision_deletions(ctx.clone(), shutdown.clone()),
+        follow_mapping_deletions(ctx.clone(), shutdown.clone()),
         drive(services, service::reconcile, ctx.clone(), shutdown.clone()),
         drive(
             configurations,
