@@ -68,8 +68,33 @@ enum Command {
     Logs(logs::LogsArgs),
 }
 
+/// Help and version print as clap prints them; a usage error is one line (the first of
+/// clap's, with where to read more) and exit code 1, as every other error.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let rendered = e.render().to_string();
+    let first = rendered
+        .lines()
+        .next()
+        .unwrap_or("error: invalid arguments");
+    eprintln!("{first} (see --help)");
+    ExitCode::FAILURE
+}
+
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => return usage_error(e),
+    };
     // The test app runs its own async runtime.
     if let Command::Testapp { args } = args.command {
         let argv = std::iter::once("swell-testapp".to_string()).chain(args);

@@ -75,3 +75,6 @@ pub fn pids_of(marker: &str) -> Vec<u32> {
         .filter_map(|l| l.trim().parse().ok())
         .collect()
 }
+
+/// What the `helloworld` image answers.
+pub const HELLO: &str = "Hello World! How about some tasty noodles?";

@@ -35,6 +35,8 @@ pub struct Server {
     pub addr: String,
     /// The ingress address (`127.0.0.1:PORT`).
     pub ingress: std::net::SocketAddr,
+    /// The lines it printed after its banner's addresses.
+    pub output: mpsc::Receiver<String>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -55,10 +57,15 @@ impl Server {
 
     /// Starts a server on `data_dir` listening on `addr`, with extra flags.
     pub fn start_in(data_dir: &Path, addr: &str, extra: &[&str]) -> Self {
+        Self::start_verb("server", data_dir, addr, extra)
+    }
+
+    /// Starts `swell VERB` (`server`, or `quickstart`, which prints the same banner).
+    pub fn start_verb(verb: &str, data_dir: &Path, addr: &str, extra: &[&str]) -> Self {
         let log =
             std::fs::File::create(data_dir.join(format!("server-{}.log", std::process::id()))).ok();
         let mut child = Command::new(env!("CARGO_BIN_EXE_swell"))
-            .args(["server", "--data-dir"])
+            .args([verb, "--data-dir"])
             .arg(data_dir)
             .args(["--api-addr", addr])
             .args(if extra.contains(&"--http-addr") {
@@ -109,6 +116,7 @@ impl Server {
             url,
             addr,
             ingress,
+            output: rx,
             _dir: None,
         }
     }
