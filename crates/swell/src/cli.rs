@@ -38,7 +38,6 @@ pub struct ClientArgs {
 }
 
 /// A connected client and the namespace to use.
-#[derive(Clone)]
 pub struct Session {
     pub client: kube::Client,
     pub namespace: String,

@@ -376,6 +376,11 @@ fn errors_are_one_line_with_exit_code_1() {
         err.contains("already exists and no --force option was given"),
         "{err}"
     );
+    let replaced = create(&server, "hello", "helloworld", &["--force"]);
+    assert!(
+        replaced.contains("Service 'hello' replaced to latest revision 'hello-00001'"),
+        "{replaced}"
+    );
     let err = fails(
         server.swell(&["service", "update", "hello", "--untag", "nope"]),
         "untag",

@@ -51,6 +51,27 @@ impl OutputArgs {
     }
 }
 
+/// Keeps only the object named `name` (all when `None`); an error names the resource
+/// as the API would when that object does not exist.
+pub fn keep_named<T>(items: &mut Vec<T>, name: Option<&str>, namespace: &str) -> anyhow::Result<()>
+where
+    T: k8s_openapi::Resource
+        + k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
+{
+    let Some(name) = name else {
+        return Ok(());
+    };
+    items.retain(|o| o.metadata().name.as_deref() == Some(name));
+    if items.is_empty() {
+        bail!(
+            "{}.{} {name:?} not found in namespace {namespace:?}",
+            T::URL_PATH_SEGMENT,
+            T::GROUP
+        );
+    }
+    Ok(())
+}
+
 /// `object` as JSON with its `apiVersion` and `kind` first, as the API serves it.
 pub fn document<T>(object: &T) -> serde_json::Result<serde_json::Value>
 where

@@ -119,15 +119,7 @@ async fn list(session: &Session, a: RevisionListArgs) -> anyhow::Result<()> {
         params = params.labels(&format!("serving.knative.dev/service={s}"));
     }
     let mut items = revisions.list(&params).await?.items;
-    if let Some(name) = &a.name {
-        items.retain(|r| r.metadata.name.as_ref() == Some(name));
-        if items.is_empty() {
-            bail!(
-                "revisions.serving.knative.dev {name:?} not found in namespace {:?}",
-                session.namespace
-            );
-        }
-    }
+    output::keep_named(&mut items, a.name.as_deref(), &session.namespace)?;
     let service_of = |r: &Revision| -> String {
         r.metadata
             .labels
@@ -243,15 +235,7 @@ pub async fn run_route(args: RouteArgs) -> anyhow::Result<()> {
     match args.command {
         RouteCommand::List(a) => {
             let mut items = api.list(&ListParams::default()).await?.items;
-            if let Some(name) = &a.name {
-                items.retain(|r| r.metadata.name.as_ref() == Some(name));
-                if items.is_empty() {
-                    bail!(
-                        "routes.serving.knative.dev {name:?} not found in namespace {:?}",
-                        session.namespace
-                    );
-                }
-            }
+            output::keep_named(&mut items, a.name.as_deref(), &session.namespace)?;
             if a.output.print_objects(&items, false)? {
                 return Ok(());
             }

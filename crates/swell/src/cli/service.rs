@@ -26,9 +26,9 @@ enum Command {
     /// Create a Service and wait until it is ready.
     Create(CreateArgs),
     /// Change a Service (a new Revision when the template changes) and wait until it is ready.
-    Update(UpdateArgs),
+    Update(ChangeArgs),
     /// Create a Service, or make an existing one match these flags exactly.
-    Apply(ApplyArgs),
+    Apply(ChangeArgs),
     /// Show a Service: URL, traffic, Revisions, conditions and recent events.
     Describe(DescribeArgs),
     /// List Services.
@@ -43,33 +43,16 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct CreateArgs {
-    /// The Service's name.
-    name: String,
     #[command(flatten)]
-    flags: ServiceFlags,
-    #[command(flatten)]
-    traffic: TrafficFlags,
-    #[command(flatten)]
-    wait: WaitFlags,
+    change: ChangeArgs,
     /// Replace the Service if it exists.
     #[arg(long)]
     force: bool,
 }
 
+/// What `create`, `update` and `apply` take.
 #[derive(Debug, clap::Args)]
-struct UpdateArgs {
-    /// The Service's name.
-    name: String,
-    #[command(flatten)]
-    flags: ServiceFlags,
-    #[command(flatten)]
-    traffic: TrafficFlags,
-    #[command(flatten)]
-    wait: WaitFlags,
-}
-
-#[derive(Debug, clap::Args)]
-struct ApplyArgs {
+struct ChangeArgs {
     /// The Service's name.
     name: String,
     #[command(flatten)]
@@ -145,7 +128,8 @@ fn new_service(session: &Session, name: &str) -> Service {
     svc
 }
 
-async fn create(session: &Session, a: CreateArgs) -> anyhow::Result<()> {
+async fn create(session: &Session, args: CreateArgs) -> anyhow::Result<()> {
+    let (a, force) = (args.change, args.force);
     if a.flags.image.is_none() {
         bail!("'service create' requires the image name to run provided with the --image option");
     }
@@ -156,26 +140,26 @@ async fn create(session: &Session, a: CreateArgs) -> anyhow::Result<()> {
         svc.spec.traffic = a.traffic.compute(&svc, true)?;
     }
     let ns = &session.namespace;
-    let created = match api.get_opt(&a.name).await? {
-        Some(_) if !a.force => bail!(
+    let (created, verb) = match api.get_opt(&a.name).await? {
+        Some(_) if !force => bail!(
             "cannot create service '{}' in namespace '{ns}' because the service already exists and no --force option was given",
             a.name
         ),
         Some(existing) => {
             svc.metadata.resource_version = existing.metadata.resource_version;
             announce(&a.wait, "Replacing", &a.name, ns);
-            api.replace(&a.name, &PostParams::default(), &svc).await?
+            let replaced = api.replace(&a.name, &PostParams::default(), &svc).await?;
+            (replaced, "replaced")
         }
         None => {
             announce(&a.wait, "Creating", &a.name, ns);
-            api.create(&PostParams::default(), &svc).await?
+            (api.create(&PostParams::default(), &svc).await?, "created")
         }
     };
-    let verb = if a.force { "replaced" } else { "created" };
     finish(session, &a.wait, &created, verb, None).await
 }
 
-async fn update(session: &Session, a: UpdateArgs) -> anyhow::Result<()> {
+async fn update(session: &Session, a: ChangeArgs) -> anyhow::Result<()> {
     let api = services(session);
     // Another writer may change the Service between our read and write: retry on conflict.
     for attempt in 0.. {
@@ -200,7 +184,7 @@ async fn update(session: &Session, a: UpdateArgs) -> anyhow::Result<()> {
     unreachable!("the retry loop returns")
 }
 
-async fn apply(session: &Session, a: ApplyArgs) -> anyhow::Result<()> {
+async fn apply(session: &Session, a: ChangeArgs) -> anyhow::Result<()> {
     let api = services(session);
     let mut desired = new_service(session, &a.name);
     a.flags.edit(&mut desired)?;
@@ -320,15 +304,7 @@ async fn list(session: &Session, a: ListArgs) -> anyhow::Result<()> {
         services(session)
     };
     let mut items = api.list(&ListParams::default()).await?.items;
-    if let Some(name) = &a.name {
-        items.retain(|s| s.metadata.name.as_ref() == Some(name));
-        if items.is_empty() {
-            bail!(
-                "services.serving.knative.dev {name:?} not found in namespace {:?}",
-                session.namespace
-            );
-        }
-    }
+    output::keep_named(&mut items, a.name.as_deref(), &session.namespace)?;
     if a.output.print_objects(&items, false)? {
         return Ok(());
     }
