@@ -55,15 +55,12 @@ pub async fn run(args: EventsArgs) -> anyhow::Result<()> {
         println!("No events found.");
         return Ok(());
     }
-    let mut header = vec!["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"];
-    if args.all_namespaces {
-        header.insert(0, "NAMESPACE");
-    }
-    let rows: Vec<Vec<String>> = events
+    let header = vec!["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"];
+    let rows: Vec<(String, Vec<String>)> = events
         .iter()
         .map(|e| {
             let o = &e.involved_object;
-            let mut row = vec![
+            let row = vec![
                 output::age(describe::event_time(e).as_ref()),
                 e.type_.clone().unwrap_or_default(),
                 e.reason.clone().unwrap_or_default(),
@@ -74,12 +71,9 @@ pub async fn run(args: EventsArgs) -> anyhow::Result<()> {
                 ),
                 e.message.clone().unwrap_or_default().replace('\n', " "),
             ];
-            if args.all_namespaces {
-                row.insert(0, e.metadata.namespace.clone().unwrap_or_default());
-            }
-            row
+            (e.metadata.namespace.clone().unwrap_or_default(), row)
         })
         .collect();
-    output::print_table(&header, &rows, args.output.no_headers);
+    output::print_namespaced_table(&header, rows, args.all_namespaces, args.output.no_headers);
     Ok(())
 }

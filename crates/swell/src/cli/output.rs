@@ -119,6 +119,28 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>], no_headers: bool) {
     }
 }
 
+/// Prints rows that each belong to a namespace: with `all_namespaces` (`-A`) a
+/// NAMESPACE column comes first, as kubectl and kn show it.
+pub fn print_namespaced_table(
+    header: &[&str],
+    rows: Vec<(String, Vec<String>)>,
+    all_namespaces: bool,
+    no_headers: bool,
+) {
+    if !all_namespaces {
+        let rows: Vec<Vec<String>> = rows.into_iter().map(|(_, row)| row).collect();
+        return print_table(header, &rows, no_headers);
+    }
+    let header: Vec<&str> = std::iter::once("NAMESPACE")
+        .chain(header.iter().copied())
+        .collect();
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|(ns, row)| std::iter::once(ns).chain(row).collect())
+        .collect();
+    print_table(&header, &rows, no_headers);
+}
+
 /// Characters a terminal shows (colour escapes take no room).
 fn visible_width(s: &str) -> usize {
     let mut width = 0;

@@ -4,11 +4,9 @@
 use super::output::{self, OutputArgs};
 use super::wait::WaitFlags;
 use super::{ClientArgs, Session, describe};
-use anyhow::bail;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams};
 use std::collections::BTreeMap;
-use std::time::Duration;
 use swell_api::{Revision, Route, Service};
 
 /// `swell revision …`.
@@ -81,17 +79,9 @@ pub async fn run(args: RevisionArgs) -> anyhow::Result<()> {
             for name in &a.names {
                 api.delete(name, &DeleteParams::background()).await?;
             }
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(a.wait.wait_timeout);
+            let since = tokio::time::Instant::now();
             for name in &a.names {
-                while !a.wait.no_wait && api.get_opt(name).await?.is_some() {
-                    if tokio::time::Instant::now() >= deadline {
-                        bail!(
-                            "timeout: revision '{name}' not deleted after {} seconds",
-                            a.wait.wait_timeout
-                        );
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+                a.wait.until_gone(&api, "revision", name, since).await?;
                 println!(
                     "Revision '{name}' deleted in namespace '{}'.",
                     session.namespace
@@ -148,7 +138,7 @@ async fn list(session: &Session, a: RevisionListArgs) -> anyhow::Result<()> {
             }
         }
     }
-    let mut header = vec![
+    let header = vec![
         "NAME",
         "SERVICE",
         "TRAFFIC",
@@ -159,10 +149,7 @@ async fn list(session: &Session, a: RevisionListArgs) -> anyhow::Result<()> {
         "READY",
         "REASON",
     ];
-    if a.all_namespaces {
-        header.insert(0, "NAMESPACE");
-    }
-    let rows: Vec<Vec<String>> = items
+    let rows: Vec<(String, Vec<String>)> = items
         .iter()
         .map(|r| {
             let name = r.metadata.name.clone().unwrap_or_default();
@@ -177,7 +164,7 @@ async fn list(session: &Session, a: RevisionListArgs) -> anyhow::Result<()> {
                 .map(|s| s.status.conditions.clone())
                 .unwrap_or_default();
             let (ready, reason) = describe::ready(&conditions);
-            let mut row = vec![
+            let row = vec![
                 name,
                 service_of(r),
                 if percent > 0 {
@@ -192,13 +179,10 @@ async fn list(session: &Session, a: RevisionListArgs) -> anyhow::Result<()> {
                 ready,
                 reason,
             ];
-            if a.all_namespaces {
-                row.insert(0, ns);
-            }
-            row
+            (ns, row)
         })
         .collect();
-    output::print_table(&header, &rows, a.output.no_headers);
+    output::print_namespaced_table(&header, rows, a.all_namespaces, a.output.no_headers);
     Ok(())
 }
 

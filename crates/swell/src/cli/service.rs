@@ -312,7 +312,7 @@ async fn list(session: &Session, a: ListArgs) -> anyhow::Result<()> {
         println!("No services found.");
         return Ok(());
     }
-    let mut header = vec![
+    let header = vec![
         "NAME",
         "URL",
         "LATEST",
@@ -321,15 +321,12 @@ async fn list(session: &Session, a: ListArgs) -> anyhow::Result<()> {
         "READY",
         "REASON",
     ];
-    if a.all_namespaces {
-        header.insert(0, "NAMESPACE");
-    }
-    let rows: Vec<Vec<String>> = items
+    let rows: Vec<(String, Vec<String>)> = items
         .iter()
         .map(|s| {
             let status = s.status.clone().unwrap_or_default();
             let (ready, reason) = describe::ready(&status.status.conditions);
-            let mut row = vec![
+            let row = vec![
                 s.metadata.name.clone().unwrap_or_default(),
                 status.route.url.clone().unwrap_or_default(),
                 status
@@ -342,13 +339,10 @@ async fn list(session: &Session, a: ListArgs) -> anyhow::Result<()> {
                 ready,
                 reason,
             ];
-            if a.all_namespaces {
-                row.insert(0, s.metadata.namespace.clone().unwrap_or_default());
-            }
-            row
+            (s.metadata.namespace.clone().unwrap_or_default(), row)
         })
         .collect();
-    output::print_table(&header, &rows, a.output.no_headers);
+    output::print_namespaced_table(&header, rows, a.all_namespaces, a.output.no_headers);
     Ok(())
 }
 
@@ -384,17 +378,9 @@ async fn delete(session: &Session, a: DeleteArgs) -> anyhow::Result<()> {
     for name in &names {
         api.delete(name, &DeleteParams::background()).await?;
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(a.wait.wait_timeout);
+    let since = tokio::time::Instant::now();
     for name in &names {
-        while !a.wait.no_wait && api.get_opt(name).await?.is_some() {
-            if tokio::time::Instant::now() >= deadline {
-                bail!(
-                    "timeout: service '{name}' not deleted after {} seconds",
-                    a.wait.wait_timeout
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        a.wait.until_gone(&api, "service", name, since).await?;
         println!("Service '{name}' successfully deleted in namespace '{ns}'.");
     }
     Ok(())

@@ -20,6 +20,33 @@ pub struct WaitFlags {
     pub wait_timeout: u64,
 }
 
+impl WaitFlags {
+    /// Waits (unless `--no-wait`) until `name` is gone from `api`, failing once
+    /// `--wait-timeout` has passed since `since`. `kind` names it in the error.
+    pub async fn until_gone<K>(
+        &self,
+        api: &Api<K>,
+        kind: &str,
+        name: &str,
+        since: tokio::time::Instant,
+    ) -> anyhow::Result<()>
+    where
+        K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+    {
+        let deadline = since + Duration::from_secs(self.wait_timeout);
+        while !self.no_wait && api.get_opt(name).await?.is_some() {
+            if tokio::time::Instant::now() >= deadline {
+                bail!(
+                    "timeout: {kind} '{name}' not deleted after {} seconds",
+                    self.wait_timeout
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
+    }
+}
+
 const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 /// How often to look: often at first (most changes are ready within a second), then less.
 fn poll_interval(elapsed: Duration) -> Duration {
