@@ -4,9 +4,11 @@
 
 use crate::Dataplane;
 use crate::body::{BoxError, TimedBody};
+use crate::http1;
 use crate::pool::{Lease, RevisionPool, Tracked};
 use crate::proxy;
-use crate::routes::request_host;
+use crate::routes::{HostRoute, request_host};
+use crate::wire::TagHeader;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
@@ -14,12 +16,15 @@ use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use tokio::net::TcpListener;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Every response body the ingress sends.
 pub type ResponseBody = UnsyncBoxBody<Bytes, BoxError>;
@@ -32,7 +37,7 @@ const DRAIN: Duration = Duration::from_secs(30);
 
 /// Takes an unreachable replica out of rotation and puts it back once it accepts
 /// connections again (or forgets it once the backend stops listing it).
-fn suspect(pool: &Arc<RevisionPool>, addr: SocketAddr) {
+pub(crate) fn suspect(pool: &Arc<RevisionPool>, addr: SocketAddr) {
     pool.evict(addr);
     let pool = pool.clone();
     tokio::spawn(async move {
@@ -60,15 +65,110 @@ fn full(body: impl Into<Bytes>) -> ResponseBody {
 
 /// A response the data plane makes itself.
 fn error(status: StatusCode, reason: &'static str, message: String) -> Response<ResponseBody> {
-    let mut r = Response::new(full(message + "\n"));
-    *r.status_mut() = status;
-    r.headers_mut()
-        .insert(ERROR_HEADER, HeaderValue::from_static(reason));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
+    Refusal {
+        status,
+        reason,
+        message,
+    }
+    .response()
+}
+
+/// Why the ingress answers a request itself: the status, the `swell-error` reason and
+/// a message for people.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    pub status: StatusCode,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Refusal {
+    fn response(self) -> Response<ResponseBody> {
+        let mut r = Response::new(full(self.message + "\n"));
+        *r.status_mut() = self.status;
+        r.headers_mut()
+            .insert(ERROR_HEADER, HeaderValue::from_static(self.reason));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        r
+    }
+}
+
+/// Where a request goes: its Revision's pool, and the Knative tag header it gets.
+#[derive(Debug)]
+pub(crate) struct Destination {
+    pub pool: Arc<RevisionPool>,
+    route: Arc<HostRoute>,
+    default_route: bool,
+}
+
+impl Destination {
+    /// The tag header the replica gets (§2.3).
+    pub fn tag_header(&self) -> TagHeader<'_> {
+        if self.default_route {
+            TagHeader::DefaultRoute
+        } else if self.route.header_tags.is_none()
+            && self.route.tag_header_routing
+            && let Some(tag) = &self.route.tag
+        {
+            TagHeader::Tag(tag)
+        } else {
+            TagHeader::None
+        }
+    }
+}
+
+/// The Revision a request for `host` (lowercase, no port) from `peer` goes to, given
+/// its `Knative-Serving-Tag` header: the Route's weighted pick, or the tag's target
+/// with tag-header routing.
+pub(crate) fn destination(
+    dp: &Dataplane,
+    host: &str,
+    peer: SocketAddr,
+    tag: Option<&[u8]>,
+) -> Result<Destination, Refusal> {
+    let route = match dp.routes.lookup(host) {
+        Some(r) if !r.local_only || peer.ip().to_canonical().is_loopback() => r,
+        _ => {
+            return Err(Refusal {
+                status: StatusCode::NOT_FOUND,
+                reason: "unknown-host",
+                message: format!("no Route serves host {host:?}"),
+            });
+        }
+    };
+    let mut splits = &route.splits;
+    let mut default_route = false;
+    if let Some(tags) = &route.header_tags {
+        let wanted = tag
+            .and_then(|t| std::str::from_utf8(t).ok())
+            .and_then(|t| tags.get(t));
+        match wanted {
+            Some(s) => splits = s,
+            None => default_route = true,
+        }
+    }
+    let Some(revision) = splits.pick() else {
+        return Err(Refusal {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            reason: "no-revision",
+            message: format!("host {host:?} has no Revision to send traffic to"),
+        });
+    };
+    let Some(pool) = dp.revisions.find(&route.namespace, revision) else {
+        return Err(Refusal {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            reason: "unknown-revision",
+            message: format!("Revision {revision:?} is not known to the data plane"),
+        });
+    };
+    Ok(Destination {
+        pool,
+        route,
+        default_route,
+    })
 }
 
 /// Runs the ingress on `listener` until `shutdown`, then drains (up to 30 s): one
@@ -111,13 +211,28 @@ pub fn run(
     Ok(())
 }
 
+/// What every connection of one ingress thread shares.
+#[derive(Debug)]
+pub(crate) struct Ingress {
+    pub dp: Arc<Dataplane>,
+    pub shutdown: CancellationToken,
+    hyper: auto::Builder<TokioExecutor>,
+}
+
 /// Serves the ingress on `listener` (in the current runtime) until `shutdown`, then
-/// drains (up to 30 s).
+/// drains (up to 30 s). Connections start on Swell's own HTTP/1.1 path
+/// ([`crate::http1`]); what it does not serve, hyper does ([`serve_hyper`]).
 pub async fn serve(listener: TcpListener, dp: Arc<Dataplane>, shutdown: CancellationToken) {
-    let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new());
-    builder.http2().timer(TokioTimer::new());
+    let mut hyper = auto::Builder::new(TokioExecutor::new());
+    hyper.http1().timer(TokioTimer::new());
+    hyper.http2().timer(TokioTimer::new());
+    // A token of this thread's own: connections wait on it, not on one shared by all.
+    let ingress = Arc::new(Ingress {
+        dp,
+        shutdown: shutdown.child_token(),
+        hyper,
+    });
+    let connections = TaskTracker::new();
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -128,28 +243,110 @@ pub async fn serve(listener: TcpListener, dp: Arc<Dataplane>, shutdown: Cancella
                     continue;
                 }
             },
-            () = shutdown.cancelled() => break,
+            () = ingress.shutdown.cancelled() => break,
         };
         let _ = stream.set_nodelay(true);
-        let dp = dp.clone();
-        let service = hyper::service::service_fn(move |req| {
-            let dp = dp.clone();
-            async move { Ok::<_, std::convert::Infallible>(handle(dp, peer, req).await) }
-        });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn.into_owned());
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, %peer, "ingress connection ended");
-            }
-        });
+        connections.spawn(http1::serve_connection(ingress.clone(), stream, peer));
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN, graceful.shutdown())
+    connections.close();
+    if tokio::time::timeout(DRAIN, connections.wait())
         .await
         .is_err()
     {
         tracing::warn!("ingress requests still in flight after {DRAIN:?}; stopping anyway");
+    }
+}
+
+/// Serves the rest of a connection with hyper (HTTP/1 with upgrades, or HTTP/2),
+/// starting with the bytes already read from it; on shutdown it finishes what is in
+/// flight and closes.
+pub(crate) async fn serve_hyper(
+    ingress: &Ingress,
+    stream: TcpStream,
+    read: Vec<u8>,
+    peer: SocketAddr,
+) {
+    let dp = ingress.dp.clone();
+    let service = hyper::service::service_fn(move |req| {
+        let dp = dp.clone();
+        async move { Ok::<_, std::convert::Infallible>(handle(dp, peer, req).await) }
+    });
+    let io = TokioIo::new(Replay {
+        read,
+        at: 0,
+        stream,
+    });
+    let conn = ingress.hyper.serve_connection_with_upgrades(io, service);
+    let mut conn = std::pin::pin!(conn);
+    let ended = tokio::select! {
+        ended = conn.as_mut() => ended,
+        () = ingress.shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = ended {
+        tracing::debug!(error = %e, %peer, "ingress connection ended");
+    }
+}
+
+/// A connection whose first bytes were already read: they are read again first.
+#[derive(Debug)]
+struct Replay {
+    read: Vec<u8>,
+    at: usize,
+    stream: TcpStream,
+}
+
+impl AsyncRead for Replay {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        if this.at < this.read.len() {
+            let n = buf.remaining().min(this.read.len() - this.at);
+            buf.put_slice(&this.read[this.at..this.at + n]);
+            this.at += n;
+            if this.at == this.read.len() {
+                this.read = Vec::new();
+                this.at = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Replay {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 
@@ -182,7 +379,7 @@ pub async fn handle(
     mut req: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let start = Instant::now();
-    let route = {
+    let dest = {
         let Some(host) = request_host(&req) else {
             return error(
                 StatusCode::BAD_REQUEST,
@@ -190,58 +387,27 @@ pub async fn handle(
                 "request has no Host".into(),
             );
         };
-        match dp.routes.lookup(&host) {
-            Some(r) if !r.local_only || peer.ip().to_canonical().is_loopback() => r,
-            _ => {
-                return error(
-                    StatusCode::NOT_FOUND,
-                    "unknown-host",
-                    format!("no Route serves host {host:?}"),
-                );
-            }
+        let tag = req.headers().get("knative-serving-tag");
+        match destination(&dp, &host, peer, tag.map(HeaderValue::as_bytes)) {
+            Ok(d) => d,
+            Err(refusal) => return refusal.response(),
         }
     };
-    let mut splits = &route.splits;
-    if let Some(tags) = &route.header_tags {
-        let wanted = req
-            .headers()
-            .get("knative-serving-tag")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|t| tags.get(t));
-        match wanted {
-            Some(s) => splits = s,
-            None => {
-                req.headers_mut().insert(
-                    "knative-serving-default-route",
-                    HeaderValue::from_static("true"),
-                );
+    match dest.tag_header() {
+        TagHeader::None => {}
+        TagHeader::DefaultRoute => {
+            req.headers_mut().insert(
+                "knative-serving-default-route",
+                HeaderValue::from_static("true"),
+            );
+        }
+        TagHeader::Tag(tag) => {
+            if let Ok(tag) = HeaderValue::from_str(tag) {
+                req.headers_mut().insert("knative-serving-tag", tag);
             }
         }
-    } else if route.tag_header_routing
-        && let Some(tag) = route
-            .tag
-            .as_deref()
-            .and_then(|t| HeaderValue::from_str(t).ok())
-    {
-        req.headers_mut().insert("knative-serving-tag", tag);
     }
-    let Some(revision) = splits.pick() else {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no-revision",
-            format!(
-                "host {:?} has no Revision to send traffic to",
-                request_host(&req).unwrap_or_default()
-            ),
-        );
-    };
-    let Some(pool) = dp.revisions.find(&route.namespace, revision) else {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unknown-revision",
-            format!("Revision {revision:?} is not known to the data plane"),
-        );
-    };
+    let pool = dest.pool;
     let (cfg, tracked) = pool.admit(start);
     let observe = |r: Response<ResponseBody>| {
         pool.metrics

@@ -8,12 +8,14 @@
 //! ready. Start at [`ingress::serve`].
 
 pub mod body;
+mod http1;
 pub mod ingress;
 pub mod metrics;
 pub mod pool;
 pub mod proxy;
 pub mod routes;
 pub mod stats;
+pub mod wire;
 
 pub use pool::{RevisionConfig, RevisionKey, Revisions};
 pub use routes::{RouteKey, RoutingTable, RoutingTables, Split, TrafficGroup};

@@ -197,6 +197,21 @@ impl RevisionPool {
     /// the returned guard is dropped.
     pub fn admit(self: &Arc<Self>, now: Instant) -> (RevisionConfig, Tracked) {
         let mut st = self.lock();
+        self.count_in(&mut st, now)
+    }
+
+    /// Like [`RevisionPool::admit`], for a request that only comes in when the
+    /// Revision's configuration passes `accept`; nothing is counted otherwise.
+    pub fn admit_if(
+        self: &Arc<Self>,
+        now: Instant,
+        accept: impl FnOnce(&RevisionConfig) -> bool,
+    ) -> Option<(RevisionConfig, Tracked)> {
+        let mut st = self.lock();
+        accept(&st.config).then(|| self.count_in(&mut st, now))
+    }
+
+    fn count_in(self: &Arc<Self>, st: &mut State, now: Instant) -> (RevisionConfig, Tracked) {
         st.stats.request_in(now);
         (st.config.clone(), Tracked { pool: self.clone() })
     }

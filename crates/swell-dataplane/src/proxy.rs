@@ -12,9 +12,14 @@ use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::cell::Cell;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::pin;
 use std::sync::{Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
+use tokio::io::Interest;
+use tokio::net::TcpStream;
 
 /// The body of a request to a replica.
 pub type UpstreamBody = UnsyncBoxBody<Bytes, hyper::Error>;
@@ -85,6 +90,8 @@ pub struct Http1Conn(http1::SendRequest<UpstreamBody>);
 pub struct Connections {
     idle: Mutex<Vec<Vec<http1::SendRequest<UpstreamBody>>>>,
     http2: Mutex<Option<http2::SendRequest<UpstreamBody>>>,
+    /// Idle connections of the ingress's own HTTP/1.1 path ([`crate::http1`]).
+    plain: Mutex<Vec<Vec<TcpStream>>>,
 }
 
 thread_local! {
@@ -100,18 +107,38 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-async fn connect(addr: SocketAddr) -> Result<TokioIo<tokio::net::TcpStream>, UpstreamError> {
-    let tcp =
-        match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
-            Ok(Ok(tcp)) => tcp,
-            Ok(Err(source)) => return Err(UpstreamError::Connect { addr, source }),
-            Err(_) => {
-                let source = std::io::ErrorKind::TimedOut.into();
-                return Err(UpstreamError::Connect { addr, source });
-            }
-        };
+/// A new connection to the replica at `addr`, with Nagle's algorithm off.
+pub async fn connect(addr: SocketAddr) -> Result<TcpStream, UpstreamError> {
+    let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+        Ok(Ok(tcp)) => tcp,
+        Ok(Err(source)) => return Err(UpstreamError::Connect { addr, source }),
+        Err(_) => {
+            let source = std::io::ErrorKind::TimedOut.into();
+            return Err(UpstreamError::Connect { addr, source });
+        }
+    };
     let _ = tcp.set_nodelay(true);
-    Ok(TokioIo::new(tcp))
+    Ok(tcp)
+}
+
+/// Whether the replica closed an idle connection, as the runtime last saw it (no
+/// system call).
+fn closed(tcp: &TcpStream) -> bool {
+    let mut cx = Context::from_waker(Waker::noop());
+    match pin!(tcp.ready(Interest::READABLE)).poll(&mut cx) {
+        Poll::Ready(Ok(r)) => r.is_read_closed() || r.is_error(),
+        Poll::Ready(Err(_)) => true,
+        Poll::Pending => false,
+    }
+}
+
+/// The calling thread's list among per-thread lists.
+fn mine<T>(lists: &mut Vec<Vec<T>>) -> &mut Vec<T> {
+    let slot = THREAD_SLOT.get();
+    if lists.len() <= slot {
+        lists.resize_with(slot + 1, Vec::new);
+    }
+    &mut lists[slot]
 }
 
 impl Connections {
@@ -137,13 +164,33 @@ impl Connections {
         if conn.0.is_closed() {
             return;
         }
-        let slot = THREAD_SLOT.get();
         let mut idle = lock(&self.idle);
-        if idle.len() <= slot {
-            idle.resize_with(slot + 1, Vec::new);
+        let mine = mine(&mut idle);
+        if mine.len() < MAX_IDLE {
+            mine.push(conn.0);
         }
-        if idle[slot].len() < MAX_IDLE {
-            idle[slot].push(conn.0);
+    }
+
+    /// An idle connection of this thread for the ingress's own HTTP/1.1 path, unless
+    /// none is left open.
+    pub fn take_plain(&self) -> Option<TcpStream> {
+        let mut idle = lock(&self.plain);
+        let mine = mine(&mut idle);
+        while let Some(tcp) = mine.pop() {
+            if !closed(&tcp) {
+                return Some(tcp);
+            }
+        }
+        None
+    }
+
+    /// Keeps a connection of the ingress's own HTTP/1.1 path, whose last response was
+    /// read whole, for this thread's next request.
+    pub fn give_back_plain(&self, tcp: TcpStream) {
+        let mut idle = lock(&self.plain);
+        let mine = mine(&mut idle);
+        if mine.len() < MAX_IDLE {
+            mine.push(tcp);
         }
     }
 
@@ -169,6 +216,7 @@ impl Connections {
     pub fn close(&self) {
         lock(&self.idle).clear();
         lock(&self.http2).take();
+        lock(&self.plain).clear();
     }
 
     async fn send_http1(
@@ -208,7 +256,7 @@ impl Connections {
         &self,
         addr: SocketAddr,
     ) -> Result<http1::SendRequest<UpstreamBody>, UpstreamError> {
-        let io = connect(addr).await?;
+        let io = TokioIo::new(connect(addr).await?);
         let (sender, conn) = http1::Builder::new().handshake(io).await?;
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
@@ -258,7 +306,7 @@ impl Connections {
         {
             return Ok(s);
         }
-        let io = connect(addr).await?;
+        let io = TokioIo::new(connect(addr).await?);
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .handshake(io)
@@ -331,53 +379,79 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
-/// A header's previous hops followed by `, ` (empty when there are none), for this hop
-/// to be appended.
-fn previous_hops(headers: &HeaderMap, name: impl header::AsHeaderName) -> String {
-    let mut value = String::with_capacity(96);
-    if let Some(prev) = headers.get(name).and_then(|v| v.to_str().ok())
+/// Appends a forwarding header's previous hops (its value as received, if not blank)
+/// and `, `, for this hop to follow.
+fn previous_hops(out: &mut String, previous: Option<&str>) {
+    if let Some(prev) = previous
         && !prev.trim().is_empty()
     {
-        value.push_str(prev);
-        value.push_str(", ");
+        out.push_str(prev);
+        out.push_str(", ");
     }
-    value
+}
+
+/// Appends the `X-Forwarded-For` value for this hop: the previous hops, then the peer.
+pub fn x_forwarded_for(out: &mut String, previous: Option<&str>, peer: IpAddr) {
+    previous_hops(out, previous);
+    let _ = write!(out, "{}", peer.to_canonical());
+}
+
+/// Appends the `Forwarded` value for this hop (RFC 7239): the previous elements, then
+/// `for=<peer>;host=<host>;proto=http`.
+pub fn forwarded(out: &mut String, previous: Option<&str>, peer: IpAddr, host: Option<&str>) {
+    previous_hops(out, previous);
+    // The `for=` node: IPv6 quoted and bracketed.
+    let _ = match peer.to_canonical() {
+        IpAddr::V4(v4) => write!(out, "for={v4}"),
+        IpAddr::V6(v6) => write!(out, "for=\"[{v6}]\""),
+    };
+    if let Some(h) = host {
+        if h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+        {
+            let _ = write!(out, ";host={h}");
+        } else if !h.contains('"') {
+            let _ = write!(out, ";host=\"{h}\"");
+        }
+    }
+    out.push_str(";proto=http");
 }
 
 /// Adds `X-Forwarded-For` (the peer appended), `X-Forwarded-Proto` (when absent) and a
 /// `Forwarded` element for this hop (RFC 7239), and makes sure `Host` is set.
 pub fn add_forwarding(headers: &mut HeaderMap, peer: SocketAddr, host: Option<&str>) {
-    let ip = peer.ip().to_canonical();
-    let mut xff = previous_hops(headers, "x-forwarded-for");
-    let _ = write!(xff, "{ip}");
+    let previous = |headers: &HeaderMap, name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let mut xff = String::with_capacity(96);
+    x_forwarded_for(
+        &mut xff,
+        previous(headers, "x-forwarded-for").as_deref(),
+        peer.ip(),
+    );
     if let Ok(v) = HeaderValue::try_from(xff) {
         headers.insert("x-forwarded-for", v);
     }
     if !headers.contains_key("x-forwarded-proto") {
         headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
     }
-    let mut forwarded = previous_hops(headers, header::FORWARDED);
-    // The `for=` node: IPv6 quoted and bracketed.
-    let _ = match ip {
-        std::net::IpAddr::V4(v4) => write!(forwarded, "for={v4}"),
-        std::net::IpAddr::V6(v6) => write!(forwarded, "for=\"[{v6}]\""),
-    };
-    if let Some(h) = host {
-        if !headers.contains_key(header::HOST)
-            && let Ok(v) = HeaderValue::from_str(h)
-        {
-            headers.insert(header::HOST, v);
-        }
-        if h.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
-        {
-            let _ = write!(forwarded, ";host={h}");
-        } else if !h.contains('"') {
-            let _ = write!(forwarded, ";host=\"{h}\"");
-        }
+    if let Some(h) = host
+        && !headers.contains_key(header::HOST)
+        && let Ok(v) = HeaderValue::from_str(h)
+    {
+        headers.insert(header::HOST, v);
     }
-    forwarded.push_str(";proto=http");
-    if let Ok(v) = HeaderValue::try_from(forwarded) {
+    let mut value = String::with_capacity(96);
+    forwarded(
+        &mut value,
+        previous(headers, "forwarded").as_deref(),
+        peer.ip(),
+        host,
+    );
+    if let Ok(v) = HeaderValue::try_from(value) {
         headers.insert(header::FORWARDED, v);
     }
 }

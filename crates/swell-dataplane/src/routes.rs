@@ -193,22 +193,27 @@ impl RoutingTables {
 /// The host a request is for: `Host` (or the URI authority for HTTP/2), lowercase,
 /// without port or trailing dot. Borrowed unless it had to be lowercased.
 pub fn request_host<B>(req: &http::Request<B>) -> Option<Cow<'_, str>> {
-    let raw = match req.uri().authority() {
-        Some(a) => a.host(),
-        None => {
-            let h = req.headers().get(http::header::HOST)?.to_str().ok()?;
-            match h.rsplit_once(':') {
-                Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
-                _ => h,
-            }
-        }
-    };
+    Some(match req.uri().authority() {
+        Some(a) => normalize(a.host()),
+        None => host_name(req.headers().get(http::header::HOST)?.to_str().ok()?),
+    })
+}
+
+/// The host name a `Host` header names: without its port or a trailing dot, lowercase.
+pub fn host_name(host_header: &str) -> Cow<'_, str> {
+    normalize(match host_header.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host_header,
+    })
+}
+
+fn normalize(raw: &str) -> Cow<'_, str> {
     let host = raw.trim_end_matches('.');
-    Some(if host.bytes().any(|b| b.is_ascii_uppercase()) {
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
         Cow::Owned(host.to_ascii_lowercase())
     } else {
         Cow::Borrowed(host)
-    })
+    }
 }
 
 #[cfg(test)]

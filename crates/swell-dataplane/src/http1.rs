@@ -1,0 +1,528 @@
+//! The ingress's own HTTP/1.1 path: a client connection's plain requests (HTTP/1.1,
+//! a `Content-Length` body of at most 16 KiB, no upgrade) are parsed once, their heads
+//! rewritten straight into the bytes the replica gets, and the response relayed with
+//! its head rewritten the same way: no header maps, no second codec, no task hop per
+//! request. The first request it does not serve, and all after it, go to hyper
+//! ([`ingress::serve_hyper`]) with the bytes already read. Routing, the Revision's
+//! queue, `containerConcurrency`, timeouts and metrics are the hyper path's own.
+
+use crate::ingress::{self, Ingress, Refusal};
+use crate::pool::{RevisionPool, Tracked};
+use crate::proxy;
+use crate::routes::host_name;
+use crate::wire::{self, Framing, Parsed};
+use http::StatusCode;
+use std::cell::Cell;
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{Duration, Instant, timeout_at};
+
+/// How long a client may take to send a request's head (and body), idle keep-alive
+/// time included: hyper's default.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Room a read gets.
+const READ_SIZE: usize = 8 * 1024;
+
+/// How a connection goes on after one request.
+enum Next {
+    KeepAlive,
+    Close,
+    /// Hyper serves the rest.
+    Hyper,
+}
+
+/// A request read whole and admitted, its head rewritten for the replica.
+struct Admitted {
+    pool: Arc<RevisionPool>,
+    config: crate::RevisionConfig,
+    tracked: Tracked,
+    start: Instant,
+    head_request: bool,
+    close: bool,
+}
+
+/// What the bytes read so far lead to.
+enum Prepared {
+    Partial,
+    Hyper,
+    Refuse {
+        refusal: Refusal,
+        head_request: bool,
+        close: bool,
+    },
+    Forward(Admitted),
+}
+
+/// One client connection and its buffers.
+struct Client {
+    stream: TcpStream,
+    peer: SocketAddr,
+    /// Bytes read from the client and not yet handled.
+    read: Vec<u8>,
+    /// Bytes to write: the request for the replica, then the response for the client.
+    out: Vec<u8>,
+    /// Bytes read from the replica and not yet relayed.
+    up: Vec<u8>,
+}
+
+/// Serves a client connection until it closes, then hyper serves whatever is left.
+pub(crate) async fn serve_connection(ingress: Arc<Ingress>, stream: TcpStream, peer: SocketAddr) {
+    let mut client = Client {
+        stream,
+        peer,
+        read: Vec::with_capacity(READ_SIZE),
+        out: Vec::with_capacity(READ_SIZE),
+        up: Vec::with_capacity(READ_SIZE),
+    };
+    loop {
+        match client.serve_one(&ingress).await {
+            Next::KeepAlive => {}
+            Next::Close => return,
+            Next::Hyper => break,
+        }
+    }
+    let Client {
+        stream, read, peer, ..
+    } = client;
+    ingress::serve_hyper(&ingress, stream, read, peer).await;
+}
+
+/// Reads more into `buf`, keeping room for a full read.
+async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
+    if buf.capacity() - buf.len() < READ_SIZE / 4 {
+        buf.reserve(READ_SIZE);
+    }
+    stream.read_buf(buf).await
+}
+
+/// Writes `a` then `b`, in one system call when the socket takes them.
+async fn write_both(stream: &mut TcpStream, mut a: &[u8], mut b: &[u8]) -> io::Result<()> {
+    while !a.is_empty() || !b.is_empty() {
+        let n = if b.is_empty() {
+            stream.write(a).await?
+        } else if a.is_empty() {
+            stream.write(b).await?
+        } else {
+            stream
+                .write_vectored(&[IoSlice::new(a), IoSlice::new(b)])
+                .await?
+        };
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let from_a = n.min(a.len());
+        a = &a[from_a..];
+        b = &b[n - from_a..];
+    }
+    Ok(())
+}
+
+thread_local! {
+    static DATE: Cell<(u64, [u8; 29])> = const { Cell::new((u64::MAX, [0; 29])) };
+}
+
+/// The `Date` header's value now (IMF-fixdate), formatted once a second per thread.
+fn http_date() -> [u8; 29] {
+    let now = SystemTime::now();
+    let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (cached, value) = DATE.get();
+    if cached == second {
+        return value;
+    }
+    let mut value = [0; 29];
+    let text = httpdate::fmt_http_date(now);
+    let n = text.len().min(value.len());
+    value[..n].copy_from_slice(&text.as_bytes()[..n]);
+    DATE.set((second, value));
+    value
+}
+
+fn invalid(what: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what)
+}
+
+impl Client {
+    /// Serves one request (or hands the connection over).
+    async fn serve_one(&mut self, ingress: &Ingress) -> Next {
+        let deadline = Instant::now() + HEADER_READ_TIMEOUT;
+        let prepared = loop {
+            match self.prepare(ingress, Instant::now()) {
+                Prepared::Partial => {}
+                Prepared::Hyper => return Next::Hyper,
+                p => break p,
+            }
+            let idle = self.read.is_empty();
+            let read = tokio::select! {
+                biased;
+                r = timeout_at(deadline, read_more(&mut self.stream, &mut self.read)) => r,
+                () = ingress.shutdown.cancelled(), if idle => return Next::Close,
+            };
+            if !matches!(read, Ok(Ok(n)) if n > 0) {
+                return Next::Close;
+            }
+        };
+        match prepared {
+            Prepared::Forward(admitted) => self.forward(ingress, admitted).await,
+            Prepared::Refuse {
+                refusal,
+                head_request,
+                close,
+            } => self.refuse(&refusal, head_request, close).await,
+            Prepared::Partial | Prepared::Hyper => Next::Hyper,
+        }
+    }
+
+    /// Parses what was read; for a whole request, finds its Revision, admits it and
+    /// writes what the replica gets into `out`. The request's bytes are consumed unless
+    /// it is partial or hyper's.
+    fn prepare(&mut self, ingress: &Ingress, now: Instant) -> Prepared {
+        let mut slots = wire::header_slots();
+        let req = match wire::parse_request(&self.read, &mut slots) {
+            Parsed::Partial => return Prepared::Partial,
+            Parsed::Other => return Prepared::Hyper,
+            Parsed::Request(r) => r,
+        };
+        let consumed = req.len + req.body_len;
+        let (head_request, close) = (req.method == "HEAD", req.close);
+        let tag = req.header("knative-serving-tag");
+        let host = host_name(req.host);
+        let dest = match ingress::destination(&ingress.dp, &host, self.peer, tag) {
+            Ok(d) => d,
+            Err(refusal) => {
+                self.read.drain(..consumed);
+                return Prepared::Refuse {
+                    refusal,
+                    head_request,
+                    close,
+                };
+            }
+        };
+        // A Revision that speaks h2c is hyper's to reach.
+        let Some((config, tracked)) = dest.pool.admit_if(now, |c| !c.h2c) else {
+            return Prepared::Hyper;
+        };
+        self.out.clear();
+        wire::write_request(&mut self.out, &req, self.peer.ip(), dest.tag_header());
+        self.out.extend_from_slice(&self.read[req.len..consumed]);
+        self.read.drain(..consumed);
+        Prepared::Forward(Admitted {
+            pool: dest.pool,
+            config,
+            tracked,
+            start: now,
+            head_request,
+            close,
+        })
+    }
+
+    /// Answers with an error of the ingress's own.
+    async fn refuse(&mut self, refusal: &Refusal, head_request: bool, close: bool) -> Next {
+        self.out.clear();
+        wire::write_refusal(
+            &mut self.out,
+            refusal.status,
+            refusal.reason,
+            &refusal.message,
+            &http_date(),
+            head_request,
+            close,
+        );
+        match self.stream.write_all(&self.out).await {
+            Ok(()) if !close => Next::KeepAlive,
+            _ => Next::Close,
+        }
+    }
+
+    /// Sends an admitted request to a replica and relays its response.
+    async fn forward(&mut self, ingress: &Ingress, admitted: Admitted) -> Next {
+        let Admitted {
+            pool,
+            config,
+            tracked,
+            start,
+            head_request,
+            close,
+        } = admitted;
+        let deadline = start + config.timeout;
+        let first_byte = [config.response_start_timeout, config.idle_timeout]
+            .into_iter()
+            .flatten()
+            .fold(deadline, |d, t| d.min(start + t));
+        let refuse = |status, reason, message: String| Refusal {
+            status,
+            reason,
+            message,
+        };
+        let mut attempt = 0;
+        let (lease, mut tcp) = loop {
+            attempt += 1;
+            let lease = match timeout_at(deadline, pool.acquire()).await {
+                Ok(Ok(lease)) => lease,
+                Ok(Err(e)) => {
+                    let r = refuse(StatusCode::SERVICE_UNAVAILABLE, "overload", e.to_string());
+                    return self
+                        .refuse_counted(&pool, start, r, head_request, close)
+                        .await;
+                }
+                Err(_) => {
+                    let message = "request timeout (no replica became available)".into();
+                    let r = refuse(StatusCode::GATEWAY_TIMEOUT, "timeout", message);
+                    return self
+                        .refuse_counted(&pool, start, r, head_request, close)
+                        .await;
+                }
+            };
+            let replica = lease.replica();
+            if let Some(tcp) = replica.conns.take_plain() {
+                break (lease, tcp);
+            }
+            match timeout_at(first_byte, proxy::connect(replica.addr)).await {
+                Ok(Ok(tcp)) => break (lease, tcp),
+                Ok(Err(e)) => {
+                    let addr = replica.addr;
+                    tracing::debug!(error = %e, revision = %pool.key.name, %addr, "replica unreachable");
+                    replica.conns.close();
+                    ingress::suspect(&pool, addr);
+                    // Nothing was sent: another replica can take it.
+                    if attempt >= 3 {
+                        let message = format!("error reaching Revision {:?}: {e}", pool.key.name);
+                        let r = refuse(StatusCode::BAD_GATEWAY, "upstream", message);
+                        return self
+                            .refuse_counted(&pool, start, r, head_request, close)
+                            .await;
+                    }
+                }
+                Err(_) => {
+                    let r = refuse(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "timeout",
+                        "request timeout".into(),
+                    );
+                    return self
+                        .refuse_counted(&pool, start, r, head_request, close)
+                        .await;
+                }
+            }
+        };
+        let close = close || ingress.shutdown.is_cancelled();
+        self.up.clear();
+        let exchanged = timeout_at(
+            first_byte,
+            exchange(&mut tcp, &mut self.out, &mut self.up, head_request, close),
+        )
+        .await;
+        let (status, framing, keep_alive) = match exchanged {
+            Ok(Ok(head)) => head,
+            Ok(Err(e)) => {
+                let addr = lease.addr();
+                tracing::debug!(error = %e, revision = %pool.key.name, %addr, "replica unreachable");
+                lease.replica().conns.close();
+                ingress::suspect(&pool, addr);
+                drop(lease);
+                let message = format!("error reaching Revision {:?}: {e}", pool.key.name);
+                let r = refuse(StatusCode::BAD_GATEWAY, "upstream", message);
+                return self
+                    .refuse_counted(&pool, start, r, head_request, close)
+                    .await;
+            }
+            Err(_) => {
+                drop(lease);
+                let r = refuse(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "timeout",
+                    "request timeout".into(),
+                );
+                return self
+                    .refuse_counted(&pool, start, r, head_request, close)
+                    .await;
+            }
+        };
+        let relayed = self
+            .relay(&mut tcp, framing, deadline, config.idle_timeout)
+            .await;
+        if relayed == Relayed::Whole && keep_alive && self.up.is_empty() {
+            lease.replica().conns.give_back_plain(tcp);
+        }
+        drop(lease);
+        pool.metrics.observe(status, start.elapsed().as_secs_f64());
+        drop(tracked);
+        match relayed {
+            Relayed::Whole | Relayed::Ended if !close => Next::KeepAlive,
+            _ => Next::Close,
+        }
+    }
+
+    /// [`Client::refuse`] for an admitted request, counted in the Revision's metrics.
+    async fn refuse_counted(
+        &mut self,
+        pool: &RevisionPool,
+        start: Instant,
+        refusal: Refusal,
+        head_request: bool,
+        close: bool,
+    ) -> Next {
+        pool.metrics
+            .observe(refusal.status.as_u16(), start.elapsed().as_secs_f64());
+        self.refuse(&refusal, head_request, close).await
+    }
+
+    /// Relays the response body behind the head in `out` (and whatever of it is in
+    /// `up`), within the request's deadline and idle timeout.
+    async fn relay(
+        &mut self,
+        tcp: &mut TcpStream,
+        framing: Framing,
+        deadline: Instant,
+        idle_timeout: Option<Duration>,
+    ) -> Relayed {
+        let Client {
+            stream, out, up, ..
+        } = self;
+        let mut send = async |out: &[u8], body: &[u8]| {
+            matches!(
+                timeout_at(deadline, write_both(stream, out, body)).await,
+                Ok(Ok(()))
+            )
+        };
+        let wait = || idle_timeout.map_or(deadline, |i| deadline.min(Instant::now() + i));
+        match framing {
+            Framing::Empty => {
+                if send(out, &[]).await {
+                    Relayed::Whole
+                } else {
+                    Relayed::Cut
+                }
+            }
+            Framing::Length(length) => {
+                let mut left = length;
+                loop {
+                    let n = up.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                    if !send(out, &up[..n]).await {
+                        return Relayed::Cut;
+                    }
+                    out.clear();
+                    up.drain(..n);
+                    left -= n as u64;
+                    if left == 0 {
+                        return Relayed::Whole;
+                    }
+                    // A body with a length cannot be ended early: a timeout cuts it.
+                    match timeout_at(wait(), read_more(tcp, up)).await {
+                        Ok(Ok(n)) if n > 0 => {}
+                        _ => return Relayed::Cut,
+                    }
+                }
+            }
+            Framing::Chunked | Framing::UntilClose => {
+                let mut chunks = (framing == Framing::Chunked).then(wire::ChunkedDecoder::default);
+                loop {
+                    match &mut chunks {
+                        Some(decoder) => {
+                            match decoder.decode(up, |data| wire::write_chunk(out, data)) {
+                                Ok(used) => {
+                                    up.drain(..used);
+                                }
+                                Err(_) => return Relayed::Cut,
+                            }
+                        }
+                        None => {
+                            wire::write_chunk(out, up);
+                            up.clear();
+                        }
+                    }
+                    let done = chunks.as_ref().is_some_and(wire::ChunkedDecoder::is_done);
+                    if done {
+                        out.extend_from_slice(wire::LAST_CHUNK);
+                    }
+                    if !send(out, &[]).await {
+                        return Relayed::Cut;
+                    }
+                    out.clear();
+                    if done {
+                        return Relayed::Whole;
+                    }
+                    match timeout_at(wait(), read_more(tcp, up)).await {
+                        Ok(Ok(n)) if n > 0 => {}
+                        // The replica closed: the end of an until-close body.
+                        Ok(Ok(_)) if chunks.is_none() => {
+                            return if send(wire::LAST_CHUNK, &[]).await {
+                                Relayed::Ended
+                            } else {
+                                Relayed::Cut
+                            };
+                        }
+                        Ok(_) => return Relayed::Cut,
+                        // Timed out: the message says so and the body ends cleanly.
+                        Err(_) => {
+                            wire::write_chunk(out, crate::body::TIMEOUT_TEXT.as_bytes());
+                            out.extend_from_slice(wire::LAST_CHUNK);
+                            return if send(out, &[]).await {
+                                Relayed::Ended
+                            } else {
+                                Relayed::Cut
+                            };
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How a response body went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Relayed {
+    /// All of it; the replica's connection can serve again.
+    Whole,
+    /// Ended cleanly for the client, but not read whole from the replica.
+    Ended,
+    /// Cut short: the client's connection must close.
+    Cut,
+}
+
+/// Writes the request in `out` to the replica and reads its response head, skipping
+/// informational responses; the head the client gets is left in `out`, the body bytes
+/// read with it in `up`. Returns the status, how the body is framed and whether the
+/// replica's connection can serve again.
+async fn exchange(
+    tcp: &mut TcpStream,
+    out: &mut Vec<u8>,
+    up: &mut Vec<u8>,
+    head_request: bool,
+    close: bool,
+) -> io::Result<(u16, Framing, bool)> {
+    tcp.write_all(out).await?;
+    loop {
+        if !up.is_empty() {
+            let mut slots = wire::header_slots();
+            match wire::parse_response(up, &mut slots, head_request) {
+                Ok(None) => {}
+                Ok(Some(resp)) if resp.status < 200 => {
+                    let len = resp.len;
+                    up.drain(..len);
+                    continue;
+                }
+                Ok(Some(resp)) => {
+                    out.clear();
+                    wire::write_response(out, &resp, &http_date(), close);
+                    let head = (resp.status, resp.framing, resp.keep_alive);
+                    let len = resp.len;
+                    up.drain(..len);
+                    return Ok(head);
+                }
+                Err(e) => return Err(invalid(e)),
+            }
+        }
+        if read_more(tcp, up).await? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed before a response",
+            ));
+        }
+    }
+}
