@@ -893,3 +893,47 @@ async fn a_full_activator_queue_answers_503_and_serves_what_it_holds() {
         assert_eq!(h.await.unwrap().0, 200);
     }
 }
+
+/// One keep-alive connection carries pipelined requests of both of the ingress's paths:
+/// its own HTTP/1.1 path (GET, HEAD, a small POST, an unknown host) and, from the first
+/// request that path hands over (a chunked body), hyper — in order, nothing lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn pipelined_requests_cross_from_the_fast_path_to_hyper_in_order() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = start();
+    apply_ready(&server, "hello", &service("hello", "helloworld", "", ""));
+    let host = "hello.default.localhost";
+    let requests = [
+        format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n"),
+        format!("HEAD / HTTP/1.1\r\nHost: {host}\r\n\r\n"),
+        format!("POST / HTTP/1.1\r\nHost: {host}\r\nContent-Length: 5\r\n\r\nhello"),
+        "GET / HTTP/1.1\r\nHost: nobody.default.localhost\r\n\r\n".to_string(),
+        format!(
+            "POST / HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+        ),
+        format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+    ];
+    let mut tcp = tokio::net::TcpStream::connect(server.ingress)
+        .await
+        .unwrap();
+    tcp.write_all(requests.concat().as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(PATIENCE, tcp.read_to_end(&mut got))
+        .await
+        .expect("the ingress closes after `Connection: close`")
+        .unwrap();
+    let got = String::from_utf8_lossy(&got).to_lowercase();
+    let statuses: Vec<&str> = got
+        .match_indices("http/1.1 ")
+        .map(|(i, _)| &got[i + 9..i + 12])
+        .collect();
+    assert_eq!(
+        statuses,
+        ["200", "200", "200", "404", "200", "200"],
+        "{got}"
+    );
+    // HEAD's response has no body; the others each carry the greeting.
+    assert_eq!(got.matches(&HELLO.to_lowercase()).count(), 4, "{got}");
+    assert!(got.contains("swell-error: unknown-host"), "{got}");
+    assert_eq!(got.matches("\r\ndate: ").count(), 6, "{got}");
+}
