@@ -7,7 +7,7 @@
 //! queue, `containerConcurrency`, timeouts and metrics are the hyper path's own.
 
 use crate::ingress::{self, Ingress, Refusal};
-use crate::pool::{RevisionPool, Tracked};
+use crate::pool::{Replica, RevisionPool, Tracked};
 use crate::proxy;
 use crate::routes::host_name;
 use crate::wire::{self, Framing, Parsed};
@@ -284,27 +284,17 @@ impl Client {
             match timeout_at(first_byte, proxy::connect(replica.addr)).await {
                 Ok(Ok(tcp)) => break (lease, tcp),
                 Ok(Err(e)) => {
-                    let addr = replica.addr;
-                    tracing::debug!(error = %e, revision = %pool.key.name, %addr, "replica unreachable");
-                    replica.conns.close();
-                    ingress::suspect(&pool, addr);
+                    let r = replica_failed(&pool, replica, &e);
                     // Nothing was sent: another replica can take it.
                     if attempt >= 3 {
-                        let message = format!("error reaching Revision {:?}: {e}", pool.key.name);
-                        let r = refuse(StatusCode::BAD_GATEWAY, "upstream", message);
                         return self
                             .refuse_counted(&pool, start, r, head_request, close)
                             .await;
                     }
                 }
                 Err(_) => {
-                    let r = refuse(
-                        StatusCode::GATEWAY_TIMEOUT,
-                        "timeout",
-                        "request timeout".into(),
-                    );
                     return self
-                        .refuse_counted(&pool, start, r, head_request, close)
+                        .refuse_counted(&pool, start, timed_out(), head_request, close)
                         .await;
                 }
             }
@@ -319,26 +309,16 @@ impl Client {
         let (status, framing, keep_alive) = match exchanged {
             Ok(Ok(head)) => head,
             Ok(Err(e)) => {
-                let addr = lease.addr();
-                tracing::debug!(error = %e, revision = %pool.key.name, %addr, "replica unreachable");
-                lease.replica().conns.close();
-                ingress::suspect(&pool, addr);
+                let r = replica_failed(&pool, lease.replica(), &e);
                 drop(lease);
-                let message = format!("error reaching Revision {:?}: {e}", pool.key.name);
-                let r = refuse(StatusCode::BAD_GATEWAY, "upstream", message);
                 return self
                     .refuse_counted(&pool, start, r, head_request, close)
                     .await;
             }
             Err(_) => {
                 drop(lease);
-                let r = refuse(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "timeout",
-                    "request timeout".into(),
-                );
                 return self
-                    .refuse_counted(&pool, start, r, head_request, close)
+                    .refuse_counted(&pool, start, timed_out(), head_request, close)
                     .await;
             }
         };
@@ -471,6 +451,33 @@ impl Client {
                 }
             }
         }
+    }
+}
+
+/// A replica that could not be reached or failed the exchange leaves rotation until it
+/// accepts connections again; the request gets a 502.
+fn replica_failed(
+    pool: &Arc<RevisionPool>,
+    replica: &Replica,
+    e: &dyn std::fmt::Display,
+) -> Refusal {
+    let addr = replica.addr;
+    tracing::debug!(error = %e, revision = %pool.key.name, %addr, "replica unreachable");
+    replica.conns.close();
+    ingress::suspect(pool, addr);
+    Refusal {
+        status: StatusCode::BAD_GATEWAY,
+        reason: "upstream",
+        message: format!("error reaching Revision {:?}: {e}", pool.key.name),
+    }
+}
+
+/// The 504 of a request whose replica did not start answering in time.
+fn timed_out() -> Refusal {
+    Refusal {
+        status: StatusCode::GATEWAY_TIMEOUT,
+        reason: "timeout",
+        message: "request timeout".into(),
     }
 }
 
