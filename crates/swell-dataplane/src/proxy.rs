@@ -321,13 +321,17 @@ impl Connections {
     }
 }
 
-const HOP_BY_HOP: [HeaderName; 6] = [
+/// The headers that go no further than one hop, whatever `Connection` names (`TE`
+/// too, unless it is `trailers`).
+pub static HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
     header::TRAILER,
     header::TRANSFER_ENCODING,
     header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+    HeaderName::from_static("http2-settings"),
 ];
 
 /// True when the request asks to switch protocols (WebSocket and the like — not the
@@ -366,8 +370,6 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
         }
         headers.remove(n);
     }
-    headers.remove(header::PROXY_AUTHORIZATION);
-    headers.remove("http2-settings");
     if headers
         .get(header::TE)
         .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"trailers"))

@@ -148,17 +148,10 @@ pub fn parse_request<'b>(buf: &'b [u8], slots: &'b mut HeaderSlots<'b>) -> Parse
 /// Whether a header goes no further than this hop: the fixed hop-by-hop set, and the
 /// headers `Connection` names (`connection` holds its values).
 fn hop_by_hop(name: &str, value: &[u8], connection: &[&[u8]]) -> bool {
-    const FIXED: [&str; 8] = [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "proxy-authorization",
-        "http2-settings",
-    ];
-    if FIXED.iter().any(|f| name.eq_ignore_ascii_case(f)) {
+    if proxy::HOP_BY_HOP
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h.as_str()))
+    {
         return true;
     }
     if name.eq_ignore_ascii_case("te") && !value.trim_ascii().eq_ignore_ascii_case(b"trailers") {
