@@ -4,7 +4,8 @@
 use crate::error::{ApiError, ApiResult};
 use crate::registry::ResourceDef;
 use crate::selector::{valid_label_key, valid_label_value};
-use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use serde_json::{Value, json};
 use swell_api::admission::{AdmissionError, FieldValidation, decode_known};
 use swell_api::names::{is_dns1123_label, is_dns1123_subdomain};
@@ -105,6 +106,11 @@ pub fn admit_core(
         "configmaps" => decode_known::<ConfigMap>(&obj),
         "secrets" => decode_known::<Secret>(&obj),
         "events" => decode_known::<Event>(&obj),
+        "serviceaccounts" => decode_known::<ServiceAccount>(&obj),
+        "roles" => decode_known::<Role>(&obj),
+        "clusterroles" => decode_known::<ClusterRole>(&obj),
+        "rolebindings" => decode_known::<RoleBinding>(&obj),
+        "clusterrolebindings" => decode_known::<ClusterRoleBinding>(&obj),
         _ => {
             return Err(ApiError::internal(format!(
                 "no admission for {}",
@@ -159,6 +165,15 @@ pub fn admit_core(
                 .unwrap_or_default();
         if let Err(errs) = swell_api::config::validate(name, &data) {
             return Err(admission_error(res, name, AdmissionError::Invalid(errs)));
+        }
+    }
+    if res.group == crate::rbac::GROUP {
+        let mut causes = crate::rbac::validate(res.kind, &out);
+        if let Some(old) = old {
+            causes.extend(crate::rbac::validate_update(res.kind, old, &out));
+        }
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(res, name, causes));
         }
     }
     if res.plural == "namespaces" {

@@ -53,7 +53,7 @@ fn group_json(registry: &Registry, group: &str) -> Value {
 
 /// `/apis` as `APIGroupList`.
 pub fn group_list(registry: &Registry) -> Value {
-    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [group_json(registry, swell_api::GROUP)]})
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": registry.groups().into_iter().map(|g| group_json(registry, g)).collect::<Vec<_>>()})
 }
 
 /// `/apis/<group>` as `APIGroup`.
@@ -119,11 +119,7 @@ fn aggregated_resource(r: &ResourceDef) -> Value {
 
 /// `/api` (core) or `/apis` as an aggregated `APIGroupDiscoveryList`.
 pub fn aggregated(registry: &Registry, core: bool, version: &str) -> Value {
-    let groups: Vec<&str> = if core {
-        vec![""]
-    } else {
-        vec![swell_api::GROUP]
-    };
+    let groups: Vec<&str> = if core { vec![""] } else { registry.groups() };
     let items: Vec<Value> = groups
         .into_iter()
         .map(|g| {

@@ -42,6 +42,33 @@ impl ApiError {
         }
     }
 
+    /// 401 for a request with a missing or wrong credential.
+    pub fn unauthorized() -> Self {
+        Self::new(401, "Unauthorized", "Unauthorized")
+    }
+
+    /// 403 with Kubernetes' "forbidden" message for what RBAC refused.
+    pub fn forbidden(
+        info: &crate::auth::request_info::RequestInfo,
+        user: &crate::auth::UserInfo,
+    ) -> Self {
+        let details = info.is_resource.then(|| {
+            let mut d = json!({"group": info.api_group, "kind": info.resource});
+            if !info.name.is_empty() {
+                d["name"] = json!(info.name);
+            }
+            d
+        });
+        Self {
+            details: Some(details.unwrap_or_else(|| json!({}))),
+            ..Self::new(
+                403,
+                "Forbidden",
+                crate::rbac::forbidden_message(&user.rbac(), &info.as_rbac()),
+            )
+        }
+    }
+
     /// 400 BadRequest.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)

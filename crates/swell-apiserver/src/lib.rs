@@ -10,12 +10,15 @@
 //!
 //! Start at [`router`].
 
+pub mod auth;
 mod core;
 mod discovery;
 mod error;
+pub mod https;
 mod openapi;
 mod patch;
 mod protobuf;
+pub mod rbac;
 mod read;
 mod registry;
 mod request;
@@ -56,6 +59,11 @@ pub struct ApiState {
     pub shutdown: CancellationToken,
     /// `host:port` clients reach the server at (for `/api`).
     pub server_addr: String,
+    /// Who may ask (client CA and tokens); `None` until the server sets one, when
+    /// [`secured`] refuses every request it guards.
+    authenticator: std::sync::OnceLock<Arc<auth::Authenticator>>,
+    /// The RBAC policy every request is authorized by.
+    pub rbac: auth::policy::PolicyCache,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -70,11 +78,23 @@ impl ApiState {
     /// State over `store`, with Knative's default admission configuration.
     pub fn new(store: Arc<dyn Store>, server_addr: String, shutdown: CancellationToken) -> Self {
         Self {
+            rbac: auth::policy::PolicyCache::new(store.clone()),
             store,
             admission: RwLock::new(Arc::new(AdmissionContext::default())),
             shutdown,
             server_addr,
+            authenticator: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Sets who may ask; only the first call counts.
+    pub fn set_authenticator(&self, authenticator: Arc<auth::Authenticator>) {
+        let _ = self.authenticator.set(authenticator);
+    }
+
+    /// Who may ask, once set.
+    pub fn authenticator(&self) -> Option<&auth::Authenticator> {
+        self.authenticator.get().map(Arc::as_ref)
     }
 
     /// The admission configuration in force.
@@ -119,7 +139,54 @@ pub fn bootstrap(store: &dyn Store) -> Result<(), StoreError> {
             }
         }
     }
+    for obj in rbac::bootstrap_objects() {
+        let plural = match obj["kind"].as_str() {
+            Some("ClusterRole") => "clusterroles",
+            Some("ClusterRoleBinding") => "clusterrolebindings",
+            _ => continue,
+        };
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let key = ObjectKey::new(rbac::GROUP, plural, "", &name);
+        match store.get(&key)? {
+            None => match store.create(&key, obj, &WriteOptions::default()) {
+                Ok(_) | Err(StoreError::AlreadyExists(_)) => {}
+                Err(e) => return Err(e),
+            },
+            // As kube-apiserver, defaults marked for auto-update are put back as shipped.
+            Some(mut stored)
+                if stored.pointer(
+                    "/metadata/annotations/rbac.authorization.kubernetes.io~1autoupdate",
+                ) != Some(&json!("false")) =>
+            {
+                let mut changed = false;
+                for field in ["rules", "aggregationRule", "roleRef", "subjects"] {
+                    if stored.get(field) != obj.get(field) {
+                        match obj.get(field) {
+                            Some(v) => stored[field] = v.clone(),
+                            None => {
+                                stored.as_object_mut().map(|o| o.remove(field));
+                            }
+                        }
+                        changed = true;
+                    }
+                }
+                if changed {
+                    store.update(&key, stored, &WriteOptions::default())?;
+                }
+            }
+            Some(_) => {}
+        }
+    }
     Ok(())
+}
+
+/// Guards `app` with authentication and RBAC authorization ([`auth::guard`]): what
+/// the HTTPS server serves. Routes added to `app` before this are guarded too.
+pub fn secured(app: Router, state: Arc<ApiState>) -> Router {
+    app.layer(axum::middleware::from_fn_with_state(state, auth::guard))
 }
 
 /// The axum router serving the whole API.
@@ -240,14 +307,28 @@ async fn handle(state: &Arc<ApiState>, req: Request) -> ApiResult<Response> {
             None => Err(ApiError::no_route()),
         };
     }
-    let target = request::parse_target(registry(), group, version, rest)?;
+    let mut target = request::parse_target(registry(), group, version, rest)?;
+    target.user = req
+        .extensions()
+        .get::<auth::Authenticated>()
+        .map(|a| a.0.clone());
     let params = request::Params::parse(req.uri().query())?;
     let as_table = request::wants_table(req.headers());
     let method = req.method().clone();
     let headers = req.headers().clone();
     let body = request::read_body(req.into_body()).await?;
     let name = target.name.clone();
-    match (method, name.as_deref()) {
+    if target.res.is_review() {
+        if method != Method::POST || name.is_some() {
+            return Err(ApiError::method_not_allowed(method.as_str()));
+        }
+        let media = request::content_type(&headers);
+        let review = request::decode_object(&body, &media, target.res)?;
+        let user = req_user(&target);
+        return auth::reviews::create(state, target.res, user.as_ref(), &review);
+    }
+    let writes = method != Method::GET;
+    let resp = match (method, name.as_deref()) {
         (Method::GET, Some(n)) => read::get(state, &target, n, as_table).await,
         (Method::GET, None) if params.is_watch() => {
             read::watch(state, &target, &params, as_table).await
@@ -263,5 +344,14 @@ async fn handle(state: &Arc<ApiState>, req: Request) -> ApiResult<Response> {
         }
         (Method::DELETE, None) => write::delete_collection(state, &target, &params, &body).await,
         (m, _) => Err(ApiError::method_not_allowed(m.as_str())),
+    };
+    // A change to a Role, ClusterRole or binding changes what everyone may do.
+    if writes && target.res.group == rbac::GROUP && resp.is_ok() {
+        state.rbac.invalidate();
     }
+    resp
+}
+
+fn req_user(target: &request::Target<'_>) -> Option<auth::Authenticated> {
+    target.user.clone().map(auth::Authenticated)
 }

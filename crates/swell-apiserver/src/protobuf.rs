@@ -1,9 +1,25 @@
 //! Decoding of the Kubernetes protobuf encoding (`application/vnd.kubernetes.protobuf`)
-//! for the core kinds kubectl sends that way (`kubectl create namespace|configmap|secret`).
-//! Only what those objects carry is decoded; other fields are skipped.
+//! for the built-in kinds kubectl sends that way (`kubectl create namespace|configmap|
+//! secret|serviceaccount|role|clusterrole|rolebinding|clusterrolebinding`, `kubectl auth
+//! whoami|can-i`). Only what those objects carry is decoded; other fields are skipped.
 
 use crate::error::{ApiError, ApiResult};
 use serde_json::{Map, Value, json};
+
+/// The kinds whose protobuf bodies are decoded.
+pub const KINDS: &[&str] = &[
+    "Namespace",
+    "ConfigMap",
+    "Secret",
+    "ServiceAccount",
+    "Role",
+    "ClusterRole",
+    "RoleBinding",
+    "ClusterRoleBinding",
+    "SelfSubjectReview",
+    "SelfSubjectAccessReview",
+    "SelfSubjectRulesReview",
+];
 
 /// The four bytes every Kubernetes protobuf body starts with.
 const MAGIC: &[u8] = b"k8s\0";
@@ -106,7 +122,12 @@ fn object_meta(buf: &[u8]) -> ApiResult<Value> {
     for (n, f) in fields(buf)? {
         match n {
             1 => meta["name"] = json!(string(&f)?),
-            2 => meta["generateName"] = json!(string(&f)?),
+            2 => {
+                let prefix = string(&f)?;
+                if !prefix.is_empty() {
+                    meta["generateName"] = json!(prefix);
+                }
+            }
             3 => meta["namespace"] = json!(string(&f)?),
             6 => meta["resourceVersion"] = json!(string(&f)?),
             11 => insert_entry(&mut meta, "labels", &f, false)?,
@@ -161,6 +182,22 @@ pub fn decode(body: &[u8], kind: &str) -> ApiResult<Value> {
             ("Secret", 2) => insert_entry(&mut obj, "data", &f, true)?,
             ("Secret", 3) => obj["type"] = json!(string(&f)?),
             ("Secret", 4) => insert_entry(&mut obj, "stringData", &f, false)?,
+            ("ServiceAccount", 3) => {
+                push(&mut obj, "imagePullSecrets", local_object_reference(&f)?)
+            }
+            ("ServiceAccount", 4) => {
+                obj["automountServiceAccountToken"] = json!(matches!(f, Field::Varint(1)))
+            }
+            ("Role" | "ClusterRole", 2) => push(&mut obj, "rules", policy_rule(message(&f)?)?),
+            ("ClusterRole", 3) => obj["aggregationRule"] = aggregation_rule(message(&f)?)?,
+            ("RoleBinding" | "ClusterRoleBinding", 2) => {
+                push(&mut obj, "subjects", subject(message(&f)?)?)
+            }
+            ("RoleBinding" | "ClusterRoleBinding", 3) => obj["roleRef"] = role_ref(message(&f)?)?,
+            ("SelfSubjectAccessReview", 2) => obj["spec"] = access_review_spec(message(&f)?)?,
+            ("SelfSubjectRulesReview", 2) => {
+                obj["spec"] = strings(message(&f)?, &[(1, "namespace")])?
+            }
             ("Namespace", 2) => {
                 let mut finalizers = Vec::new();
                 for (sn, sf) in fields(message(&f)?)? {
@@ -174,6 +211,130 @@ pub fn decode(body: &[u8], kind: &str) -> ApiResult<Value> {
         }
     }
     Ok(obj)
+}
+
+/// Appends `item` to the array `obj[field]`.
+fn push(obj: &mut Value, field: &str, item: Value) {
+    if !obj.get(field).is_some_and(Value::is_array) {
+        obj[field] = json!([]);
+    }
+    if let Some(list) = obj[field].as_array_mut() {
+        list.push(item);
+    }
+}
+
+/// A message of string fields: `(number, name)` pairs; others skipped.
+fn strings(buf: &[u8], names: &[(u64, &str)]) -> ApiResult<Value> {
+    let mut out = json!({});
+    for (n, f) in fields(buf)? {
+        if let Some((_, name)) = names.iter().find(|(number, _)| *number == n) {
+            // Go writes unset optional strings as empty ones.
+            let value = string(&f)?;
+            if !value.is_empty() {
+                out[*name] = json!(value);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn local_object_reference(f: &Field<'_>) -> ApiResult<Value> {
+    strings(message(f)?, &[(1, "name")])
+}
+
+/// rbac/v1 `PolicyRule`: every field a repeated string.
+fn policy_rule(buf: &[u8]) -> ApiResult<Value> {
+    const NAMES: [(u64, &str); 5] = [
+        (1, "verbs"),
+        (2, "apiGroups"),
+        (3, "resources"),
+        (4, "resourceNames"),
+        (5, "nonResourceURLs"),
+    ];
+    let mut rule = json!({"verbs": []});
+    for (n, f) in fields(buf)? {
+        if let Some((_, name)) = NAMES.iter().find(|(number, _)| *number == n) {
+            push(&mut rule, name, json!(string(&f)?));
+        }
+    }
+    Ok(rule)
+}
+
+/// rbac/v1 `AggregationRule`: label selectors.
+fn aggregation_rule(buf: &[u8]) -> ApiResult<Value> {
+    let mut rule = json!({"clusterRoleSelectors": []});
+    for (n, f) in fields(buf)? {
+        if n == 1 {
+            push(
+                &mut rule,
+                "clusterRoleSelectors",
+                label_selector(message(&f)?)?,
+            );
+        }
+    }
+    Ok(rule)
+}
+
+fn label_selector(buf: &[u8]) -> ApiResult<Value> {
+    let mut selector = json!({});
+    for (n, f) in fields(buf)? {
+        match n {
+            1 => insert_entry(&mut selector, "matchLabels", &f, false)?,
+            2 => {
+                let mut req = json!({"values": []});
+                for (rn, rf) in fields(message(&f)?)? {
+                    match rn {
+                        1 => req["key"] = json!(string(&rf)?),
+                        2 => req["operator"] = json!(string(&rf)?),
+                        3 => push(&mut req, "values", json!(string(&rf)?)),
+                        _ => {}
+                    }
+                }
+                push(&mut selector, "matchExpressions", req);
+            }
+            _ => {}
+        }
+    }
+    Ok(selector)
+}
+
+fn subject(buf: &[u8]) -> ApiResult<Value> {
+    strings(
+        buf,
+        &[(1, "kind"), (2, "apiGroup"), (3, "name"), (4, "namespace")],
+    )
+}
+
+fn role_ref(buf: &[u8]) -> ApiResult<Value> {
+    strings(buf, &[(1, "apiGroup"), (2, "kind"), (3, "name")])
+}
+
+/// authorization/v1 `SelfSubjectAccessReviewSpec`.
+fn access_review_spec(buf: &[u8]) -> ApiResult<Value> {
+    let mut spec = json!({});
+    for (n, f) in fields(buf)? {
+        match n {
+            1 => {
+                spec["resourceAttributes"] = strings(
+                    message(&f)?,
+                    &[
+                        (1, "namespace"),
+                        (2, "verb"),
+                        (3, "group"),
+                        (4, "version"),
+                        (5, "resource"),
+                        (6, "subresource"),
+                        (7, "name"),
+                    ],
+                )?;
+            }
+            2 => {
+                spec["nonResourceAttributes"] = strings(message(&f)?, &[(1, "path"), (2, "verb")])?
+            }
+            _ => {}
+        }
+    }
+    Ok(spec)
 }
 
 #[cfg(test)]

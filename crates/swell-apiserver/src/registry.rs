@@ -29,6 +29,9 @@ pub struct ResourceDef {
     pub columns: Option<&'static [PrinterColumn]>,
     /// Knative admission, for Knative kinds.
     pub admission: Option<Kind>,
+    /// The verbs served: every verb for stored kinds, `create` alone for reviews
+    /// (answered, never stored).
+    pub verbs: &'static [&'static str],
 }
 
 impl ResourceDef {
@@ -61,18 +64,29 @@ impl ResourceDef {
 
     /// The verbs served.
     pub fn verbs(&self) -> &'static [&'static str] {
-        &[
-            "create",
-            "delete",
-            "deletecollection",
-            "get",
-            "list",
-            "patch",
-            "update",
-            "watch",
-        ]
+        self.verbs
+    }
+
+    /// Whether objects of this resource are answered, never stored (the reviews).
+    pub fn is_review(&self) -> bool {
+        self.verbs == REVIEW_VERBS
     }
 }
+
+/// The verbs of stored kinds.
+const STORED_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+/// The one verb of reviews.
+const REVIEW_VERBS: &[&str] = &["create"];
 
 const fn core(
     plural: &'static str,
@@ -93,6 +107,32 @@ const fn core(
         status_subresource: false,
         columns: None,
         admission: None,
+        verbs: STORED_VERBS,
+    }
+}
+
+/// A kind of a built-in group other than core: RBAC's, and the reviews of
+/// `authentication.k8s.io` and `authorization.k8s.io`.
+const fn builtin(
+    group: &'static str,
+    version: &'static str,
+    (plural, singular, kind): (&'static str, &'static str, &'static str),
+    namespaced: bool,
+    verbs: &'static [&'static str],
+) -> ResourceDef {
+    ResourceDef {
+        group,
+        version,
+        plural,
+        singular,
+        kind,
+        namespaced,
+        short_names: &[],
+        categories: &[],
+        status_subresource: false,
+        columns: None,
+        admission: None,
+        verbs,
     }
 }
 
@@ -109,7 +149,63 @@ impl Default for Registry {
             core("configmaps", "configmap", "ConfigMap", true, &["cm"]),
             core("secrets", "secret", "Secret", true, &[]),
             core("events", "event", "Event", true, &["ev"]),
+            core(
+                "serviceaccounts",
+                "serviceaccount",
+                "ServiceAccount",
+                true,
+                &["sa"],
+            ),
         ];
+        const RBAC: &str = crate::rbac::GROUP;
+        for (names, namespaced) in [
+            (("roles", "role", "Role"), true),
+            (("rolebindings", "rolebinding", "RoleBinding"), true),
+            (("clusterroles", "clusterrole", "ClusterRole"), false),
+            (
+                (
+                    "clusterrolebindings",
+                    "clusterrolebinding",
+                    "ClusterRoleBinding",
+                ),
+                false,
+            ),
+        ] {
+            resources.push(builtin(RBAC, "v1", names, namespaced, STORED_VERBS));
+        }
+        for version in ["v1", "v1beta1", "v1alpha1"] {
+            resources.push(builtin(
+                "authentication.k8s.io",
+                version,
+                (
+                    "selfsubjectreviews",
+                    "selfsubjectreview",
+                    "SelfSubjectReview",
+                ),
+                false,
+                REVIEW_VERBS,
+            ));
+        }
+        for names in [
+            (
+                "selfsubjectaccessreviews",
+                "selfsubjectaccessreview",
+                "SelfSubjectAccessReview",
+            ),
+            (
+                "selfsubjectrulesreviews",
+                "selfsubjectrulesreview",
+                "SelfSubjectRulesReview",
+            ),
+        ] {
+            resources.push(builtin(
+                "authorization.k8s.io",
+                "v1",
+                names,
+                false,
+                REVIEW_VERBS,
+            ));
+        }
         for crd in swell_api::CRDS {
             resources.push(ResourceDef {
                 group: swell_api::GROUP,
@@ -123,6 +219,7 @@ impl Default for Registry {
                 status_subresource: true,
                 columns: Some(crd.columns),
                 admission: Kind::from_plural(crd.plural),
+                verbs: STORED_VERBS,
             });
         }
         Self { resources }
@@ -151,6 +248,17 @@ impl Registry {
         self.resources
             .iter()
             .filter(move |r| r.group == group && r.version == version)
+    }
+
+    /// The named groups served (not core), in the order they were added.
+    pub fn groups(&self) -> Vec<&'static str> {
+        let mut groups: Vec<&'static str> = Vec::new();
+        for r in self.resources.iter().filter(|r| !r.group.is_empty()) {
+            if !groups.contains(&r.group) {
+                groups.push(r.group);
+            }
+        }
+        groups
     }
 
     /// The versions served for a group, preferred first.

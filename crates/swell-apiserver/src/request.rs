@@ -23,6 +23,8 @@ pub struct Target<'r> {
     pub name: Option<String>,
     /// True for the `/status` subresource.
     pub status: bool,
+    /// Who asks (set by [`crate::auth::guard`]; `None` where nothing guards the router).
+    pub user: Option<std::sync::Arc<crate::auth::UserInfo>>,
 }
 
 /// Parses the path after `/api/v1/` or `/apis/<g>/<v>/` (already split into segments).
@@ -62,6 +64,7 @@ pub fn parse_target<'r>(
         namespace,
         name: name.map(String::from),
         status,
+        user: None,
     })
 }
 
@@ -172,7 +175,7 @@ pub fn content_type(headers: &HeaderMap) -> String {
 /// Decodes a JSON (or, for YAML media types, YAML) body into an object.
 pub fn decode_object(bytes: &[u8], media_type: &str, res: &ResourceDef) -> ApiResult<Value> {
     if media_type == "application/vnd.kubernetes.protobuf"
-        && matches!(res.kind, "Namespace" | "ConfigMap" | "Secret")
+        && crate::protobuf::KINDS.contains(&res.kind)
     {
         return crate::protobuf::decode(bytes, res.kind);
     }

@@ -4,8 +4,11 @@
 mod autoscaler;
 mod cli;
 mod image;
+mod kubeconfig;
 mod logging;
 mod logs;
+mod pki;
+mod private;
 mod quickstart;
 mod server;
 
@@ -66,6 +69,9 @@ enum Command {
     Image(image::ImageArgs),
     /// What a Revision's replicas wrote to stdout and stderr.
     Logs(logs::LogsArgs),
+    /// Kubeconfigs for more users: `create --user U [--group G]…`, a client certificate
+    /// from Swell's CA.
+    Kubeconfig(kubeconfig::KubeconfigArgs),
 }
 
 /// Help and version print as clap prints them; a usage error is one line (the first of
@@ -100,6 +106,17 @@ fn main() -> ExitCode {
         let argv = std::iter::once("swell-testapp".to_string()).chain(args);
         return swell_testapp::main_with(argv.collect());
     }
+    // One TLS implementation for every client and server in the process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    if let Command::Kubeconfig(a) = args.command {
+        return match kubeconfig::run(a) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -120,7 +137,9 @@ fn main() -> ExitCode {
                 logging::init();
                 quickstart::run(a).await
             }
-            Command::Testapp { .. } => unreachable!("handled before the runtime starts"),
+            Command::Testapp { .. } | Command::Kubeconfig(_) => {
+                unreachable!("handled before the runtime starts")
+            }
             Command::Apply(a) => cli::apply::run(a).await,
             Command::Get(a) => cli::get::run(a).await,
             Command::Delete(a) => cli::delete::run(a).await,

@@ -3,7 +3,6 @@
 //! gracefully on SIGTERM or Ctrl-C.
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,9 +17,29 @@ pub struct ServerArgs {
     /// Where state (the database) and the kubeconfig live.
     #[arg(long, env = "SWELL_DATA_DIR", default_value_os_t = default_data_dir())]
     pub data_dir: PathBuf,
-    /// Address of the Kubernetes-compatible API (plain HTTP; keep it on loopback).
+    /// Address of the Kubernetes-compatible API (HTTPS only; every request is
+    /// authenticated and authorized by RBAC).
     #[arg(long, env = "SWELL_API_ADDR", default_value = "127.0.0.1:6443")]
     pub api_addr: SocketAddr,
+    /// The API's serving certificate (PEM, leaf first, then its chain), instead of the
+    /// one Swell's CA signs; goes with --tls-private-key-file (kube-apiserver's flag).
+    #[arg(long, env = "SWELL_TLS_CERT_FILE", requires = "tls_private_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The private key of --tls-cert-file (PEM).
+    #[arg(long, env = "SWELL_TLS_PRIVATE_KEY_FILE", requires = "tls_cert_file")]
+    pub tls_private_key_file: Option<PathBuf>,
+    /// Client certificates signed by a CA in this file (PEM) authenticate as their CN
+    /// (user) and O (groups), instead of those Swell's CA signs (kube-apiserver's flag).
+    #[arg(long, env = "SWELL_CLIENT_CA_FILE")]
+    pub client_ca_file: Option<PathBuf>,
+    /// More names (DNS names or IP addresses) for the serving certificate Swell makes,
+    /// besides 127.0.0.1, ::1, localhost and this host's name. Repeatable.
+    #[arg(long = "tls-san", env = "SWELL_TLS_SAN", value_delimiter = ',')]
+    pub tls_sans: Vec<String>,
+    /// Bearer tokens, in kube-apiserver's static token file format: CSV lines
+    /// `token,user,uid,"group1,group2"`.
+    #[arg(long, env = "SWELL_TOKEN_AUTH_FILE")]
+    pub token_auth_file: Option<PathBuf>,
     /// How many recent changes watches can resume from; a client further behind gets
     /// 410 Expired and lists again.
     #[arg(long, env = "SWELL_WATCH_HISTORY", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -151,9 +170,28 @@ pub fn kubeconfig_path(data_dir: &Path) -> PathBuf {
     data_dir.join("kubeconfig")
 }
 
-fn kubeconfig_yaml(server: &str) -> String {
+/// A kubeconfig for `server`, trusting `ca_pem`, as `user` with a client certificate
+/// and key (PEM) when there are any.
+pub fn kubeconfig_yaml(
+    server: &str,
+    ca_pem: &str,
+    user: &str,
+    credentials: Option<&(String, String)>,
+    namespace: &str,
+) -> String {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let user_fields = match credentials {
+        Some((cert, key)) => format!(
+            "\n    client-certificate-data: {}\n    client-key-data: {}",
+            b64(cert),
+            b64(key)
+        ),
+        None => " {}".to_string(),
+    };
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: swell\n  cluster:\n    server: {server}\ncontexts:\n- name: swell\n  context:\n    cluster: swell\n    namespace: default\n    user: swell\ncurrent-context: swell\nusers:\n- name: swell\n  user: {{}}\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: swell\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\ncontexts:\n- name: swell\n  context:\n    cluster: swell\n    namespace: {namespace}\n    user: {user}\ncurrent-context: swell\nusers:\n- name: {user}\n  user:{user_fields}\n",
+        ca = b64(ca_pem),
     )
 }
 
@@ -176,8 +214,7 @@ pub async fn serve(
     args: ServerArgs,
     started: Option<tokio::sync::oneshot::Sender<Started>>,
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("cannot create data directory {}", args.data_dir.display()))?;
+    crate::private::create_dir(&args.data_dir)?;
     let db = args.data_dir.join("swell.redb");
     let config = StoreConfig {
         event_log_len: args.watch_history,
@@ -189,15 +226,33 @@ pub async fn serve(
             db.display()
         )
     })?;
+    crate::private::restrict(&db, 0o600)?;
     swell_apiserver::bootstrap(&store).context("cannot create the built-in namespaces")?;
+    let (authenticator, tls, certs) = security(&args)?;
     let listener = tokio::net::TcpListener::bind(args.api_addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.api_addr))?;
     let addr = listener.local_addr()?;
-    let url = format!("http://{addr}");
+    // A server on every address is reached, and named in its certificate, as loopback.
+    let reach = if addr.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+    } else {
+        addr
+    };
+    let url = format!("https://{reach}");
     let kubeconfig = kubeconfig_path(&args.data_dir);
-    write_atomically(&kubeconfig, &kubeconfig_yaml(&url))
-        .with_context(|| format!("cannot write {}", kubeconfig.display()))?;
+    let admin = crate::pki::ADMIN_USER;
+    crate::private::write(
+        &kubeconfig,
+        kubeconfig_yaml(
+            &url,
+            &certs.server_ca,
+            admin,
+            certs.admin.as_ref(),
+            "default",
+        )
+        .as_bytes(),
+    )?;
 
     let ingress_listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
@@ -207,9 +262,10 @@ pub async fn serve(
     let shutdown = CancellationToken::new();
     let state = Arc::new(ApiState::new(
         Arc::new(store),
-        addr.to_string(),
+        reach.to_string(),
         shutdown.clone(),
     ));
+    state.set_authenticator(authenticator.clone());
     let dataplane = Arc::new(swell_dataplane::Dataplane {
         routes: swell_dataplane::RoutingTables::default(),
         revisions: swell_dataplane::Revisions::with_queue_depth(
@@ -217,7 +273,7 @@ pub async fn serve(
         ),
     });
     let pools = dataplane.revisions.clone();
-    let app = swell_apiserver::router(state.clone()).route(
+    let routes = swell_apiserver::router(state.clone()).route(
         "/metrics",
         axum::routing::get(move || {
             let body = pools.render_metrics();
@@ -232,6 +288,7 @@ pub async fn serve(
             }
         }),
     );
+    let app = swell_apiserver::secured(routes, state.clone());
 
     let (changes_tx, replica_changes) = tokio::sync::mpsc::unbounded_channel();
     let observer = Arc::new(ToDataplane {
@@ -275,8 +332,18 @@ pub async fn serve(
         (None, BackendKind::Fake) => Arc::new(swell_controller::FakeBackend::default()),
         (None, _) => Arc::new(swell_controller::NoBackend),
     };
-    // The controllers reach the API through the router itself, in-process.
-    let client = kube::Client::new(app.clone(), "default");
+    // The controllers reach the API through the router itself, in-process, as an
+    // identity no request from the network can carry.
+    let client = kube::Client::new(
+        tower::ServiceBuilder::new()
+            .map_request(|mut req: http::Request<kube::client::Body>| {
+                req.extensions_mut()
+                    .insert(swell_apiserver::auth::controllers());
+                req
+            })
+            .service(app.clone()),
+        "default",
+    );
     let wiring = swell_controller::Wiring {
         client,
         backend,
@@ -337,23 +404,19 @@ pub async fn serve(
         });
     }
 
-    // Watch events are small writes in quick succession: without TCP_NODELAY, Nagle's
-    // algorithm holds each behind the client's delayed ACK (~40 ms).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    let serve = axum::serve(listener, app).with_graceful_shutdown({
+    let stopper = tokio::spawn({
         let shutdown = shutdown.clone();
         async move {
-            stop.recv().await;
-            tracing::info!("shutdown requested, draining");
+            tokio::select! {
+                () = stop.recv() => tracing::info!("shutdown requested, draining"),
+                () = shutdown.cancelled() => {}
+            }
             shutdown.cancel();
         }
     });
-    serve.await.context("API server failed")?;
+    swell_apiserver::https::serve(listener, tls, authenticator, app, shutdown.clone()).await;
     shutdown.cancel();
+    let _ = stopper.await;
     controllers.await.context("controllers panicked")?;
     ingress
         .await
@@ -366,11 +429,42 @@ pub async fn serve(
     Ok(())
 }
 
-/// Writes a file by renaming a complete temporary file over it.
-fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, contents)?;
-    std::fs::rename(tmp, path)
+/// The API's authenticator, TLS configuration and certificates, from the operator's
+/// files or those Swell makes in the data directory.
+fn security(
+    args: &ServerArgs,
+) -> anyhow::Result<(
+    Arc<swell_apiserver::auth::Authenticator>,
+    rustls::ServerConfig,
+    crate::pki::Certificates,
+)> {
+    let provided = crate::pki::Provided {
+        cert_file: args.tls_cert_file.as_deref(),
+        key_file: args.tls_private_key_file.as_deref(),
+        client_ca_file: args.client_ca_file.as_deref(),
+    };
+    let names = crate::pki::serving_names(&args.tls_sans);
+    let certs = crate::pki::ensure(&args.data_dir, &names, &provided)?;
+    let tokens = match &args.token_auth_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --token-auth-file {}", path.display()))?;
+            swell_apiserver::auth::TokenFile::parse(&text)
+                .map_err(|e| anyhow::anyhow!("--token-auth-file {}: {e}", path.display()))?
+        }
+        None => swell_apiserver::auth::TokenFile::default(),
+    };
+    let authenticator = Arc::new(
+        swell_apiserver::auth::Authenticator::new(&certs.client_ca, tokens)
+            .map_err(anyhow::Error::msg)?,
+    );
+    let tls = swell_apiserver::https::server_config(
+        &certs.serving_cert,
+        &certs.serving_key,
+        &authenticator,
+    )
+    .map_err(anyhow::Error::msg)?;
+    Ok((authenticator, tls, certs))
 }
 
 /// Stop signals, watched from the moment this is called (so a SIGTERM that arrives

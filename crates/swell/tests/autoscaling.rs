@@ -40,15 +40,15 @@ fn annotated(yaml: &str, annotations: &[(&str, &str)]) -> String {
 }
 
 async fn revision(server: &Server, name: &str) -> Value {
-    common::get_url(format!(
-        "{}/apis/serving.knative.dev/v1/namespaces/default/revisions/{name}",
-        server.url
-    ))
-    .await
-    .expect("the API answers")
-    .json()
-    .await
-    .expect("a Revision")
+    server
+        .api_get(&format!(
+            "/apis/serving.knative.dev/v1/namespaces/default/revisions/{name}"
+        ))
+        .await
+        .expect("the API answers")
+        .json()
+        .await
+        .expect("a Revision")
 }
 
 /// A condition's (status, reason).
@@ -154,7 +154,8 @@ async fn idle_revisions_scale_to_zero_unless_min_scale_and_come_back_on_a_reques
     .await;
     assert_eq!(replicas(&rev, "actualReplicas"), 1);
     assert_eq!(pids_of(&zero).len(), 1);
-    let metrics = common::get_url(format!("{}/metrics", server.url))
+    let metrics = server
+        .api_get("/metrics")
         .await
         .unwrap()
         .text()

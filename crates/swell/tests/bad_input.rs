@@ -79,7 +79,7 @@ fn assert_status(code: u16, body: &Value, want_code: u16, want_reason: &str) {
 async fn bad_requests_are_refused_and_change_nothing() {
     let server = tokio::task::spawn_blocking(Server::start).await.unwrap();
     // One connection per request: HTTP lets the server close a connection after a 413.
-    let http = common::http().pool_max_idle_per_host(0).build().unwrap();
+    let http = server.api_http().pool_max_idle_per_host(0).build().unwrap();
     let api = Api {
         base: server.url.clone(),
         http,

@@ -60,7 +60,9 @@ fn helloworld_answers_at_its_url_and_leaves_no_process_behind() {
     assert!(unknown.ends_with("404"), "{unknown}");
     // The revision's requests show in the metrics on the API port.
     let metrics = std::process::Command::new("curl")
-        .args(["-sS", &format!("{}/metrics", server.url)])
+        .arg("-sS")
+        .args(server.curl_api_flags())
+        .arg(format!("{}/metrics", server.url))
         .output()
         .unwrap();
     let metrics = String::from_utf8_lossy(&metrics.stdout).to_string();
@@ -870,7 +872,8 @@ async fn a_full_activator_queue_answers_503_and_serves_what_it_holds() {
     held.push(send("/"));
     held.push(send("/"));
     loop {
-        let m = common::get_url(format!("{}/metrics", server.url))
+        let m = server
+            .api_get("/metrics")
             .await
             .unwrap()
             .text()

@@ -31,7 +31,7 @@ async fn acknowledged_writes_survive_kill_9() {
             .await
             .unwrap();
     let base = server.url.clone();
-    let http = common::http().build().unwrap();
+    let http = server.api_http().build().unwrap();
 
     // Writers keep creating Services while the server is killed under them.
     let stop = Arc::new(AtomicBool::new(false));

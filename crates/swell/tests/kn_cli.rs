@@ -439,8 +439,9 @@ fn kubeconfig_context_and_namespace_work_as_with_a_cluster() {
     // and -n choose where the CLI goes, as they would with any cluster.
     let dir = tempfile::tempdir().unwrap();
     let config = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: swell\n  cluster:\n    server: {url}\n- name: nowhere\n  cluster:\n    server: http://127.0.0.1:1\ncontexts:\n- name: swell\n  context: {{cluster: swell, user: u}}\n- name: nowhere\n  context: {{cluster: nowhere, user: u}}\ncurrent-context: nowhere\nusers:\n- name: u\n  user: {{}}\n",
-        url = server.url
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: swell\n  cluster:\n    server: {url}\n    certificate-authority: {pki}/ca.crt\n- name: nowhere\n  cluster:\n    server: http://127.0.0.1:1\ncontexts:\n- name: swell\n  context: {{cluster: swell, user: u}}\n- name: nowhere\n  context: {{cluster: nowhere, user: u}}\ncurrent-context: nowhere\nusers:\n- name: u\n  user: {{client-certificate: {pki}/admin.crt, client-key: {pki}/admin.key}}\n",
+        url = server.url,
+        pki = server.data_dir.join("pki").display(),
     );
     let path = common::manifest(&dir, "config", &config);
     let app = testapp();

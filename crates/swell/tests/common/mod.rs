@@ -101,7 +101,7 @@ impl Server {
                 break url.trim().to_string();
             }
         };
-        let addr = url.trim_start_matches("http://").to_string();
+        let addr = url.trim_start_matches("https://").to_string();
         let ingress = loop {
             let line = rx
                 .recv_timeout(PATIENCE)
@@ -132,6 +132,40 @@ impl Server {
             .stdin(Stdio::null())
             .output()
             .unwrap()
+    }
+
+    /// An HTTP client builder for the API: it trusts the server's CA and presents the
+    /// admin's client certificate, as the server's kubeconfig does.
+    pub fn api_http(&self) -> reqwest::ClientBuilder {
+        let pki = self.data_dir.join("pki");
+        let read = |f: &str| std::fs::read_to_string(pki.join(f)).unwrap();
+        http_with(
+            &read("ca.crt"),
+            Some((&read("admin.crt"), &read("admin.key"))),
+        )
+    }
+
+    /// GETs `path` on the API as the admin.
+    pub async fn api_get(&self, path: &str) -> reqwest::Result<reqwest::Response> {
+        self.api_http()
+            .build()?
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+    }
+
+    /// curl's flags to reach the API as the admin (`--cacert`, `--cert`, `--key`).
+    pub fn curl_api_flags(&self) -> Vec<String> {
+        let pki = self.data_dir.join("pki");
+        let f = |name: &str| pki.join(name).display().to_string();
+        vec![
+            "--cacert".into(),
+            f("ca.crt"),
+            "--cert".into(),
+            f("admin.crt"),
+            "--key".into(),
+            f("admin.key"),
+        ]
     }
 
     /// The ingress port, which public URLs carry.
@@ -275,6 +309,32 @@ impl Kubectl {
 pub fn http() -> reqwest::ClientBuilder {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
+}
+
+/// An HTTP client builder that trusts `ca_pem` alone and, given one, presents a client
+/// certificate and key (PEM).
+pub fn http_with(ca_pem: &str, identity: Option<(&str, &str)>) -> reqwest::ClientBuilder {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder().with_root_certificates(roots);
+    let mut config = match identity {
+        Some((cert, key)) => config
+            .with_client_auth_cert(
+                CertificateDer::pem_slice_iter(cert.as_bytes())
+                    .map(Result::unwrap)
+                    .collect(),
+                PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+            )
+            .unwrap(),
+        None => config.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    reqwest::Client::builder().tls_backend_preconfigured(config)
 }
 
 /// GETs `url` with a fresh client.
