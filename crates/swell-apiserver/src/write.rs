@@ -103,6 +103,7 @@ fn admit(
     out["apiVersion"] = json!(t.res.api_version());
     out["kind"] = json!(t.res.kind);
     validate_metadata(t.res, name, &out)?;
+    crate::auth::escalation::check(state, t, name, &out)?;
     Ok((out, warnings))
 }
 

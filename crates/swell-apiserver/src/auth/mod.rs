@@ -7,6 +7,7 @@
 //! [`UserInfo`], answers 401 or 403 where Kubernetes would, and hands the user on.
 
 pub mod authn;
+pub mod escalation;
 pub mod policy;
 pub mod request_info;
 pub mod reviews;

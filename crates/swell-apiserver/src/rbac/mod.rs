@@ -5,7 +5,28 @@
 //! Role, ClusterRole, RoleBinding and ClusterRoleBinding objects whenever one of them
 //! changes, and asks it for a [`Decision`] on every request.
 
-use k8s_openapi::api::rbac::v1::*;
+mod aggregation;
+mod defaults;
+mod escalation;
+mod forbidden;
+mod gofmt;
+mod policy;
+mod rules;
+mod validation;
+
+#[cfg(test)]
+mod policy_tests;
+#[cfg(test)]
+mod validation_tests;
+
+pub use aggregation::aggregate;
+pub use defaults::bootstrap_objects;
+pub use escalation::{covers, escalation_message};
+pub use forbidden::forbidden_message;
+pub use policy::Policy;
+pub use rules::rule_allows;
+pub use validation::{SUPPORTED_VERBS, set_defaults, validate, validate_update};
+
 use std::sync::Arc;
 
 /// The API group of the RBAC kinds.
@@ -76,42 +97,4 @@ pub struct Decision {
     /// User "alice"`), `""` when denied or when allowed for `system:masters`. Shared with
     /// the [`Policy`], so deciding allocates nothing.
     pub reason: Arc<str>,
-}
-// TEMPORARY STUB until the rbac branch is merged.
-#[derive(Debug, Default)]
-pub struct Policy;
-impl Policy {
-    pub fn new(
-        _: Vec<Role>,
-        _: Vec<ClusterRole>,
-        _: Vec<RoleBinding>,
-        _: Vec<ClusterRoleBinding>,
-    ) -> Self {
-        Policy
-    }
-    pub fn authorize(&self, user: &User<'_>, _: &Request<'_>) -> Decision {
-        Decision {
-            allowed: user.groups.iter().any(|g| g == SYSTEM_MASTERS),
-            reason: "".into(),
-        }
-    }
-    pub fn rules_for(&self, _: &User<'_>, _: &str) -> Vec<PolicyRule> {
-        vec![]
-    }
-}
-pub fn forbidden_message(_: &User<'_>, _: &Request<'_>) -> String {
-    "forbidden".into()
-}
-pub fn validate(_: &str, _: &serde_json::Value) -> Vec<(String, String)> {
-    vec![]
-}
-pub fn validate_update(
-    _: &str,
-    _: &serde_json::Value,
-    _: &serde_json::Value,
-) -> Vec<(String, String)> {
-    vec![]
-}
-pub fn bootstrap_objects() -> Vec<serde_json::Value> {
-    vec![]
 }
