@@ -133,7 +133,13 @@ pub fn admit_core(
             .collect(),
         _ => Vec::new(),
     };
-    let name_ok = if res.plural == "namespaces" {
+    if res.group == crate::rbac::GROUP {
+        crate::rbac::set_defaults(res.kind, &mut out);
+    }
+    // RBAC names are path segments (`system:aggregate-to-admin`); the RBAC rules check them.
+    let name_ok = if res.group == crate::rbac::GROUP {
+        true
+    } else if res.plural == "namespaces" {
         is_dns1123_label(name)
     } else {
         is_dns1123_subdomain(name)

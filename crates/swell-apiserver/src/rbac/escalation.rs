@@ -218,11 +218,11 @@ mod tests {
         owner.resource_names = Some(strings(&["a", "b"]));
         let mut wanted = resource_rule(&["get"], &[""], &["secrets"]);
         wanted.resource_names = Some(strings(&["a"]));
-        assert!(covers(&[owner.clone()], &[wanted.clone()]).is_ok());
+        assert!(covers(std::slice::from_ref(&owner), std::slice::from_ref(&wanted)).is_ok());
         wanted.resource_names = Some(strings(&["c"]));
-        assert!(covers(&[owner.clone()], &[wanted]).is_err());
+        assert!(covers(std::slice::from_ref(&owner), &[wanted]).is_err());
         let unnamed = resource_rule(&["get"], &[""], &["secrets"]);
-        assert!(covers(&[owner], &[unnamed.clone()]).is_err());
+        assert!(covers(&[owner], std::slice::from_ref(&unnamed)).is_err());
         let mut named = unnamed.clone();
         named.resource_names = Some(strings(&["x"]));
         assert!(covers(&[unnamed], &[named]).is_ok());

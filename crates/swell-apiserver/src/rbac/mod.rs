@@ -5,6 +5,7 @@
 //! Role, ClusterRole, RoleBinding and ClusterRoleBinding objects whenever one of them
 //! changes, and asks it for a [`Decision`] on every request.
 
+mod aggregate_to;
 mod aggregation;
 mod defaults;
 mod escalation;
@@ -15,7 +16,11 @@ mod rules;
 mod validation;
 
 #[cfg(test)]
+mod default_policy_tests;
+#[cfg(test)]
 mod policy_tests;
+#[cfg(test)]
+mod test_support;
 #[cfg(test)]
 mod validation_tests;
 

@@ -146,10 +146,12 @@ impl Policy {
     /// for a non-empty namespace, that namespace's RoleBindings' (Kubernetes' `RulesFor`).
     pub fn rules_for(&self, user: &User<'_>, namespace: &str) -> Vec<PolicyRule> {
         let mut grants = self.cluster.grants_of(user);
-        if !namespace.is_empty() {
-            if let Some(idx) = self.namespaces.get(namespace) {
-                grants.extend(idx.grants_of(user));
-            }
+        if let Some(idx) = self
+            .namespaces
+            .get(namespace)
+            .filter(|_| !namespace.is_empty())
+        {
+            grants.extend(idx.grants_of(user));
         }
         grants.sort_unstable();
         grants.dedup();

@@ -40,10 +40,10 @@ pub fn set_defaults(kind: &str, obj: &mut Value) {
     if !matches!(kind, "RoleBinding" | "ClusterRoleBinding") {
         return;
     }
-    if let Some(role_ref) = obj.get_mut("roleRef").and_then(Value::as_object_mut) {
-        if str_at(role_ref.get("apiGroup")).is_empty() {
-            role_ref.insert("apiGroup".into(), GROUP.into());
-        }
+    if let Some(role_ref) = obj.get_mut("roleRef").and_then(Value::as_object_mut)
+        && str_at(role_ref.get("apiGroup")).is_empty()
+    {
+        role_ref.insert("apiGroup".into(), GROUP.into());
     }
     for s in obj
         .get_mut("subjects")
