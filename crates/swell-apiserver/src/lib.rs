@@ -139,6 +139,7 @@ pub fn bootstrap(store: &dyn Store) -> Result<(), StoreError> {
             }
         }
     }
+    auth::serviceaccount::ensure_default_service_accounts(store)?;
     for obj in rbac::bootstrap_objects() {
         let plural = match obj["kind"].as_str() {
             Some("ClusterRole") => "clusterroles",
@@ -318,6 +319,18 @@ async fn handle(state: &Arc<ApiState>, req: Request) -> ApiResult<Response> {
     let headers = req.headers().clone();
     let body = request::read_body(req.into_body()).await?;
     let name = target.name.clone();
+    if target.token {
+        let (true, Some(n), Some(ns)) = (
+            method == Method::POST,
+            name.as_deref(),
+            target.namespace.as_deref(),
+        ) else {
+            return Err(ApiError::method_not_allowed(method.as_str()));
+        };
+        let media = request::content_type(&headers);
+        let review = request::decode_object_of(&body, &media, "TokenRequest")?;
+        return auth::reviews::token_request(state, ns, n, &review);
+    }
     if target.res.is_review() {
         if method != Method::POST || name.is_some() {
             return Err(ApiError::method_not_allowed(method.as_str()));
@@ -345,6 +358,11 @@ async fn handle(state: &Arc<ApiState>, req: Request) -> ApiResult<Response> {
         (Method::DELETE, None) => write::delete_collection(state, &target, &params, &body).await,
         (m, _) => Err(ApiError::method_not_allowed(m.as_str())),
     };
+    // Every namespace has a `default` ServiceAccount, as Kubernetes' controller makes.
+    if writes && target.res.plural == "namespaces" && resp.is_ok() {
+        auth::serviceaccount::ensure_default_service_accounts(state.store.as_ref())
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+    }
     // A change to a Role, ClusterRole or binding changes what everyone may do.
     if writes && target.res.group == rbac::GROUP && resp.is_ok() {
         state.rbac.invalidate();

@@ -19,6 +19,8 @@ pub const KINDS: &[&str] = &[
     "SelfSubjectReview",
     "SelfSubjectAccessReview",
     "SelfSubjectRulesReview",
+    "TokenRequest",
+    "TokenReview",
 ];
 
 /// The four bytes every Kubernetes protobuf body starts with.
@@ -195,6 +197,18 @@ pub fn decode(body: &[u8], kind: &str) -> ApiResult<Value> {
             }
             ("RoleBinding" | "ClusterRoleBinding", 3) => obj["roleRef"] = role_ref(message(&f)?)?,
             ("SelfSubjectAccessReview", 2) => obj["spec"] = access_review_spec(message(&f)?)?,
+            ("TokenRequest", 2) => obj["spec"] = token_request_spec(message(&f)?)?,
+            ("TokenReview", 2) => {
+                let mut spec = json!({});
+                for (sn, sf) in fields(message(&f)?)? {
+                    match sn {
+                        1 => spec["token"] = json!(string(&sf)?),
+                        2 => push(&mut spec, "audiences", json!(string(&sf)?)),
+                        _ => {}
+                    }
+                }
+                obj["spec"] = spec;
+            }
             ("SelfSubjectRulesReview", 2) => {
                 obj["spec"] = strings(message(&f)?, &[(1, "namespace")])?
             }
@@ -307,6 +321,25 @@ fn subject(buf: &[u8]) -> ApiResult<Value> {
 
 fn role_ref(buf: &[u8]) -> ApiResult<Value> {
     strings(buf, &[(1, "apiGroup"), (2, "kind"), (3, "name")])
+}
+
+/// authentication/v1 `TokenRequestSpec`.
+fn token_request_spec(buf: &[u8]) -> ApiResult<Value> {
+    let mut spec = json!({});
+    for (n, f) in fields(buf)? {
+        match (n, &f) {
+            (1, _) => push(&mut spec, "audiences", json!(string(&f)?)),
+            (3, _) => {
+                spec["boundObjectRef"] = strings(
+                    message(&f)?,
+                    &[(1, "kind"), (2, "apiVersion"), (3, "name"), (4, "uid")],
+                )?;
+            }
+            (4, Field::Varint(v)) => spec["expirationSeconds"] = json!(v),
+            _ => {}
+        }
+    }
+    Ok(spec)
 }
 
 /// authorization/v1 `SelfSubjectAccessReviewSpec`.

@@ -173,6 +173,13 @@ impl Default for Registry {
         ] {
             resources.push(builtin(RBAC, "v1", names, namespaced, STORED_VERBS));
         }
+        resources.push(builtin(
+            "authentication.k8s.io",
+            "v1",
+            ("tokenreviews", "tokenreview", "TokenReview"),
+            false,
+            REVIEW_VERBS,
+        ));
         for version in ["v1", "v1beta1", "v1alpha1"] {
             resources.push(builtin(
                 "authentication.k8s.io",

@@ -23,6 +23,8 @@ pub struct Target<'r> {
     pub name: Option<String>,
     /// True for the `/status` subresource.
     pub status: bool,
+    /// The `serviceaccounts/NAME/token` subresource (TokenRequest).
+    pub token: bool,
     /// Who asks (set by [`crate::auth::guard`]; `None` where nothing guards the router).
     pub user: Option<std::sync::Arc<crate::auth::UserInfo>>,
 }
@@ -54,9 +56,10 @@ pub fn parse_target<'r>(
     if namespace.is_none() && res.namespaced && name.is_some() {
         return Err(ApiError::no_route());
     }
-    let status = match sub {
-        None => false,
-        Some("status") if res.status_subresource || res.plural == "namespaces" => true,
+    let (status, token) = match sub {
+        None => (false, false),
+        Some("status") if res.status_subresource || res.plural == "namespaces" => (true, false),
+        Some("token") if res.plural == "serviceaccounts" => (false, true),
         Some(_) => return Err(ApiError::no_route()),
     };
     Ok(Target {
@@ -64,6 +67,7 @@ pub fn parse_target<'r>(
         namespace,
         name: name.map(String::from),
         status,
+        token,
         user: None,
     })
 }
@@ -174,10 +178,14 @@ pub fn content_type(headers: &HeaderMap) -> String {
 
 /// Decodes a JSON (or, for YAML media types, YAML) body into an object.
 pub fn decode_object(bytes: &[u8], media_type: &str, res: &ResourceDef) -> ApiResult<Value> {
-    if media_type == "application/vnd.kubernetes.protobuf"
-        && crate::protobuf::KINDS.contains(&res.kind)
+    decode_object_of(bytes, media_type, res.kind)
+}
+
+/// Decodes a body of `kind` (JSON, YAML, or protobuf for the kinds kubectl sends so).
+pub fn decode_object_of(bytes: &[u8], media_type: &str, kind: &str) -> ApiResult<Value> {
+    if media_type == "application/vnd.kubernetes.protobuf" && crate::protobuf::KINDS.contains(&kind)
     {
-        return crate::protobuf::decode(bytes, res.kind);
+        return crate::protobuf::decode(bytes, kind);
     }
     if media_type.contains("protobuf") || media_type.contains("cbor") {
         return Err(ApiError::new(

@@ -109,6 +109,19 @@ pub fn ensure(
     })
 }
 
+/// The key ServiceAccount tokens are signed with (`pki/sa.key`, ECDSA P-256, made
+/// once), as PKCS#8 DER.
+pub fn service_account_key(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let path = pki_dir(data_dir).join("sa.key");
+    if path.exists() {
+        let key = KeyPair::from_pem(&read(&path)?).context("pki/sa.key is not a private key")?;
+        return Ok(key.serialize_der());
+    }
+    let key = KeyPair::generate()?;
+    crate::private::write(&path, key.serialize_pem().as_bytes())?;
+    Ok(key.serialize_der())
+}
+
 /// Issues a client certificate from the CA in `data_dir` for `user` in `groups`,
 /// valid for `validity`: (certificate, key), PEM.
 pub fn issue_client(

@@ -228,7 +228,8 @@ pub async fn serve(
     })?;
     crate::private::restrict(&db, 0o600)?;
     swell_apiserver::bootstrap(&store).context("cannot create the built-in namespaces")?;
-    let (authenticator, tls, certs) = security(&args)?;
+    let store: Arc<dyn swell_store::Store> = Arc::new(store);
+    let (authenticator, tls, certs) = security(&args, store.clone())?;
     let listener = tokio::net::TcpListener::bind(args.api_addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.api_addr))?;
@@ -260,11 +261,7 @@ pub async fn serve(
     let ingress_addr = ingress_listener.local_addr()?;
 
     let shutdown = CancellationToken::new();
-    let state = Arc::new(ApiState::new(
-        Arc::new(store),
-        reach.to_string(),
-        shutdown.clone(),
-    ));
+    let state = Arc::new(ApiState::new(store, reach.to_string(), shutdown.clone()));
     state.set_authenticator(authenticator.clone());
     let dataplane = Arc::new(swell_dataplane::Dataplane {
         routes: swell_dataplane::RoutingTables::default(),
@@ -433,6 +430,7 @@ pub async fn serve(
 /// files or those Swell makes in the data directory.
 fn security(
     args: &ServerArgs,
+    store: Arc<dyn swell_store::Store>,
 ) -> anyhow::Result<(
     Arc<swell_apiserver::auth::Authenticator>,
     rustls::ServerConfig,
@@ -454,9 +452,14 @@ fn security(
         }
         None => swell_apiserver::auth::TokenFile::default(),
     };
+    let issuer = swell_apiserver::auth::serviceaccount::TokenIssuer::new(
+        &crate::pki::service_account_key(&args.data_dir)?,
+    )
+    .map_err(anyhow::Error::msg)?;
     let authenticator = Arc::new(
         swell_apiserver::auth::Authenticator::new(&certs.client_ca, tokens)
-            .map_err(anyhow::Error::msg)?,
+            .map_err(anyhow::Error::msg)?
+            .with_service_accounts(Arc::new(issuer), store),
     );
     let tls = swell_apiserver::https::server_config(
         &certs.serving_cert,

@@ -1,13 +1,15 @@
 //! Authentication as kube-apiserver does it: x509 client certificates (CN is the user,
-//! each O a group) signed by the client CA, then bearer tokens from the static token
-//! file (`--token-auth-file`).
+//! each O a group) signed by the client CA, then bearer tokens: ServiceAccount tokens
+//! the server signed, and those of the static token file (`--token-auth-file`).
 
 use super::UserInfo;
+use super::serviceaccount::{ISSUER, TokenIssuer};
 use http::HeaderMap;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::ClientCertVerifier;
 use std::collections::HashMap;
 use std::sync::Arc;
+use swell_store::Store;
 
 /// What a TLS connection proved about its client, put on each of its requests: the
 /// user of a client certificate that verified, the reason one did not, or nothing.
@@ -22,10 +24,18 @@ pub enum Peer {
 }
 
 /// Turns credentials into users.
-#[derive(Debug)]
 pub struct Authenticator {
     client_ca: Arc<dyn ClientCertVerifier>,
     tokens: TokenFile,
+    service_accounts: Option<(Arc<TokenIssuer>, Arc<dyn Store>)>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("tokens", &self.tokens.users.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a credential was refused (the client gets 401 "Unauthorized" either way).
@@ -37,6 +47,9 @@ pub enum Refused {
     /// The bearer token is not known.
     #[error("invalid bearer token")]
     Token,
+    /// A ServiceAccount token that does not hold (expired, audience, account gone).
+    #[error("invalid service account token: {0}")]
+    ServiceAccount(String),
 }
 
 impl Authenticator {
@@ -59,7 +72,40 @@ impl Authenticator {
         .allow_unauthenticated()
         .build()
         .map_err(|e| format!("client CA: {e}"))?;
-        Ok(Self { client_ca, tokens })
+        Ok(Self {
+            client_ca,
+            tokens,
+            service_accounts: None,
+        })
+    }
+
+    /// Also accepts the ServiceAccount tokens `issuer` signs, while their ServiceAccount
+    /// exists in `store`.
+    pub fn with_service_accounts(
+        mut self,
+        issuer: Arc<TokenIssuer>,
+        store: Arc<dyn Store>,
+    ) -> Self {
+        self.service_accounts = Some((issuer, store));
+        self
+    }
+
+    /// The ServiceAccount token issuer, once set.
+    pub fn token_issuer(&self) -> Option<&TokenIssuer> {
+        self.service_accounts.as_ref().map(|(i, _)| i.as_ref())
+    }
+
+    /// Who a bearer token names, as TokenReview and authentication check it: a
+    /// ServiceAccount token for one of `audiences`, or a static token.
+    pub fn review_token(&self, token: &str, audiences: &[String]) -> Result<UserInfo, Refused> {
+        if let Some((issuer, store)) = &self.service_accounts {
+            match issuer.authenticate(store.as_ref(), token, audiences) {
+                Ok(Some(claims)) => return Ok(claims.user()),
+                Ok(None) => {}
+                Err(e) => return Err(Refused::ServiceAccount(e)),
+            }
+        }
+        self.tokens.get(token).cloned().ok_or(Refused::Token)
     }
 
     /// The verifier the TLS server asks for client certificates with.
@@ -97,10 +143,7 @@ impl Authenticator {
             Some(Peer::Anonymous) | None => {}
         }
         if let Some(token) = bearer(headers) {
-            return match self.tokens.get(token) {
-                Some(user) => Ok(Some(user.clone())),
-                None => Err(Refused::Token),
-            };
+            return self.review_token(token, &[ISSUER.to_string()]).map(Some);
         }
         match refused {
             Some(e) => Err(e),

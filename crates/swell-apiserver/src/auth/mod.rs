@@ -11,6 +11,7 @@ pub mod escalation;
 pub mod policy;
 pub mod request_info;
 pub mod reviews;
+pub mod serviceaccount;
 
 pub use authn::{Authenticator, Peer, TokenFile};
 

@@ -1,6 +1,8 @@
 //! The review APIs clients ask about themselves with: SelfSubjectReview (`kubectl
 //! auth whoami`), SelfSubjectAccessReview (`kubectl auth can-i`) and
-//! SelfSubjectRulesReview (`kubectl auth can-i --list`). Answered, never stored.
+//! SelfSubjectRulesReview (`kubectl auth can-i --list`), TokenReview (is this token
+//! good, and whose is it), and TokenRequest (`kubectl create token`). Answered, never
+//! stored.
 
 use super::{Authenticated, UserInfo};
 use crate::rbac::Request;
@@ -23,6 +25,7 @@ pub fn create(
         "selfsubjectreviews" => json!({"userInfo": user.to_json()}),
         "selfsubjectaccessreviews" => access(state, user, body)?,
         "selfsubjectrulesreviews" => rules(state, user, body),
+        "tokenreviews" => token_review(state, body),
         other => return Err(ApiError::internal(format!("no review for {other}"))),
     };
     let review = json!({
@@ -37,6 +40,116 @@ pub fn create(
         &review,
         &[],
     ))
+}
+
+/// Answers a TokenRequest for ServiceAccount `name` in `namespace`: a token signed by
+/// the server for the asked audiences (the API's by default) and lifetime.
+pub fn token_request(
+    state: &ApiState,
+    namespace: &str,
+    name: &str,
+    body: &Value,
+) -> ApiResult<Response> {
+    use super::serviceaccount::{DEFAULT_EXPIRATION, ISSUER, MIN_EXPIRATION};
+    let issuer = state
+        .authenticator()
+        .and_then(|a| a.token_issuer())
+        .ok_or_else(|| ApiError::internal("this server issues no service account tokens"))?;
+    let res = crate::registry()
+        .find("", "v1", "serviceaccounts")
+        .ok_or_else(|| ApiError::internal("serviceaccounts are not served"))?;
+    let key = swell_store::ObjectKey::new("", "serviceaccounts", namespace, name);
+    let sa = state
+        .store
+        .get(&key)
+        .map_err(|e| ApiError::from_store(e, res, name))?
+        .ok_or_else(|| ApiError::not_found(res, name))?;
+    let uid = sa
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let spec = body.get("spec").cloned().unwrap_or(json!({}));
+    let mut audiences: Vec<String> = spec
+        .get("audiences")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    if audiences.is_empty() {
+        audiences.push(ISSUER.to_string());
+    }
+    let seconds = spec
+        .get("expirationSeconds")
+        .and_then(Value::as_u64)
+        .unwrap_or(DEFAULT_EXPIRATION.as_secs());
+    if seconds < MIN_EXPIRATION.as_secs() || seconds > 1 << 32 {
+        let why = if seconds < MIN_EXPIRATION.as_secs() {
+            "may not specify a duration less than 10 minutes"
+        } else {
+            "may not specify a duration larger than 2^32 seconds"
+        };
+        return Err(ApiError::new(
+            422,
+            "Invalid",
+            format!(
+                "TokenRequest.authentication.k8s.io {name:?} is invalid: spec.expirationSeconds: Invalid value: {seconds}: {why}"
+            ),
+        ));
+    }
+    let (token, exp) = issuer
+        .issue(
+            namespace,
+            name,
+            uid,
+            &audiences,
+            std::time::Duration::from_secs(seconds),
+        )
+        .map_err(ApiError::internal)?;
+    let expires = jiff::Timestamp::from_second(i64::try_from(exp).unwrap_or(i64::MAX))
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default();
+    let review = json!({
+        "kind": "TokenRequest",
+        "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"name": name, "namespace": namespace, "creationTimestamp": null},
+        "spec": {"audiences": audiences, "expirationSeconds": seconds, "boundObjectRef": spec.get("boundObjectRef")},
+        "status": {"token": token, "expirationTimestamp": expires},
+    });
+    Ok(crate::request::json_response(
+        StatusCode::CREATED,
+        &review,
+        &[],
+    ))
+}
+
+/// TokenReview: who a token belongs to, for the audiences asked (the API's by default).
+fn token_review(state: &ApiState, body: &Value) -> Value {
+    let token = body
+        .pointer("/spec/token")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let mut audiences: Vec<String> = body
+        .pointer("/spec/audiences")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    if audiences.is_empty() {
+        audiences.push(super::serviceaccount::ISSUER.to_string());
+    }
+    let Some(auth) = state.authenticator() else {
+        return json!({"authenticated": false, "error": "no authenticator"});
+    };
+    match auth.review_token(token, &audiences) {
+        Ok(user) => json!({"authenticated": true, "user": user.to_json(), "audiences": audiences}),
+        Err(e) => json!({"authenticated": false, "user": {}, "error": e.to_string()}),
+    }
 }
 
 fn field<'a>(v: &'a Value, key: &str) -> &'a str {
