@@ -21,6 +21,7 @@ pub mod revision;
 pub mod rollout;
 pub mod route;
 pub mod service;
+pub mod token;
 pub mod workload;
 
 pub use swell_dataplane::{RouteKey, RoutingTable, RoutingTables, Split};
@@ -55,6 +56,8 @@ pub struct Ctx {
     pub ingress_port: Option<u16>,
     /// The `config-*` maps as last read.
     pub config: tokio::sync::watch::Receiver<Arc<ServingConfig>>,
+    /// ServiceAccount tokens issued for projected volumes, reused until due.
+    pub tokens: token::TokenManager,
     /// Every Revision, cached from a watch (the same stream that triggers the
     /// Configuration controller updates it first, so it is never behind the trigger).
     pub revisions: Store<Revision>,
@@ -286,6 +289,7 @@ pub async fn run(wiring: Wiring, shutdown: CancellationToken) {
         ingress_port,
         config,
         revisions,
+        tokens: token::TokenManager::default(),
     });
     let stop = || {
         let s = shutdown.clone();

@@ -217,7 +217,7 @@ pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Ctx>) -> Result<Action, Reco
             return Ok(Action::requeue(Duration::from_secs(10)));
         }
     };
-    let scale = match workload::resolve(&ctx.client, &rev, credentials).await {
+    let scale = match workload::resolve(&ctx.client, &ctx.tokens, &rev, credentials).await {
         Ok(mut w) => {
             let runs = std::iter::once(&mut w.container)
                 .chain(w.sidecars.iter_mut().map(|s| &mut s.container))

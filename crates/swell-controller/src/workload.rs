@@ -56,7 +56,10 @@ fn config_error(message: String) -> Failure {
 type Data = BTreeMap<String, Vec<u8>>;
 
 /// Reads ConfigMaps and Secrets of one namespace, once each.
-struct Sources {
+struct Sources<'t> {
+    client: kube::Client,
+    tokens: &'t crate::token::TokenManager,
+    service_account: String,
     maps: Api<ConfigMap>,
     secrets: Api<Secret>,
     map_cache: BTreeMap<String, Option<Data>>,
@@ -82,7 +85,7 @@ fn merged(
     data
 }
 
-impl Sources {
+impl Sources<'_> {
     /// A ConfigMap's `data` and `binaryData`.
     async fn map(&mut self, name: &str) -> Result<Option<Data>, kube::Error> {
         if !self.map_cache.contains_key(name) {
@@ -168,7 +171,7 @@ pub async fn pull_credentials(
 /// references and `$(VAR)` expansion, then Knative's `K_*`) and its expanded
 /// `command`/`args`.
 async fn run_spec(
-    src: &mut Sources,
+    src: &mut Sources<'_>,
     rev: &Revision,
     container: Container,
 ) -> Result<ContainerRun, WorkloadError> {
@@ -275,6 +278,7 @@ async fn run_spec(
 /// Resolves what `rev` runs; its images are pulled with `pull_credentials`.
 pub async fn resolve(
     client: &kube::Client,
+    tokens: &crate::token::TokenManager,
     rev: &Revision,
     pull_credentials: Credentials,
 ) -> Result<Workload, WorkloadError> {
@@ -285,6 +289,15 @@ pub async fn resolve(
         )));
     };
     let mut src = Sources {
+        client: client.clone(),
+        tokens,
+        service_account: rev
+            .spec
+            .pod_spec
+            .service_account_name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "default".to_string()),
         maps: Api::namespaced(client.clone(), &ns),
         secrets: Api::namespaced(client.clone(), &ns),
         map_cache: BTreeMap::new(),
@@ -472,7 +485,7 @@ struct Projection<'a> {
 /// The files of one projection (none when it is missing and optional; an error when
 /// it is missing otherwise), with `default_mode` unless an item sets its own.
 async fn projection_files(
-    src: &mut Sources,
+    src: &mut Sources<'_>,
     p: &Projection<'_>,
     default_mode: Option<i32>,
     ns: &str,
@@ -498,14 +511,49 @@ async fn projection_files(
     }
 }
 
+/// A projected `serviceAccountToken`: a token of the Revision's ServiceAccount for the
+/// asked audience and lifetime (kubelet's defaults: the API's audience, one hour),
+/// mode `defaultMode` or 0644 as kubelet writes it.
+async fn token_file(
+    src: &mut Sources<'_>,
+    t: &k8s_openapi::api::core::v1::ServiceAccountTokenProjection,
+    default_mode: Option<i32>,
+    ns: &str,
+) -> Result<VolumeFile, WorkloadError> {
+    let expiration = t.expiration_seconds.unwrap_or(3600);
+    let token = src
+        .tokens
+        .token(
+            &src.client,
+            ns,
+            &src.service_account,
+            t.audience.as_deref().filter(|a| !a.is_empty()),
+            expiration,
+        )
+        .await
+        .map_err(|e| match e {
+            kube::Error::Api(s) => WorkloadError::Config(config_error(format!(
+                "cannot get a token for service account {:?}: {}",
+                src.service_account, s.message
+            ))),
+            other => WorkloadError::Api(other),
+        })?;
+    Ok(VolumeFile {
+        path: t.path.clone(),
+        data: token.into_bytes(),
+        mode: default_mode.map_or(0o644, |m| u32::try_from(m).unwrap_or(0o644)),
+    })
+}
+
 /// The Revision's volumes: emptyDirs as they are, ConfigMap, Secret and projected
 /// volumes as the files they hold now.
 async fn volumes(
-    src: &mut Sources,
+    src: &mut Sources<'_>,
     rev: &Revision,
     ns: &str,
 ) -> Result<Vec<Volume>, WorkloadError> {
     let mut out = Vec::new();
+    let mut tokens = Vec::new();
     for v in rev.spec.pod_spec.volumes.iter().flatten() {
         let unsupported = |what: &str| {
             WorkloadError::Config(config_error(format!(
@@ -555,8 +603,9 @@ async fn volumes(
                     (SourceKind::ConfigMap, &c.name, c.items.as_ref(), c.optional)
                 } else if let Some(c) = &s.secret {
                     (SourceKind::Secret, &c.name, c.items.as_ref(), c.optional)
-                } else if s.service_account_token.is_some() {
-                    return Err(unsupported("projected serviceAccountToken"));
+                } else if let Some(t) = &s.service_account_token {
+                    tokens.push((t, p.default_mode));
+                    continue;
                 } else if s.downward_api.is_some() {
                     return Err(unsupported("projected downwardAPI"));
                 } else {
@@ -578,6 +627,9 @@ async fn volumes(
         let mut files = Vec::new();
         for p in &projections {
             files.extend(projection_files(src, p, default_mode, ns).await?);
+        }
+        for (t, mode) in tokens.drain(..) {
+            files.push(token_file(src, t, mode, ns).await?);
         }
         out.push(Volume {
             name: v.name.clone(),

@@ -165,3 +165,119 @@ fn the_process_backend_refuses_volumes_with_a_reason() {
     });
     assert!(server.stop(), "server stopped uncleanly");
 }
+
+/// `TestProjectedServiceAccountToken`, and more: a projected `serviceAccountToken`
+/// holds a token of the Revision's ServiceAccount that the API accepts as that account
+/// (TokenReview for the asked audience; with the API's audience, as a bearer token that
+/// gets exactly the account's permissions).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_projected_service_account_token_is_the_accounts_identity() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "the runc backend needs root, as CI has"
+    );
+    let t = tempfile::tempdir().unwrap();
+    testapp_layout(t.path(), &["hellovolume"]);
+    let reg = registry();
+    let image = format!("{}/knative/hellovolume:v1", reg.addr);
+    push(t.path(), "T", "hellovolume", &image);
+    let server = Server::start_with(&["--backend", "runc"]);
+    let k = server.kubectl(KUBECTL);
+    k.ok(&["create", "serviceaccount", "builder"]);
+    let with_account = |name: &str, token: &str| {
+        hello_service(name, &image, &format!("      - name: token\n        projected:\n          defaultMode: 0444\n          sources:\n          - serviceAccountToken: {token}\n"), "        - {name: token, mountPath: /hello/world, subPath: token, readOnly: true}\n")
+            .replace("    spec:\n      containers:", "    spec:\n      serviceAccountName: builder\n      containers:")
+    };
+    apply_ready(
+        &server,
+        "for-api",
+        &with_account("for-api", "{audience: api, path: token}"),
+    );
+    apply_ready(
+        &server,
+        "for-us",
+        &with_account("for-us", "{path: token, expirationSeconds: 600}"),
+    );
+    let c = client(
+        &server,
+        &["for-api.default.localhost", "for-us.default.localhost"],
+    );
+    let (status, token) = get(&c, &url(&server, "for-api.default.localhost", "/")).await;
+    assert_eq!(status, 200, "{token}");
+    let token = token.trim().to_string();
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+    let review = |token: &str, audience: &str| {
+        let manifest = format!(
+            "apiVersion: authentication.k8s.io/v1\nkind: TokenReview\nspec:\n  token: {token}\n  audiences: [{audience}]\n"
+        );
+        k.ok_stdin(
+            &[
+                "create",
+                "-f",
+                "-",
+                "-o",
+                "jsonpath={.status.authenticated} {.status.user.username}",
+            ],
+            &manifest,
+        )
+    };
+    assert_eq!(
+        review(&token, "api"),
+        "true system:serviceaccount:default:builder"
+    );
+    assert!(
+        review(&token, "other").starts_with("false"),
+        "the audience binds the token"
+    );
+
+    // The API's own audience: the replica's token calls the API as the account.
+    let (_, token) = get(&c, &url(&server, "for-us.default.localhost", "/")).await;
+    let ca = std::fs::read_to_string(server.data_dir.join("pki/ca.crt")).unwrap();
+    let as_replica = common::http_with(&ca, None).build().unwrap();
+    let list = format!(
+        "{}/apis/serving.knative.dev/v1/namespaces/default/services",
+        server.url
+    );
+    let denied = as_replica
+        .get(&list)
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status().as_u16(), 403);
+    k.ok(&[
+        "create",
+        "rolebinding",
+        "builder-view",
+        "--clusterrole=view",
+        "--serviceaccount=default:builder",
+    ]);
+    let allowed = as_replica
+        .get(&list)
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status().as_u16(), 200);
+    let secrets = format!("{}/api/v1/namespaces/default/secrets", server.url);
+    let secret = as_replica
+        .get(&secrets)
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(secret.status().as_u16(), 403, "view grants no Secrets");
+
+    // A Revision whose ServiceAccount does not exist says so.
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        &with_account("orphan", "{path: token}")
+            .replace("serviceAccountName: builder", "serviceAccountName: ghost"),
+    );
+    let (status, _, message) = eventually("the orphan Revision to fail", || {
+        let c = k.condition("revision/orphan-00001", "Ready");
+        (c.0 == "False").then_some(c)
+    });
+    assert_eq!(status, "False");
+    assert!(message.contains("service account \"ghost\""), "{message}");
+}
