@@ -157,6 +157,23 @@ impl Default for Registry {
                 &["sa"],
             ),
         ];
+        for crd in swell_api::CRDS {
+            resources.push(ResourceDef {
+                group: swell_api::GROUP,
+                version: crd.version,
+                plural: crd.plural,
+                singular: crd.singular,
+                kind: crd.kind,
+                namespaced: true,
+                short_names: crd.short_names,
+                categories: crd.categories,
+                status_subresource: true,
+                columns: Some(crd.columns),
+                admission: Kind::from_plural(crd.plural),
+                verbs: STORED_VERBS,
+            });
+        }
+        // Knative's group first: it is what this server is for.
         const RBAC: &str = crate::rbac::GROUP;
         for (names, namespaced) in [
             (("roles", "role", "Role"), true),
@@ -212,22 +229,6 @@ impl Default for Registry {
                 false,
                 REVIEW_VERBS,
             ));
-        }
-        for crd in swell_api::CRDS {
-            resources.push(ResourceDef {
-                group: swell_api::GROUP,
-                version: crd.version,
-                plural: crd.plural,
-                singular: crd.singular,
-                kind: crd.kind,
-                namespaced: true,
-                short_names: crd.short_names,
-                categories: crd.categories,
-                status_subresource: true,
-                columns: Some(crd.columns),
-                admission: Kind::from_plural(crd.plural),
-                verbs: STORED_VERBS,
-            });
         }
         Self { resources }
     }

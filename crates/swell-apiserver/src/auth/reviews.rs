@@ -50,7 +50,7 @@ pub fn token_request(
     name: &str,
     body: &Value,
 ) -> ApiResult<Response> {
-    use super::serviceaccount::{DEFAULT_EXPIRATION, ISSUER, MIN_EXPIRATION};
+    use super::serviceaccount::{DEFAULT_EXPIRATION, MIN_EXPIRATION};
     let issuer = state
         .authenticator()
         .and_then(|a| a.token_issuer())
@@ -69,18 +69,7 @@ pub fn token_request(
         .and_then(Value::as_str)
         .unwrap_or_default();
     let spec = body.get("spec").cloned().unwrap_or(json!({}));
-    let mut audiences: Vec<String> = spec
-        .get("audiences")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    if audiences.is_empty() {
-        audiences.push(ISSUER.to_string());
-    }
+    let audiences = audiences(&spec);
     let seconds = spec
         .get("expirationSeconds")
         .and_then(Value::as_u64)
@@ -125,14 +114,10 @@ pub fn token_request(
     ))
 }
 
-/// TokenReview: who a token belongs to, for the audiences asked (the API's by default).
-fn token_review(state: &ApiState, body: &Value) -> Value {
-    let token = body
-        .pointer("/spec/token")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let mut audiences: Vec<String> = body
-        .pointer("/spec/audiences")
+/// A review's `spec.audiences`, the API's own when it names none.
+fn audiences(spec: &Value) -> Vec<String> {
+    let mut audiences: Vec<String> = spec
+        .get("audiences")
         .and_then(Value::as_array)
         .map(|a| {
             a.iter()
@@ -143,6 +128,16 @@ fn token_review(state: &ApiState, body: &Value) -> Value {
     if audiences.is_empty() {
         audiences.push(super::serviceaccount::ISSUER.to_string());
     }
+    audiences
+}
+
+/// TokenReview: who a token belongs to, for the audiences asked (the API's by default).
+fn token_review(state: &ApiState, body: &Value) -> Value {
+    let token = body
+        .pointer("/spec/token")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let audiences = audiences(body.get("spec").unwrap_or(&Value::Null));
     let Some(auth) = state.authenticator() else {
         return json!({"authenticated": false, "error": "no authenticator"});
     };
