@@ -604,3 +604,149 @@ async fn the_ingress_never_serves_the_api() {
     let body = resp.text().await.unwrap();
     assert!(!body.contains("SecretList"), "{body}");
 }
+
+#[test]
+fn kubeconfig_create_issues_a_certificate_for_the_user_groups_namespace_and_time_asked() {
+    let server = Server::start();
+    let out = Command::new(env!("CARGO_BIN_EXE_swell"))
+        .args([
+            "kubeconfig",
+            "create",
+            "--user",
+            "erin",
+            "--group",
+            "qa",
+            "--group",
+            "ops",
+        ])
+        .args(["--namespace", "team-q", "--expiration", "24h"])
+        .env("SWELL_DATA_DIR", &server.data_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("erin.kubeconfig");
+    std::fs::write(&path, &yaml).unwrap();
+    let erin = Kubectl {
+        binary: KUBECTL.to_string(),
+        kubeconfig: path,
+        cache: tempfile::tempdir().unwrap(),
+    };
+    let who = erin.ok(&["auth", "whoami", "-o", "jsonpath={.status.userInfo.groups}"]);
+    assert_eq!(who, r#"["qa","ops","system:authenticated"]"#);
+    let config = kube::config::Kubeconfig::from_yaml(&yaml).unwrap();
+    assert_eq!(
+        config.contexts[0]
+            .context
+            .as_ref()
+            .unwrap()
+            .namespace
+            .as_deref(),
+        Some("team-q")
+    );
+    assert_eq!(
+        config.clusters[0]
+            .cluster
+            .as_ref()
+            .unwrap()
+            .server
+            .as_deref(),
+        Some(server.url.as_str())
+    );
+    use base64::Engine;
+    let pem = base64::engine::general_purpose::STANDARD
+        .decode(
+            config.auth_infos[0]
+                .auth_info
+                .as_ref()
+                .unwrap()
+                .client_certificate_data
+                .as_ref()
+                .unwrap(),
+        )
+        .unwrap();
+    use rustls::pki_types::pem::PemObject;
+    let der = rustls::pki_types::CertificateDer::from_pem_slice(&pem).unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    let subject = cert.subject().to_string();
+    assert!(
+        subject.contains("CN=erin") && subject.contains("O=qa") && subject.contains("O=ops"),
+        "{subject}"
+    );
+    let lifetime =
+        cert.validity().not_after.timestamp() - time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!(
+        (23 * 3600..=24 * 3600).contains(&lifetime),
+        "valid for {lifetime} s"
+    );
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_swell"))
+        .args([
+            "kubeconfig",
+            "create",
+            "--user",
+            "erin",
+            "--expiration",
+            "1m",
+        ])
+        .env("SWELL_DATA_DIR", &server.data_dir)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("too short"));
+}
+
+#[test]
+fn watch_is_a_verb_of_its_own() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let admin = server.kubectl(KUBECTL);
+    admin.ok(&[
+        "create",
+        "role",
+        "lister",
+        "--verb=get,list",
+        "--resource=services.serving.knative.dev",
+    ]);
+    admin.ok(&[
+        "create",
+        "rolebinding",
+        "frank-lister",
+        "--role=lister",
+        "--user=frank",
+    ]);
+    let frank = kubectl_as(&server, &dir, "frank", &[]);
+    frank.ok(&["get", "ksvc"]);
+    let err = frank.fails(&["get", "ksvc", "-w", "--request-timeout=5s"]);
+    assert!(err.contains("cannot watch resource \"services\""), "{err}");
+    assert_eq!(can_i(&frank, &["watch", "ksvc"]), "no");
+    assert_eq!(can_i(&frank, &["patch", "ksvc"]), "no");
+    assert_eq!(
+        can_i(&frank, &["update", "ksvc", "--subresource=status"]),
+        "no"
+    );
+    admin.ok(&[
+        "create",
+        "role",
+        "status-writer",
+        "--verb=patch",
+        "--resource=services.serving.knative.dev/status",
+    ]);
+    admin.ok(&[
+        "create",
+        "rolebinding",
+        "frank-status",
+        "--role=status-writer",
+        "--user=frank",
+    ]);
+    assert_eq!(
+        can_i(&frank, &["patch", "ksvc", "--subresource=status"]),
+        "yes"
+    );
+    assert_eq!(can_i(&frank, &["patch", "ksvc"]), "no");
+}
