@@ -100,9 +100,9 @@ impl ClientCertVerifier for AnyClientCertificate {
     }
 }
 
-/// Serves `app` over TLS on `listener` until `shutdown`, then drains.
+/// Serves `app` over TLS on every listener until `shutdown`, then drains.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     tls: rustls::ServerConfig,
     auth: Arc<Authenticator>,
     app: Router,
@@ -112,9 +112,12 @@ pub async fn serve(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let tasks = TaskTracker::new();
     loop {
+        // Accepting is cancel-safe: the accepts not chosen lose nothing.
+        let accept =
+            futures::future::select_all(listeners.iter().map(|l| Box::pin(l.accept())));
         let (tcp, remote) = tokio::select! {
             () = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
+            (accepted, _, _) = accept => match accepted {
                 Ok(a) => a,
                 Err(e) => {
                     tracing::debug!(error = %e, "accept failed");
@@ -152,7 +155,7 @@ pub async fn serve(
             }
         });
     }
-    drop(listener);
+    drop(listeners);
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
         .await
         .is_err()

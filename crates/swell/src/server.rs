@@ -229,7 +229,12 @@ pub async fn serve(
     crate::private::restrict(&db, 0o600)?;
     swell_apiserver::bootstrap(&store).context("cannot create the built-in namespaces")?;
     let store: Arc<dyn swell_store::Store> = Arc::new(store);
-    let (authenticator, tls, certs) = security(&args, store.clone())?;
+    let backend_kind = args.backend.unwrap_or_else(BackendKind::detect);
+    // runc replicas live in their own network namespaces and reach the host, and so
+    // the API, at their bridge's gateway.
+    let replica_gateway = (backend_kind == BackendKind::Runc)
+        .then_some(std::net::IpAddr::V4(swell_runtime::runc::network::GATEWAY));
+    let (authenticator, tls, certs) = security(&args, store.clone(), replica_gateway)?;
     let listener = tokio::net::TcpListener::bind(args.api_addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.api_addr))?;
@@ -293,7 +298,6 @@ pub async fn serve(
         changes: changes_tx,
     });
     let mut images: Option<Arc<dyn swell_runtime::ImageResolver>> = None;
-    let backend_kind = args.backend.unwrap_or_else(BackendKind::detect);
     let process = match backend_kind {
         BackendKind::Process => {
             let dir = args.data_dir.join("replicas");
@@ -411,7 +415,15 @@ pub async fn serve(
             shutdown.cancel();
         }
     });
-    swell_apiserver::https::serve(listener, tls, authenticator, app, shutdown.clone()).await;
+    let mut listeners = vec![listener];
+    if let Some(ip) = replica_gateway {
+        match bind_before_the_address_exists(SocketAddr::new(ip, addr.port())) {
+            Ok(l) => listeners.push(l),
+            // Taken by a listener on every address (--api-addr 0.0.0.0:…), which serves it.
+            Err(e) => tracing::debug!(error = %e, %ip, "no API listener for replicas"),
+        }
+    }
+    swell_apiserver::https::serve(listeners, tls, authenticator, app, shutdown.clone()).await;
     shutdown.cancel();
     let _ = stopper.await;
     controllers.await.context("controllers panicked")?;
@@ -426,11 +438,21 @@ pub async fn serve(
     Ok(())
 }
 
+/// A listener on `addr` even while no interface has that address yet (IP_FREEBIND):
+/// the replicas' bridge appears with the first replica.
+fn bind_before_the_address_exists(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::IpFreebind, &true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
 /// The API's authenticator, TLS configuration and certificates, from the operator's
 /// files or those Swell makes in the data directory.
 fn security(
     args: &ServerArgs,
     store: Arc<dyn swell_store::Store>,
+    replica_gateway: Option<std::net::IpAddr>,
 ) -> anyhow::Result<(
     Arc<swell_apiserver::auth::Authenticator>,
     rustls::ServerConfig,
@@ -441,7 +463,8 @@ fn security(
         key_file: args.tls_private_key_file.as_deref(),
         client_ca_file: args.client_ca_file.as_deref(),
     };
-    let names = crate::pki::serving_names(&args.tls_sans);
+    let mut names = crate::pki::serving_names(&args.tls_sans);
+    names.extend(replica_gateway.map(|ip| ip.to_string()));
     let certs = crate::pki::ensure(&args.data_dir, &names, &provided)?;
     let tokens = match &args.token_auth_file {
         Some(path) => {

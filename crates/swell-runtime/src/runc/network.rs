@@ -12,6 +12,12 @@ use std::process::{Command, Stdio};
 /// Where Debian installs the CNI plugins.
 pub const PLUGIN_DIR: &str = "/usr/lib/cni";
 
+/// The replicas' subnet.
+pub const SUBNET: &str = "10.86.0.0/16";
+/// The host's address on the replicas' bridge (host-local's gateway: the subnet's
+/// first address), where replicas reach the host.
+pub const GATEWAY: std::net::Ipv4Addr = std::net::Ipv4Addr::new(10, 86, 0, 1);
+
 /// Why a replica's network could not be set up or torn down.
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
@@ -48,7 +54,7 @@ impl Network {
     pub fn new(state_dir: &Path) -> Self {
         Network {
             bridge: "swell0".into(),
-            subnet: "10.86.0.0/16".into(),
+            subnet: SUBNET.into(),
             plugin_dir: PathBuf::from(PLUGIN_DIR),
             state_dir: state_dir.to_path_buf(),
             prefix: "swell-".into(),
