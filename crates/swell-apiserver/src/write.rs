@@ -492,11 +492,14 @@ pub async fn delete(
             format!("namespaces {name:?} is forbidden: this namespace may not be deleted"),
         ));
     }
-    match state
+    let deleted = state
         .store
         .delete(&key(t, name), &opts)
-        .map_err(|e| ApiError::from_store(e, t.res, name))?
-    {
+        .map_err(|e| ApiError::from_store(e, t.res, name))?;
+    if t.res.plural == "namespaces" && !opts.dry_run {
+        delete_contents(state, name)?;
+    }
+    match deleted {
         Deleted::Gone(obj) => Ok(json_response(
             StatusCode::OK,
             &success_status(t, name, &obj),
@@ -504,6 +507,30 @@ pub async fn delete(
         )),
         Deleted::Pending(obj) => Ok(json_response(StatusCode::OK, &obj, &[])),
     }
+}
+
+/// Deletes everything in namespace `ns`, as Kubernetes' namespace controller does, so
+/// that nothing of it (a RoleBinding least of all) lives on into a namespace created
+/// later with the same name.
+fn delete_contents(state: &ApiState, ns: &str) -> ApiResult<()> {
+    for res in crate::registry().all().iter().filter(|r| r.namespaced && !r.is_review()) {
+        let list = state
+            .store
+            .list(&ListScope::namespaced(res.group, res.plural, ns))
+            .map_err(|e| ApiError::from_store(e, res, ""))?;
+        for obj in list.items {
+            let Some(name) = obj.pointer("/metadata/name").and_then(Value::as_str) else {
+                continue;
+            };
+            let key = ObjectKey::new(res.group, res.plural, ns, name);
+            match state.store.delete(&key, &DeleteOptions::default()) {
+                Ok(_) | Err(swell_store::StoreError::NotFound(_)) => {}
+                Err(e) => return Err(ApiError::from_store(e, res, name)),
+            }
+        }
+    }
+    state.rbac.invalidate();
+    Ok(())
 }
 
 /// DELETE of a collection: every object matching the selectors.

@@ -403,6 +403,18 @@ fn rbac_lets_alice_manage_services_in_her_namespace_and_nothing_else() {
     ]);
     assert_eq!(can_i(&bob, &["get", "/metrics"]), "yes");
     assert!(bob.ok(&["get", "--raw", "/metrics"]).contains("# EOF"));
+
+    // A namespace deleted takes its bindings along: the same name made again grants
+    // alice nothing.
+    admin.ok(&["delete", "namespace", "team-a"]);
+    admin.ok(&["create", "namespace", "team-a"]);
+    assert_eq!(can_i(&alice, &["create", "ksvc", "-n", "team-a"]), "no");
+    assert!(
+        admin
+            .ok(&["get", "rolebindings", "-n", "team-a", "-o", "name"])
+            .trim()
+            .is_empty()
+    );
 }
 
 #[test]
