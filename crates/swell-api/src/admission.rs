@@ -3,7 +3,8 @@
 
 use crate::configuration::Configuration;
 use crate::defaults::{
-    default_containers, default_service_traffic, default_template, default_traffic_entries,
+    default_containers, default_security_context, default_service_traffic, default_template,
+    default_traffic_entries,
 };
 use crate::domainmapping::DomainMapping;
 use crate::field_error::FieldErrors;
@@ -284,6 +285,7 @@ pub fn admit(
                 );
                 let mut full = s.clone();
                 default_containers(&mut full.spec.template.spec, &ctx.config.defaults);
+                default_security_context(&mut full.spec.template.spec, &ctx.config.features);
                 default_traffic_entries(&mut full.spec.traffic);
                 validation::validate_service(&full, old, &ctx.config)
             },
@@ -305,6 +307,7 @@ pub fn admit(
                 );
                 let mut full = c.clone();
                 default_containers(&mut full.spec.template.spec, &ctx.config.defaults);
+                default_security_context(&mut full.spec.template.spec, &ctx.config.features);
                 validation::validate_configuration(&full, old, &ctx.config)
             },
         ),
@@ -317,6 +320,7 @@ pub fn admit(
             |r, old, ctx| {
                 if old.is_none() {
                     crate::defaults::default_revision_spec(&mut r.spec, &ctx.config.defaults);
+                    default_security_context(&mut r.spec, &ctx.config.features);
                 }
                 validation::validate_revision(r, old, &ctx.config)
             },

@@ -2,7 +2,9 @@
 
 use crate::revision::{RevisionSpec, RevisionTemplateSpec};
 use crate::traffic::TrafficTarget;
-use k8s_openapi::api::core::v1::{Probe, ResourceRequirements, TCPSocketAction};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Probe, ResourceRequirements, SeccompProfile, SecurityContext, TCPSocketAction,
+};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::collections::BTreeMap;
 
@@ -70,6 +72,22 @@ impl Features {
     /// Sets one flag (`enabled`, `disabled` or `allowed`).
     pub fn set(&mut self, flag: &str, value: &str) {
         self.flags.insert(flag.to_string(), value.to_string());
+    }
+
+    /// A flag's value as `config-features` has it (`None`: not set, so `disabled`
+    /// unless the flag defaults on).
+    pub fn get(&self, flag: &str) -> Option<&str> {
+        self.flags.get(flag).map(String::as_str)
+    }
+
+    /// `secure-pod-defaults`: `Some(true)` when `enabled` (runAsNonRoot defaulted too),
+    /// `Some(false)` when `AllowRootBounded`, `None` when off.
+    pub fn secure_pod_defaults(&self) -> Option<bool> {
+        match self.get("secure-pod-defaults") {
+            Some(v) if v.eq_ignore_ascii_case("enabled") => Some(true),
+            Some(v) if v.eq_ignore_ascii_case("AllowRootBounded") => Some(false),
+            _ => None,
+        }
     }
 
     /// True when a flag lets a field through validation (`enabled` or `allowed`).
@@ -169,6 +187,55 @@ pub fn default_containers(spec: &mut RevisionSpec, d: &Defaults) {
         }
         if Some(i) == serving {
             default_readiness_probe(&mut c.readiness_probe);
+        }
+    }
+}
+
+/// Knative's `secure-pod-defaults` (`revision_defaults.go`): when `enabled` or
+/// `AllowRootBounded`, every container and init container gets
+/// `allowPrivilegeEscalation: false`, `seccompProfile: RuntimeDefault` (unless the pod
+/// names a profile), and, when it sets no capabilities, `drop: [ALL]` (with
+/// `add: [NET_BIND_SERVICE]` for a port below 1024); when `enabled`, also
+/// `runAsNonRoot: true` unless the pod or the container says otherwise.
+pub fn default_security_context(spec: &mut RevisionSpec, f: &Features) {
+    let Some(non_root) = f.secure_pod_defaults() else {
+        return;
+    };
+    let pod = &mut spec.pod_spec;
+    let psc = pod.security_context.clone().unwrap_or_default();
+    let pod_seccomp = psc
+        .seccomp_profile
+        .as_ref()
+        .is_some_and(|p| !p.type_.is_empty());
+    for c in pod
+        .containers
+        .iter_mut()
+        .chain(pod.init_containers.iter_mut().flatten())
+    {
+        let mut sc = c.security_context.clone().unwrap_or_default();
+        if sc.allow_privilege_escalation.is_none() {
+            sc.allow_privilege_escalation = Some(false);
+        }
+        if !pod_seccomp {
+            let profile = sc
+                .seccomp_profile
+                .get_or_insert_with(SeccompProfile::default);
+            if profile.type_.is_empty() {
+                profile.type_ = "RuntimeDefault".into();
+            }
+        }
+        if sc.capabilities.is_none() {
+            let low_port = c.ports.iter().flatten().any(|p| p.container_port < 1024);
+            sc.capabilities = Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: low_port.then(|| vec!["NET_BIND_SERVICE".into()]),
+            });
+        }
+        if non_root && psc.run_as_non_root.is_none() && sc.run_as_non_root.is_none() {
+            sc.run_as_non_root = Some(true);
+        }
+        if sc != SecurityContext::default() {
+            c.security_context = Some(sc);
         }
     }
 }
@@ -294,5 +361,70 @@ mod tests {
         }];
         default_traffic_entries(&mut t);
         assert_eq!(t[0].latest_revision, Some(false));
+    }
+
+    #[test]
+    fn secure_pod_defaults_tighten_every_container() {
+        use k8s_openapi::api::core::v1::{Container, ContainerPort, PodSecurityContext};
+        let spec = || {
+            let mut s = RevisionSpec::default();
+            s.pod_spec.containers = vec![Container {
+                ports: Some(vec![ContainerPort {
+                    container_port: 80,
+                    ..ContainerPort::default()
+                }]),
+                ..Container::default()
+            }];
+            s.pod_spec.init_containers = Some(vec![Container {
+                security_context: Some(SecurityContext {
+                    run_as_non_root: Some(false),
+                    capabilities: Some(Capabilities::default()),
+                    ..SecurityContext::default()
+                }),
+                ..Container::default()
+            }]);
+            s
+        };
+        let mut off = spec();
+        default_security_context(&mut off, &Features::default());
+        assert_eq!(off, spec(), "disabled by default");
+
+        let mut f = Features::default();
+        f.set("secure-pod-defaults", "enabled");
+        let mut on = spec();
+        default_security_context(&mut on, &f);
+        let sc = on.pod_spec.containers[0].security_context.clone().unwrap();
+        assert_eq!(sc.allow_privilege_escalation, Some(false));
+        assert_eq!(sc.seccomp_profile.unwrap().type_, "RuntimeDefault");
+        assert_eq!(sc.run_as_non_root, Some(true));
+        let caps = sc.capabilities.unwrap();
+        assert_eq!(caps.drop, Some(vec!["ALL".to_string()]));
+        assert_eq!(caps.add, Some(vec!["NET_BIND_SERVICE".to_string()]));
+        let init = on.pod_spec.init_containers.unwrap()[0]
+            .security_context
+            .clone()
+            .unwrap();
+        assert_eq!(init.run_as_non_root, Some(false), "the container's own");
+        assert_eq!(init.capabilities, Some(Capabilities::default()));
+
+        f.set("secure-pod-defaults", "AllowRootBounded");
+        let mut bounded = spec();
+        bounded.pod_spec.security_context = Some(PodSecurityContext {
+            seccomp_profile: Some(SeccompProfile {
+                type_: "Unconfined".into(),
+                ..SeccompProfile::default()
+            }),
+            ..PodSecurityContext::default()
+        });
+        default_security_context(&mut bounded, &f);
+        let sc = bounded.pod_spec.containers[0]
+            .security_context
+            .clone()
+            .unwrap();
+        assert_eq!(
+            sc.run_as_non_root, None,
+            "AllowRootBounded leaves root alone"
+        );
+        assert_eq!(sc.seccomp_profile, None, "the pod's profile stands");
     }
 }

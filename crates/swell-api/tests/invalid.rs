@@ -334,3 +334,123 @@ fn type_errors_name_the_field() {
         "{msg}"
     );
 }
+
+/// Admission with these `config-features` flags set.
+fn admit_with(flags: &[(&str, &str)], obj: &Value) -> Result<Value, String> {
+    let mut ctx = AdmissionContext::default();
+    for (k, v) in flags {
+        ctx.config.features.set(k, v);
+    }
+    admit(
+        Kind::Service,
+        obj,
+        None,
+        FieldValidation::Strict,
+        false,
+        &ctx,
+    )
+    .map(|a| a.object)
+    .map_err(|e| e.to_string())
+}
+
+#[test]
+fn gated_fields_swell_cannot_honour_are_refused_even_when_enabled() {
+    for (field, value, flag) in [
+        (
+            "runtimeClassName",
+            json!("gvisor"),
+            "kubernetes.podspec-runtimeclassname",
+        ),
+        ("hostNetwork", json!(true), "kubernetes.podspec-hostnetwork"),
+        ("hostPID", json!(true), "kubernetes.podspec-hostpid"),
+        ("hostIPC", json!(true), "kubernetes.podspec-hostipc"),
+        (
+            "nodeSelector",
+            json!({"a": "b"}),
+            "kubernetes.podspec-nodeselector",
+        ),
+        (
+            "shareProcessNamespace",
+            json!(true),
+            "kubernetes.podspec-shareprocessnamespace",
+        ),
+    ] {
+        let obj = service(json!({"containers": [{"image": "a"}], field: value}));
+        let e = admit_with(&[(flag, "enabled")], &obj).unwrap_err();
+        assert!(
+            e.contains(&format!(
+                "must not set the field(s): spec.template.spec.{field}"
+            )) && e.contains("not supported by Swell"),
+            "{field}: {e}"
+        );
+    }
+    // What Swell applies goes through once enabled.
+    let applied = service(json!({
+        "containers": [{"image": "a"}],
+        "hostAliases": [{"ip": "10.0.0.1", "hostnames": ["db"]}],
+        "dnsConfig": {"nameservers": ["10.0.0.2"]},
+        "securityContext": {"runAsUser": 1000, "fsGroup": 2000, "supplementalGroups": [3000]},
+    }));
+    let flags = [
+        ("kubernetes.podspec-hostaliases", "enabled"),
+        ("kubernetes.podspec-dnsconfig", "enabled"),
+        ("kubernetes.podspec-securitycontext", "enabled"),
+    ];
+    admit_with(&flags, &applied).unwrap();
+    let e = admit_with(&flags[..2], &applied).unwrap_err();
+    assert!(
+        e.contains("must not set the field(s): spec.template.spec.securityContext"),
+        "{e}"
+    );
+}
+
+#[test]
+fn pod_security_contexts_keep_to_knatives_mask() {
+    let flags = [("kubernetes.podspec-securitycontext", "enabled")];
+    let pod = |sc: Value| service(json!({"containers": [{"image": "a"}], "securityContext": sc}));
+    let e = admit_with(
+        &flags,
+        &pod(json!({"sysctls": [{"name": "a", "value": "b"}]})),
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("must not set the field(s): spec.template.spec.securityContext.sysctls"),
+        "{e}"
+    );
+    let e = admit_with(&flags, &pod(json!({"fsGroup": -1}))).unwrap_err();
+    assert!(
+        e.contains("spec.template.spec.securityContext.fsGroup"),
+        "{e}"
+    );
+    let e = admit_with(
+        &flags,
+        &pod(json!({"seccompProfile": {"type": "Localhost", "localhostProfile": "p.json"}})),
+    )
+    .unwrap_err();
+    assert!(
+        e.contains(
+            "invalid value: Localhost: spec.template.spec.securityContext.seccompProfile.type"
+        ) && e.contains("not supported by Swell"),
+        "{e}"
+    );
+    let c = service(container(
+        json!({"securityContext": {"seccompProfile": {"type": "Localhost", "localhostProfile": "p"}}}),
+    ));
+    let e = admit_with(&[], &c).unwrap_err();
+    assert!(
+        e.contains("spec.template.spec.containers[0].securityContext.seccompProfile.type"),
+        "{e}"
+    );
+}
+
+#[test]
+fn secure_pod_defaults_add_only_what_validation_accepts() {
+    // A low port gets NET_BIND_SERVICE, which validation then lets through.
+    let obj = service(container(json!({"ports": [{"containerPort": 80}]})));
+    admit_with(&[("secure-pod-defaults", "enabled")], &obj).unwrap();
+    let added = service(container(
+        json!({"securityContext": {"capabilities": {"add": ["NET_BIND_SERVICE"]}}}),
+    ));
+    admit_with(&[("secure-pod-defaults", "AllowRootBounded")], &added).unwrap();
+    assert!(admit_with(&[], &added).is_err());
+}

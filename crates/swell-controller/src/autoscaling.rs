@@ -352,6 +352,10 @@ mod tests {
             init_containers: vec![],
             volumes: vec![],
             pull_credentials: Default::default(),
+            security_context: None,
+            host_aliases: vec![],
+            dns_policy: None,
+            dns_config: None,
         }
     }
 

@@ -356,6 +356,10 @@ pub async fn resolve(
         init_containers: init_runs,
         volumes,
         pull_credentials,
+        security_context: rev.spec.pod_spec.security_context.clone(),
+        host_aliases: rev.spec.pod_spec.host_aliases.clone().unwrap_or_default(),
+        dns_policy: rev.spec.pod_spec.dns_policy.clone(),
+        dns_config: rev.spec.pod_spec.dns_config.clone(),
     })
 }
 

@@ -1,7 +1,7 @@
 //! The seam between the Revision reconciler and whatever runs replicas, with the two
 //! backends that run nothing: [`NoBackend`] and [`FakeBackend`].
 
-use k8s_openapi::api::core::v1::Container;
+use k8s_openapi::api::core::v1::{Container, HostAlias, PodDNSConfig, PodSecurityContext};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -43,6 +43,14 @@ pub struct Workload {
     pub volumes: Vec<crate::volume::Volume>,
     /// Registry credentials from the Revision's `imagePullSecrets`.
     pub pull_credentials: crate::image::Credentials,
+    /// The pod's `securityContext` (its containers' own settings win over it).
+    pub security_context: Option<PodSecurityContext>,
+    /// `hostAliases`: more lines for the replica's `/etc/hosts`.
+    pub host_aliases: Vec<HostAlias>,
+    /// `dnsPolicy` (`None` means `ClusterFirst`).
+    pub dns_policy: Option<String>,
+    /// `dnsConfig`: what the replica's `/etc/resolv.conf` gets besides the host's.
+    pub dns_config: Option<PodDNSConfig>,
 }
 
 /// A container of a Revision other than the serving one, resolved as the serving one

@@ -7,6 +7,7 @@ pub mod backend;
 pub mod image;
 pub mod process;
 pub mod runc;
+pub mod security;
 pub mod volume;
 
 pub use backend::{
@@ -14,3 +15,4 @@ pub use backend::{
     ReplicaStatus, ReplicaUsage, RevisionRef, Workload,
 };
 pub use process::ProcessBackend;
+pub use security::ReplicaPolicy;

@@ -1,12 +1,16 @@
 //! The bundles Swell writes run under the real `runc`: an image of Debian's static
 //! busybox, imported into the store, runs as the user, with the mounts, read-only paths,
-//! devices and cgroup limits the runtime contract asks for. Needs root (CI runs as
+//! devices and cgroup limits the runtime contract asks for, its supplementary groups, and
+//! under containerd's default seccomp profile (`unshare` blocked). Needs root (CI runs as
 //! root) and `runc` (`.ci/run` installs it).
 
-use k8s_openapi::api::core::v1::{Container, ResourceRequirements, SecurityContext};
+use k8s_openapi::api::core::v1::{
+    Container, PodSecurityContext, ResourceRequirements, SecurityContext,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use swell_runtime::ReplicaPolicy;
 use swell_runtime::image::{Digest, ImageStore, import};
 use swell_runtime::runc::bundle::{BundleInput, runtime_spec};
 
@@ -56,6 +60,9 @@ echo "dev=$(ls /dev | tr '\n' ' ')"
 touch /tmp/ok && echo tmp=rw
 echo "memory=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max)"
 echo "resolv=$(cat /etc/resolv.conf)"
+echo "groups=$(id -G)"
+echo "seccomp=$(grep '^Seccomp:' /proc/self/status | tr -d ' \t' | cut -d: -f2)"
+busybox unshare true 2>/dev/null && echo unshare=ok || echo unshare=blocked
 cat > /dev/null && echo stdin=eof
 "#;
 
@@ -107,6 +114,11 @@ fn a_busybox_bundle_runs_under_runc_as_the_contract_says() {
         netns: None,
         cgroups_path: format!("/{id}"),
         volumes: &[],
+        pod_security: Some(&PodSecurityContext {
+            supplemental_groups: Some(vec![4000]),
+            ..PodSecurityContext::default()
+        }),
+        policy: ReplicaPolicy::default(),
     })
     .unwrap();
     spec.save(bundle.join("config.json")).unwrap();
@@ -138,6 +150,9 @@ fn a_busybox_bundle_runs_under_runc_as_the_contract_says() {
         "memory=67108864",
         "resolv=nameserver 192.0.2.53",
         "stdin=eof",
+        "groups=1000 4000",
+        "seccomp=2",
+        "unshare=blocked",
     ] {
         assert!(
             stdout.lines().any(|l| l == want),

@@ -1,6 +1,7 @@
 //! `runtime`: answers `/` with JSON describing the request and the environment it runs
-//! in (Knative's `RuntimeInfo`: env, files, cgroups, mounts, stdin, user, args), and
-//! `/healthz` with 200 for kubelet probes only.
+//! in (Knative's `RuntimeInfo`: env, files, cgroups, mounts, stdin, user, args),
+//! `/security` with what the process may do, and `/healthz` with 200 for kubelet probes
+//! only.
 
 use crate::serve::{Handler, is_kubelet_probe, text};
 use http::{Request, StatusCode};
@@ -203,6 +204,47 @@ pub fn info<B>(req: &Request<B>) -> Value {
     })
 }
 
+/// `/security`: what the process may do — its ids and groups, capability sets,
+/// `NoNewPrivs` and seccomp mode (from `/proc/self/status`), whether `/` is writable,
+/// and what `unshare(CLONE_FS)` returns (a syscall containerd's default seccomp profile
+/// blocks unless the container holds `CAP_SYS_ADMIN`; it affects only a throwaway
+/// thread here).
+pub fn security() -> Value {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .map(|v| v.trim().to_string())
+    };
+    let unshare = std::thread::spawn(|| nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS))
+        .join()
+        .map_or_else(
+            |_| "panicked".to_string(),
+            |r| match r {
+                Ok(()) => "ok".to_string(),
+                Err(e) => format!("{e:?}"),
+            },
+        );
+    let probe = format!("/.swell-write-probe-{}", std::process::id());
+    let root_writable = std::fs::write(&probe, b"x").is_ok();
+    let _ = std::fs::remove_file(&probe);
+    let groups: Vec<u32> = nix::unistd::getgroups()
+        .map(|g| g.iter().map(|g| g.as_raw()).collect())
+        .unwrap_or_default();
+    json!({
+        "uid": nix::unistd::getuid().as_raw(),
+        "gid": nix::unistd::getgid().as_raw(),
+        "groups": groups,
+        "capEff": field("CapEff"),
+        "capBnd": field("CapBnd"),
+        "noNewPrivs": field("NoNewPrivs"),
+        "seccomp": field("Seccomp"),
+        "rootWritable": root_writable,
+        "unshare": unshare,
+    })
+}
+
 /// The image's handler.
 pub fn handler() -> Handler {
     stdin_info();
@@ -214,7 +256,12 @@ pub fn handler() -> Handler {
                 text(StatusCode::BAD_REQUEST, "not a kubelet probe\n")
             }
         } else {
-            let mut r = text(StatusCode::OK, info(&req).to_string());
+            let body = if req.uri().path() == "/security" {
+                security()
+            } else {
+                info(&req)
+            };
+            let mut r = text(StatusCode::OK, body.to_string());
             let h = r.headers_mut();
             h.insert(
                 http::header::CONTENT_TYPE,

@@ -75,6 +75,14 @@ pub struct ServerArgs {
     /// debugging).
     #[arg(long, env = "SWELL_NO_CONTROLLERS")]
     pub no_controllers: bool,
+    /// Let a Revision run its replicas as root (`runAsUser: 0`) under the process
+    /// backend; without it they run as `runAsUser` or uid 65532 and uid 0 is refused.
+    #[arg(long, env = "SWELL_ALLOW_ROOT_REPLICAS")]
+    pub allow_root_replicas: bool,
+    /// Let a container whose `seccompProfile.type` is `Unconfined` run without a
+    /// seccomp filter under the runc backend; without it such a Revision is refused.
+    #[arg(long, env = "SWELL_ALLOW_UNCONFINED_SECCOMP")]
+    pub allow_unconfined_seccomp: bool,
 }
 
 /// The workload backends `--backend` can choose.
@@ -298,11 +306,15 @@ pub async fn serve(
         changes: changes_tx,
     });
     let mut images: Option<Arc<dyn swell_runtime::ImageResolver>> = None;
+    let policy = swell_runtime::ReplicaPolicy {
+        allow_root: args.allow_root_replicas,
+        allow_unconfined_seccomp: args.allow_unconfined_seccomp,
+    };
     let process = match backend_kind {
         BackendKind::Process => {
             let dir = args.data_dir.join("replicas");
             Some(Arc::new(
-                swell_runtime::ProcessBackend::new(&dir, observer).with_context(|| {
+                swell_runtime::ProcessBackend::new(&dir, observer, policy).with_context(|| {
                     format!("cannot prepare the process backend in {}", dir.display())
                 })?,
             ))
@@ -316,7 +328,10 @@ pub async fn serve(
                     store,
                     registry_credentials(args.registry_config.as_deref())?,
                 )
-                .map(|r| r.with_store_limit(args.image_store_limit))
+                .map(|r| {
+                    r.with_store_limit(args.image_store_limit)
+                        .with_policy(policy)
+                })
                 .context("cannot prepare the runc backend")?,
             );
             images = Some(runc.clone());

@@ -53,6 +53,43 @@ const GATED_SPEC_FIELDS: &[(&str, &str)] = &[
     ("hostNetwork", "kubernetes.podspec-hostnetwork"),
 ];
 
+/// Gated PodSpec fields Swell cannot honour: each is refused even with its flag
+/// enabled, rather than accepted and ignored. (Swell runs every replica on one machine,
+/// in its own network, PID and IPC namespaces, under runc alone.)
+const UNSUPPORTED_SPEC_FIELDS: &[(&str, &str)] = &[
+    ("affinity", "Swell runs every replica on one machine"),
+    (
+        "topologySpreadConstraints",
+        "Swell runs every replica on one machine",
+    ),
+    ("nodeSelector", "Swell runs every replica on one machine"),
+    ("tolerations", "Swell runs every replica on one machine"),
+    (
+        "priorityClassName",
+        "Swell does not schedule or preempt pods",
+    ),
+    ("schedulerName", "Swell does not schedule pods"),
+    ("runtimeClassName", "Swell runs every container with runc"),
+    (
+        "shareProcessNamespace",
+        "each container of a Swell replica has its own PID namespace",
+    ),
+    ("hostIPC", "replicas never share the host's IPC namespace"),
+    ("hostPID", "replicas never share the host's PID namespace"),
+    ("hostNetwork", "replicas never share the host's network"),
+];
+
+/// The pod `securityContext` fields Knative lets through (`PodSecurityContextMask`),
+/// with `seccompProfile`.
+const POD_SECURITY_CONTEXT_FIELDS: &[&str] = &[
+    "runAsUser",
+    "runAsGroup",
+    "runAsNonRoot",
+    "fsGroup",
+    "supplementalGroups",
+    "seccompProfile",
+];
+
 const CONTAINER_FIELDS: &[&str] = &[
     "name",
     "args",
@@ -131,8 +168,41 @@ pub fn validate_revision_spec(spec: &RevisionSpec, d: &Defaults, f: &Features) -
             .map(|(k, _)| *k),
     );
     errs.0.extend(mask(&json, &allowed).0);
+    for (field, why) in UNSUPPORTED_SPEC_FIELDS {
+        let set = json.get(*field).is_some_and(|v| !v.is_null());
+        if set && allowed.contains(field) {
+            errs.push(
+                FieldError::disallowed(*field)
+                    .with_details(format!("not supported by Swell: {why}")),
+            );
+        }
+    }
 
     let pod = &spec.pod_spec;
+    if let Some(psc) = &pod.security_context
+        && allowed.contains(&"securityContext")
+    {
+        let mut e = mask(&json["securityContext"], POD_SECURITY_CONTEXT_FIELDS);
+        let groups = psc.supplemental_groups.iter().flatten().copied();
+        let ids = [
+            ("runAsUser", psc.run_as_user),
+            ("runAsGroup", psc.run_as_group),
+            ("fsGroup", psc.fs_group),
+        ]
+        .into_iter()
+        .chain(groups.map(|g| ("supplementalGroups", Some(g))));
+        for (field, v) in ids {
+            if let Some(v) = v
+                && !(0..=2_147_483_647).contains(&v)
+            {
+                e.push(FieldError::out_of_bounds(v, 0, 2_147_483_647, field));
+            }
+        }
+        if let Some(p) = &psc.seccomp_profile {
+            e.0.extend(validate_seccomp_profile(&p.type_).0);
+        }
+        errs.extend_via("securityContext", e);
+    }
     if pod.automount_service_account_token == Some(true) {
         errs.push(FieldError::invalid(true, "automountServiceAccountToken"));
     }
@@ -597,12 +667,39 @@ fn validate_security_context(json: &Value, c: &Container, f: &Features) -> Field
     if sc.privileged == Some(true) {
         errs.push(FieldError::invalid(true, "privileged"));
     }
+    // secure-pod-defaults itself adds NET_BIND_SERVICE for a low port.
+    let bind_only = |add: &[String]| {
+        f.secure_pod_defaults().is_some() && add.iter().all(|c| c == "NET_BIND_SERVICE")
+    };
     if let Some(caps) = &sc.capabilities
         && let Some(add) = &caps.add
         && !add.is_empty()
         && !f.allows("kubernetes.containerspec-addcapabilities")
+        && !bind_only(add)
     {
         errs.push(FieldError::disallowed("capabilities.add"));
+    }
+    if let Some(p) = &sc.seccomp_profile {
+        errs.0.extend(validate_seccomp_profile(&p.type_).0);
+    }
+    errs
+}
+
+/// `seccompProfile.type`: `RuntimeDefault` or `Unconfined` (which the server must
+/// allow); Swell has no `Localhost` profiles.
+fn validate_seccomp_profile(typ: &str) -> FieldErrors {
+    let mut errs = FieldErrors::default();
+    match typ {
+        "RuntimeDefault" | "Unconfined" => {}
+        "Localhost" => errs.push(
+            FieldError::invalid(typ, "seccompProfile.type").with_details(
+                "Localhost seccomp profiles are not supported by Swell; use RuntimeDefault",
+            ),
+        ),
+        _ => errs.push(
+            FieldError::invalid(typ, "seccompProfile.type")
+                .with_details("must be RuntimeDefault, Unconfined or Localhost"),
+        ),
     }
     errs
 }

@@ -1,11 +1,12 @@
 //! How a replica's process starts: [`LocalProcess`] runs the container's command on a
-//! free loopback port; the runc backend's launcher runs the container under
+//! free loopback port, as an unprivileged user; the runc backend's launcher runs the container under
 //! `runc run`. Either way the supervisor sees one child process group, an address to
 //! send requests to, probes that reach it, and what to undo when it ends.
 
 use super::RevisionState;
 use super::probe::Target;
 use crate::backend::{Failure, Workload};
+use crate::security::{self, NONROOT, ReplicaPolicy};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -77,9 +78,72 @@ pub fn log_file(log: &Path) -> std::io::Result<(std::fs::File, std::fs::File)> {
     Ok((out, err))
 }
 
-/// The container's `command`/`args` as a local process group on a free loopback port.
+/// The container's `command`/`args` as a local process group on a free loopback port,
+/// run as an unprivileged user when the server is root ([`local_user`]).
 #[derive(Debug, Default)]
-pub struct LocalProcess;
+pub struct LocalProcess {
+    /// What the operator allows (`--allow-root-replicas`).
+    pub policy: ReplicaPolicy,
+}
+
+/// The user a local replica runs as: `Some((uid, gid))` when the server is root (the
+/// container's or pod's `runAsUser`/`runAsGroup`, else [`NONROOT`]; uid 0 only with
+/// `--allow-root-replicas`), `None` when it is not and the replica runs as the server's
+/// own user (which cannot become another). Supplementary groups are cleared.
+pub fn local_user(
+    w: &Workload,
+    server: (u32, u32),
+    policy: ReplicaPolicy,
+) -> Result<Option<(u32, u32)>, Failure> {
+    let e = security::effective(w.security_context.as_ref(), &w.container);
+    let refuse = |reason: &str, message: String| Err(Failure::failed(reason, message));
+    if !e.supplemental_groups.is_empty() {
+        return refuse(
+            "SupplementalGroupsUnsupported",
+            "the process backend runs the container as a local process and cannot give it supplementary groups (supplementalGroups, fsGroup); run the server with --backend runc".into(),
+        );
+    }
+    let (server_uid, server_gid) = server;
+    if server_uid != 0 {
+        if let Some(u) = e.run_as_user.filter(|u| *u != server_uid) {
+            return refuse(
+                "RunAsUserUnsupported",
+                format!(
+                    "runAsUser {u}: the server runs as uid {server_uid} and cannot start replicas as another user (run it as root)"
+                ),
+            );
+        }
+        if let Some(g) = e.run_as_group.filter(|g| *g != server_gid) {
+            return refuse(
+                "RunAsGroupUnsupported",
+                format!(
+                    "runAsGroup {g}: the server runs as gid {server_gid} and cannot start replicas as another group (run it as root)"
+                ),
+            );
+        }
+        return Ok(None);
+    }
+    let uid = e.run_as_user.unwrap_or(NONROOT);
+    let gid = e.run_as_group.unwrap_or(NONROOT);
+    if uid == 0 && e.run_as_non_root {
+        return refuse("CreateContainerConfigError", security::RUNS_AS_ROOT.into());
+    }
+    if uid == 0 && !policy.allow_root {
+        return refuse(
+            "RunAsRootNotAllowed",
+            "runAsUser 0: this server does not run replicas as root (start it with --allow-root-replicas to allow it)".into(),
+        );
+    }
+    Ok(Some((uid, gid)))
+}
+
+/// The server's own (uid, gid).
+fn server_ids() -> (u32, u32) {
+    (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    )
+}
 
 fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
@@ -117,6 +181,35 @@ impl Launcher for LocalProcess {
                 failed: true,
             });
         }
+        let sc = w.container.security_context.as_ref();
+        let unsupported = [
+            (!w.host_aliases.is_empty(), "hostAliases"),
+            (
+                w.dns_config.is_some() || w.dns_policy.as_deref() == Some("None"),
+                "dnsConfig",
+            ),
+            (
+                sc.and_then(|s| s.read_only_root_filesystem) == Some(true),
+                "securityContext.readOnlyRootFilesystem",
+            ),
+            (
+                sc.and_then(|s| s.capabilities.as_ref())
+                    .and_then(|c| c.add.as_ref())
+                    .is_some_and(|a| !a.is_empty()),
+                "securityContext.capabilities.add",
+            ),
+        ];
+        if let Some((_, field)) = unsupported.iter().find(|(set, _)| *set) {
+            return Some(Failure::failed(
+                "PodSpecUnsupported",
+                format!(
+                    "the process backend runs the container as a local process and cannot apply {field} (run the server with --backend runc)"
+                ),
+            ));
+        }
+        if let Err(f) = local_user(w, server_ids(), self.policy) {
+            return Some(f);
+        }
         w.argv.is_empty().then(|| Failure {
             reason: "CommandRequired".into(),
             message: format!(
@@ -135,13 +228,23 @@ impl Launcher for LocalProcess {
                 failed: false,
             })?;
             let w = &rev.workload;
-            let start_error = |e: std::io::Error| Failure {
-                reason: "StartError".into(),
-                message: format!(
-                    "cannot start {:?}: {e}",
-                    w.argv.first().map_or("", |s| s.as_str())
-                ),
-                failed: true,
+            let user = local_user(w, server_ids(), self.policy)?;
+            let start_error = |e: std::io::Error| {
+                let program = w.argv.first().map_or("", |s| s.as_str());
+                let message = match user {
+                    Some((uid, gid)) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                        format!(
+                            "cannot start {program:?} as uid {uid} (gid {gid}): {e}; that user needs to search every directory on the way to it (and to workingDir) and to execute it"
+                        )
+                    }
+                    Some((uid, _)) => format!("cannot start {program:?} as uid {uid}: {e}"),
+                    None => format!("cannot start {program:?}: {e}"),
+                };
+                Failure {
+                    reason: "StartError".into(),
+                    message,
+                    failed: true,
+                }
             };
             let (program, args) = w
                 .argv
@@ -167,6 +270,10 @@ impl Launcher for LocalProcess {
             if let Some(d) = &w.container.working_dir {
                 cmd.current_dir(d);
             }
+            if let Some((uid, gid)) = user {
+                // As root, std clears the supplementary groups when it sets the uid.
+                cmd.uid(uid).gid(gid);
+            }
             let child = cmd.spawn().map_err(start_error)?;
             let host = std::net::IpAddr::from([127, 0, 0, 1]);
             Ok(Launched {
@@ -177,5 +284,97 @@ impl Launcher for LocalProcess {
                 explain: None,
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{Container, PodSecurityContext, SecurityContext};
+
+    fn workload(user: Option<i64>, pod: Option<PodSecurityContext>) -> Workload {
+        Workload {
+            container: Container {
+                security_context: Some(SecurityContext {
+                    run_as_user: user,
+                    ..SecurityContext::default()
+                }),
+                ..Container::default()
+            },
+            env: vec![],
+            argv: vec!["app".into()],
+            command: None,
+            args: None,
+            port: 8080,
+            grace: std::time::Duration::from_secs(1),
+            sidecars: vec![],
+            init_containers: vec![],
+            volumes: vec![],
+            pull_credentials: Default::default(),
+            security_context: pod,
+            host_aliases: vec![],
+            dns_policy: None,
+            dns_config: None,
+        }
+    }
+
+    #[test]
+    fn a_root_server_runs_replicas_as_someone_else() {
+        let deny = ReplicaPolicy::default();
+        let root = (0, 0);
+        assert_eq!(
+            local_user(&workload(None, None), root, deny),
+            Ok(Some((NONROOT, NONROOT)))
+        );
+        let pod = PodSecurityContext {
+            run_as_user: Some(1000),
+            run_as_group: Some(1001),
+            ..PodSecurityContext::default()
+        };
+        assert_eq!(
+            local_user(&workload(None, Some(pod.clone())), root, deny),
+            Ok(Some((1000, 1001)))
+        );
+        assert_eq!(
+            local_user(&workload(Some(7), Some(pod)), root, deny),
+            Ok(Some((7, 1001)))
+        );
+        let refused = local_user(&workload(Some(0), None), root, deny).unwrap_err();
+        assert_eq!(refused.reason, "RunAsRootNotAllowed");
+        assert!(refused.message.contains("--allow-root-replicas"));
+        let allow = ReplicaPolicy {
+            allow_root: true,
+            ..ReplicaPolicy::default()
+        };
+        assert_eq!(
+            local_user(&workload(Some(0), None), root, allow),
+            Ok(Some((0, NONROOT)))
+        );
+        let non_root = PodSecurityContext {
+            run_as_non_root: Some(true),
+            ..PodSecurityContext::default()
+        };
+        let refused = local_user(&workload(Some(0), Some(non_root)), root, allow).unwrap_err();
+        assert_eq!(refused.message, security::RUNS_AS_ROOT);
+        let groups = PodSecurityContext {
+            fs_group: Some(5),
+            ..PodSecurityContext::default()
+        };
+        assert_eq!(
+            local_user(&workload(None, Some(groups)), root, allow)
+                .unwrap_err()
+                .reason,
+            "SupplementalGroupsUnsupported"
+        );
+    }
+
+    #[test]
+    fn an_unprivileged_server_runs_replicas_as_itself() {
+        let me = (1000, 1000);
+        let deny = ReplicaPolicy::default();
+        assert_eq!(local_user(&workload(None, None), me, deny), Ok(None));
+        assert_eq!(local_user(&workload(Some(1000), None), me, deny), Ok(None));
+        let refused = local_user(&workload(Some(2000), None), me, deny).unwrap_err();
+        assert_eq!(refused.reason, "RunAsUserUnsupported");
     }
 }

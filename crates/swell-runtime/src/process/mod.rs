@@ -1,7 +1,8 @@
 //! The `process` backend: each replica of a Revision is its serving container's
 //! `command`/`args` run as a local process group, on a free loopback port given as
 //! `PORT`, with the container's environment, `workingDir`, stdin at EOF and output in
-//! a per-replica log file. Replicas left behind by a crashed server are killed on the
+//! a per-replica log file, as the container's `runAsUser`/`runAsGroup` or uid 65532
+//! when the server is root (never uid 0 unless the server allows it). Replicas left behind by a crashed server are killed on the
 //! next start.
 
 pub mod launch;
@@ -130,10 +131,14 @@ pub struct ProcessBackend {
 }
 
 impl ProcessBackend {
-    /// A backend keeping logs and process records under `dir`; kills replicas a
-    /// previous server left running there.
-    pub fn new(dir: &Path, observer: Arc<dyn ReplicaObserver>) -> std::io::Result<Self> {
-        Self::with_launcher(dir, observer, Arc::new(LocalProcess))
+    /// A backend keeping logs and process records under `dir`, its replicas run as
+    /// `policy` allows; kills replicas a previous server left running there.
+    pub fn new(
+        dir: &Path,
+        observer: Arc<dyn ReplicaObserver>,
+        policy: crate::ReplicaPolicy,
+    ) -> std::io::Result<Self> {
+        Self::with_launcher(dir, observer, Arc::new(LocalProcess { policy }))
     }
 
     /// A backend whose replicas `launcher` starts (the runc backend's containers).

@@ -7,7 +7,8 @@
 //! and no `/dev/console`, the replica's `/etc/resolv.conf`, `/etc/hosts` and
 //! `/etc/hostname`, the container's volume mounts, and cgroup limits from `resources`.
 
-use k8s_openapi::api::core::v1::Container;
+use crate::security::{self, Effective, ReplicaPolicy};
+use k8s_openapi::api::core::v1::{Container, PodSecurityContext};
 use oci_spec::runtime::{
     Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxMemoryBuilder,
     LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount,
@@ -62,9 +63,17 @@ pub enum BundleError {
     /// oci-spec refused what was built.
     #[error("cannot build the runtime spec: {0}")]
     Spec(String),
+    /// `seccompProfile.type: Unconfined` on a server that does not allow it.
+    #[error(
+        "seccompProfile.type Unconfined: this server runs every container under the RuntimeDefault seccomp profile (start it with --allow-unconfined-seccomp to allow Unconfined)"
+    )]
+    UnconfinedSeccomp,
+    /// A `seccompProfile.type` Swell does not run (`Localhost`, or unknown).
+    #[error("seccompProfile.type {0}: not supported by Swell (use RuntimeDefault)")]
+    SeccompProfile(String),
 }
 
-fn spec_err(e: impl std::fmt::Display) -> BundleError {
+pub(crate) fn spec_err(e: impl std::fmt::Display) -> BundleError {
     BundleError::Spec(e.to_string())
 }
 
@@ -104,6 +113,10 @@ pub struct BundleInput<'a> {
     pub cgroups_path: String,
     /// Its volume mounts, in the order the container lists them.
     pub volumes: &'a [BindMount],
+    /// The pod's `securityContext`.
+    pub pod_security: Option<&'a PodSecurityContext>,
+    /// What the operator allows.
+    pub policy: ReplicaPolicy,
 }
 
 /// The process argv, as Kubernetes merges image and container.
@@ -186,14 +199,14 @@ fn lookup(db: Option<String>, name: &str) -> Option<(u32, u32)> {
     })
 }
 
-/// The (uid, gid) the process runs as: `runAsUser`/`runAsGroup`, else the image's
-/// `USER` (`uid`, `uid:gid`, `name`, `name:group`, names looked up in the image).
+/// The (uid, gid) the process runs as: `runAsUser`/`runAsGroup` (the container's, else
+/// the pod's), else the image's `USER` (`uid`, `uid:gid`, `name`, `name:group`, names
+/// looked up in the image); `runAsNonRoot` refuses uid 0.
 pub fn user(
     image: Option<&oci_spec::image::Config>,
-    container: &Container,
+    e: &Effective,
     rootfs: &Path,
 ) -> Result<(u32, u32), BundleError> {
-    let sc = container.security_context.as_ref();
     let image_user = image.and_then(|c| c.user().clone()).unwrap_or_default();
     let (u, g) = image_user
         .split_once(':')
@@ -218,16 +231,46 @@ pub fn user(
             }
         };
     }
-    if let Some(n) = sc.and_then(|s| s.run_as_user) {
-        uid = u32::try_from(n).unwrap_or(u32::MAX);
+    if let Some(n) = e.run_as_user {
+        uid = n;
     }
-    if let Some(n) = sc.and_then(|s| s.run_as_group) {
-        gid = u32::try_from(n).unwrap_or(u32::MAX);
+    if let Some(n) = e.run_as_group {
+        gid = n;
     }
-    if sc.and_then(|s| s.run_as_non_root) == Some(true) && uid == 0 {
+    if e.run_as_non_root && uid == 0 {
         return Err(BundleError::RunsAsRoot);
     }
     Ok((uid, gid))
+}
+
+/// The seccomp filter: containerd's `RuntimeDefault` unless the container (or its pod)
+/// asks for `Unconfined` and `policy` allows it; `Localhost` profiles are refused.
+pub fn seccomp(
+    e: &Effective,
+    bounding: &[Capability],
+    policy: ReplicaPolicy,
+) -> Result<Option<oci_spec::runtime::LinuxSeccomp>, BundleError> {
+    match e.seccomp.as_deref() {
+        None | Some("" | "RuntimeDefault") => super::seccomp::runtime_default(bounding).map(Some),
+        Some("Unconfined") if policy.allow_unconfined_seccomp => Ok(None),
+        Some("Unconfined") => Err(BundleError::UnconfinedSeccomp),
+        Some(other) => Err(BundleError::SeccompProfile(other.to_string())),
+    }
+}
+
+/// What can be refused before anything is pulled or started: the seccomp profile and an
+/// explicit root user under `runAsNonRoot`.
+pub fn check(
+    pod: Option<&PodSecurityContext>,
+    c: &Container,
+    policy: ReplicaPolicy,
+) -> Result<(), BundleError> {
+    let e = security::effective(pod, c);
+    seccomp(&e, &[], policy)?;
+    if e.run_as_non_root && e.run_as_user == Some(0) {
+        return Err(BundleError::RunsAsRoot);
+    }
+    Ok(())
 }
 
 /// The capabilities: containerd's defaults, with the container's `add` and `drop`
@@ -281,7 +324,8 @@ pub fn runtime_spec(input: &BundleInput<'_>) -> Result<Spec, BundleError> {
     let c = input.container;
     let sc = c.security_context.as_ref();
     let argv = argv(input.image, input.command.clone(), input.args.clone())?;
-    let (uid, gid) = user(input.image, c, input.rootfs)?;
+    let e = security::effective(input.pod_security, c);
+    let (uid, gid) = user(input.image, &e, input.rootfs)?;
     let cwd = c
         .working_dir
         .clone()
@@ -289,6 +333,7 @@ pub fn runtime_spec(input: &BundleInput<'_>) -> Result<Spec, BundleError> {
         .filter(|w| !w.is_empty())
         .unwrap_or_else(|| "/".into());
     let caps = capabilities(c);
+    let seccomp = seccomp(&e, &caps, input.policy)?;
     // A non-root process gets capabilities only in its bounding set, as on Kubernetes.
     let effective = if uid == 0 { caps.clone() } else { Vec::new() };
     let capabilities = LinuxCapabilitiesBuilder::default()
@@ -311,6 +356,7 @@ pub fn runtime_spec(input: &BundleInput<'_>) -> Result<Spec, BundleError> {
             UserBuilder::default()
                 .uid(uid)
                 .gid(gid)
+                .additional_gids(e.supplemental_groups.clone())
                 .build()
                 .map_err(spec_err)?,
         )
@@ -416,7 +462,11 @@ pub fn runtime_spec(input: &BundleInput<'_>) -> Result<Spec, BundleError> {
     if any_cpu {
         resources = resources.cpu(cpu.build().map_err(spec_err)?);
     }
-    let linux = LinuxBuilder::default()
+    let mut linux = LinuxBuilder::default();
+    if let Some(s) = seccomp {
+        linux = linux.seccomp(s);
+    }
+    let linux = linux
         .namespaces(namespaces)
         .masked_paths(get_default_maskedpaths())
         .readonly_paths(get_default_readonly_paths())
@@ -500,7 +550,10 @@ mod tests {
         .unwrap();
         std::fs::write(root.join("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
         let plain = Container::default();
-        let u = |user: &str, c: &Container| super::user(Some(&image(&[], &[], &[], user)), c, root);
+        let u = |user: &str, c: &Container| {
+            let e = security::effective(None, c);
+            super::user(Some(&image(&[], &[], &[], user)), &e, root)
+        };
         assert_eq!(u("", &plain), Ok((0, 0)));
         assert_eq!(u("7", &plain), Ok((7, 0)));
         assert_eq!(u("7:8", &plain), Ok((7, 8)));
@@ -602,6 +655,8 @@ mod tests {
                 source: t.path().join("volumes/config"),
                 read_only: true,
             }],
+            pod_security: None,
+            policy: ReplicaPolicy::default(),
         })
         .unwrap();
         let json = serde_json::to_value(&spec).unwrap();
@@ -644,5 +699,109 @@ mod tests {
             .unwrap();
         assert_eq!(net["path"], "/run/netns/swell-x");
         assert!(!serde_json::to_string(&json).unwrap().contains("console"));
+        assert_eq!(linux["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
+    }
+
+    fn spec_of(
+        container: &Container,
+        pod: Option<&PodSecurityContext>,
+        policy: ReplicaPolicy,
+    ) -> Result<serde_json::Value, BundleError> {
+        let t = tempfile::tempdir().unwrap();
+        let img = image(&["/app"], &[], &[], "");
+        let spec = runtime_spec(&BundleInput {
+            image: Some(&img),
+            container,
+            command: None,
+            args: None,
+            env: &[],
+            rootfs: t.path(),
+            hostname: "h",
+            etc: ["resolv.conf", "hosts", "hostname"].map(|f| t.path().join(f)),
+            netns: None,
+            cgroups_path: "/swell/x".into(),
+            volumes: &[],
+            pod_security: pod,
+            policy,
+        })?;
+        Ok(serde_json::to_value(&spec).unwrap())
+    }
+
+    #[test]
+    fn the_pods_security_context_applies_under_the_containers() {
+        use k8s_openapi::api::core::v1::SeccompProfile;
+        let pod = PodSecurityContext {
+            run_as_user: Some(1000),
+            run_as_group: Some(3000),
+            fs_group: Some(2000),
+            supplemental_groups: Some(vec![4000]),
+            ..PodSecurityContext::default()
+        };
+        let plain = Container::default();
+        let json = spec_of(&plain, Some(&pod), ReplicaPolicy::default()).unwrap();
+        let user = &json["process"]["user"];
+        assert_eq!(user["uid"], 1000);
+        assert_eq!(user["gid"], 3000);
+        assert_eq!(user["additionalGids"], serde_json::json!([4000, 2000]));
+        let own = Container {
+            security_context: Some(SecurityContext {
+                run_as_user: Some(5),
+                capabilities: Some(Capabilities {
+                    add: None,
+                    drop: strings(&["ALL"]),
+                }),
+                allow_privilege_escalation: Some(true),
+                ..SecurityContext::default()
+            }),
+            ..Container::default()
+        };
+        let json = spec_of(&own, Some(&pod), ReplicaPolicy::default()).unwrap();
+        assert_eq!(json["process"]["user"]["uid"], 5);
+        assert_eq!(json["process"]["noNewPrivileges"], false);
+        assert_eq!(
+            json["process"]["capabilities"]["bounding"],
+            serde_json::json!([])
+        );
+        // Unconfined only when the server allows it; Localhost never.
+        let unconfined = PodSecurityContext {
+            seccomp_profile: Some(SeccompProfile {
+                type_: "Unconfined".into(),
+                ..SeccompProfile::default()
+            }),
+            ..PodSecurityContext::default()
+        };
+        assert_eq!(
+            spec_of(&plain, Some(&unconfined), ReplicaPolicy::default()),
+            Err(BundleError::UnconfinedSeccomp)
+        );
+        let allowed = ReplicaPolicy {
+            allow_unconfined_seccomp: true,
+            ..ReplicaPolicy::default()
+        };
+        let json = spec_of(&plain, Some(&unconfined), allowed).unwrap();
+        assert!(json["linux"]["seccomp"].is_null());
+        let localhost = Container {
+            security_context: Some(SecurityContext {
+                seccomp_profile: Some(SeccompProfile {
+                    type_: "Localhost".into(),
+                    localhost_profile: Some("p.json".into()),
+                }),
+                ..SecurityContext::default()
+            }),
+            ..Container::default()
+        };
+        assert_eq!(
+            check(None, &localhost, allowed),
+            Err(BundleError::SeccompProfile("Localhost".into()))
+        );
+        let root = PodSecurityContext {
+            run_as_user: Some(0),
+            run_as_non_root: Some(true),
+            ..PodSecurityContext::default()
+        };
+        assert_eq!(
+            check(Some(&root), &plain, allowed),
+            Err(BundleError::RunsAsRoot)
+        );
     }
 }

@@ -6,6 +6,7 @@
 //! files) and are bound into the container. Images are pulled on first use. What a crashed server left (containers, mounts,
 //! namespaces) is removed when the next one starts.
 
+use super::bundle;
 use super::network::{Attachment, Network};
 use super::pod::{self, ContainerPlan, Pod};
 use crate::backend::{Failure, ImageResolver, Workload};
@@ -14,6 +15,7 @@ use crate::image::{Credentials, Digest, ImageError, ImageStore};
 use crate::process::RevisionState;
 use crate::process::launch::{Launched, Launcher, Launching, log_file, probe_target};
 use crate::process::replica::log_tail;
+use crate::security::ReplicaPolicy;
 use crate::volume::{self, Volume, VolumeSource};
 use k8s_openapi::api::core::v1::Container;
 use std::collections::{BTreeMap, BTreeSet};
@@ -54,6 +56,8 @@ pub struct Runc {
     state: PathBuf,
     /// One bundle directory per running replica.
     bundles: PathBuf,
+    /// What the operator allows (`--allow-unconfined-seccomp`).
+    policy: ReplicaPolicy,
 }
 
 /// The start of the runc container ids of a Revision's replicas (letters, digits, `-`,
@@ -95,6 +99,7 @@ impl Runc {
             },
             state: dir.join("runc"),
             bundles: dir.join("bundles"),
+            policy: ReplicaPolicy::default(),
         };
         std::fs::create_dir_all(&runc.state)?;
         std::fs::create_dir_all(&runc.bundles)?;
@@ -105,6 +110,12 @@ impl Runc {
     /// Keeps the image store under `limit` bytes (checked after every pull).
     pub fn with_store_limit(mut self, limit: u64) -> Self {
         self.store_limit = Some(limit);
+        self
+    }
+
+    /// Runs containers as `policy` allows.
+    pub fn with_policy(mut self, policy: ReplicaPolicy) -> Self {
+        self.policy = policy;
         self
     }
 
@@ -241,6 +252,7 @@ impl Runc {
         cid: &str,
         hostname: &str,
         volumes: &[Volume],
+        w: &Workload,
     ) -> Result<(Pod, Attachment), Failure> {
         let net = self.network.attach(cid).map_err(|e| {
             Failure::failed("CreateContainerError", format!("replica network: {e}"))
@@ -252,6 +264,8 @@ impl Runc {
             net.ip,
             net.netns.clone(),
             volumes,
+            w,
+            self.policy,
         ) {
             Ok(pod) => Ok((pod, net)),
             Err(e) => {
@@ -384,6 +398,12 @@ impl Launcher for Runc {
                     format!("container {:?} names no image", c.name),
                 ));
             }
+            if let Err(e) = bundle::check(w.security_context.as_ref(), c, self.policy) {
+                return Some(Failure::failed(
+                    "CreateContainerConfigError",
+                    format!("{}: {e}", c.name),
+                ));
+            }
         }
         None
     }
@@ -429,7 +449,7 @@ impl Launcher for Runc {
                     }
                 }
                 let (pod, net) =
-                    tokio::task::block_in_place(|| self.pod(&cid, &hostname, &volumes))?;
+                    tokio::task::block_in_place(|| self.pod(&cid, &hostname, &volumes, w))?;
                 Ok((serving, inits, sidecars, pod, net))
             };
             let (serving, inits, sidecars, pod, net) = match prepared.await {
@@ -581,10 +601,22 @@ impl Launcher for Runc {
             if !b.file_name().to_string_lossy().starts_with(&prefix) {
                 continue;
             }
+            let fs_group = rev
+                .workload()
+                .security_context
+                .as_ref()
+                .and_then(|s| s.fs_group)
+                .and_then(|g| u32::try_from(g).ok());
             for v in rev.volumes() {
                 if let VolumeSource::Files(files) = &v.source {
                     let dir = b.path().join("volumes").join(&v.name);
-                    if let Err(e) = volume::write_files(&dir, files) {
+                    let written = volume::write_files(&dir, files).map_err(|e| e.to_string());
+                    let owned = written.and_then(|()| match fs_group {
+                        Some(g) => pod::own_volumes(&b.path().join("volumes"), &[v.clone()], g)
+                            .map_err(|f| f.message),
+                        None => Ok(()),
+                    });
+                    if let Err(e) = owned {
                         tracing::warn!(error = %e, volume = %v.name, revision = %r.name, "cannot update a volume");
                     }
                 }

@@ -4,8 +4,10 @@
 //! `runc run` for the replica supervisor.
 
 pub mod bundle;
+pub mod etc;
 pub mod launcher;
 pub mod network;
 pub mod pod;
+pub mod seccomp;
 
 pub use launcher::Runc;

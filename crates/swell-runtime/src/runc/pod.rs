@@ -4,9 +4,11 @@
 //! overlay on its image's shared root filesystem, and `config.json`).
 
 use super::bundle::{BindMount, BundleInput, runtime_spec};
-use crate::backend::Failure;
+use super::etc;
+use crate::backend::{Failure, Workload};
+use crate::security::ReplicaPolicy;
 use crate::volume::{self, Volume, VolumeSource};
-use k8s_openapi::api::core::v1::Container;
+use k8s_openapi::api::core::v1::{Container, PodSecurityContext};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -19,6 +21,8 @@ pub struct Pod {
     pub id: String,
     hostname: String,
     netns: PathBuf,
+    security: Option<PodSecurityContext>,
+    policy: ReplicaPolicy,
 }
 
 /// One container to run in a pod.
@@ -39,9 +43,10 @@ pub struct ContainerPlan<'a> {
 }
 
 impl Pod {
-    /// Creates the pod directory `dir` for the replica `id` reachable at `ip` in the
-    /// network namespace `netns`: its `/etc` files and its volumes. Removed again on
-    /// error.
+    /// Creates the pod directory `dir` for the replica `id` of `w` reachable at `ip` in
+    /// the network namespace `netns`: its `/etc` files (with `w`'s `hostAliases` and
+    /// `dnsConfig`) and its volumes (owned by its `fsGroup`). Removed again on error.
+    #[allow(clippy::too_many_arguments)]
     pub fn create(
         dir: PathBuf,
         id: &str,
@@ -49,6 +54,8 @@ impl Pod {
         ip: IpAddr,
         netns: PathBuf,
         volumes: &[Volume],
+        w: &Workload,
+        policy: ReplicaPolicy,
     ) -> Result<Pod, Failure> {
         let _ = std::fs::remove_dir_all(&dir);
         let pod = Pod {
@@ -56,24 +63,38 @@ impl Pod {
             id: id.to_string(),
             hostname: hostname.to_string(),
             netns,
+            security: w.security_context.clone(),
+            policy,
         };
+        let fs_group = w
+            .security_context
+            .as_ref()
+            .and_then(|s| s.fs_group)
+            .and_then(|g| u32::try_from(g).ok());
         let io = |what: &str, e: std::io::Error| {
             Failure::failed("CreateContainerError", format!("{what}: {e}"))
         };
         let written = (|| {
             std::fs::create_dir_all(pod.dir.join("containers"))
                 .map_err(|e| io("creating the pod directory", e))?;
-            let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-            std::fs::write(pod.dir.join("resolv.conf"), resolv)
-                .map_err(|e| io("writing resolv.conf", e))?;
+            let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+            std::fs::write(
+                pod.dir.join("resolv.conf"),
+                etc::resolv_conf(&host, w.dns_policy.as_deref(), w.dns_config.as_ref()),
+            )
+            .map_err(|e| io("writing resolv.conf", e))?;
             std::fs::write(
                 pod.dir.join("hosts"),
-                format!("127.0.0.1\tlocalhost\n::1\tlocalhost\n{ip}\t{hostname}\n"),
+                etc::hosts(ip, hostname, &w.host_aliases),
             )
             .map_err(|e| io("writing hosts", e))?;
             std::fs::write(pod.dir.join("hostname"), format!("{hostname}\n"))
                 .map_err(|e| io("writing hostname", e))?;
-            create_volumes(&pod.dir, volumes)
+            create_volumes(&pod.dir, volumes)?;
+            if let Some(g) = fs_group {
+                own_volumes(&pod.dir.join("volumes"), volumes, g)?;
+            }
+            Ok(())
         })();
         if let Err(e) = written {
             remove(&pod.dir);
@@ -141,6 +162,8 @@ impl Pod {
             netns: Some(self.netns.clone()),
             cgroups_path: format!("/swell/{id}"),
             volumes: &mounts,
+            pod_security: self.security.as_ref(),
+            policy: self.policy,
         })
         .map_err(|e| Failure::failed("CreateContainerConfigError", format!("{name}: {e}")))?;
         spec.save(dir.join("config.json")).map_err(|e| {
@@ -206,6 +229,38 @@ fn create_volumes(pod: &Path, volumes: &[Volume]) -> Result<(), Failure> {
             VolumeSource::Files(files) => volume::write_files(&dir, files)
                 .map_err(|e| err(format!("volume {:?}: {e}", v.name)))?,
         }
+    }
+    Ok(())
+}
+
+/// Gives the pod's volumes to its `fsGroup` as kubelet does: every file and directory
+/// group-owned by it, readable by the group (writable too in an emptyDir), directories
+/// setgid so that new files stay in the group. Symbolic links (a ConfigMap's `..data`)
+/// are left alone; what they point at is visited.
+pub fn own_volumes(root: &Path, volumes: &[Volume], fs_group: u32) -> Result<(), Failure> {
+    use std::os::unix::fs::PermissionsExt;
+    fn walk(path: &Path, gid: u32, writable: bool) -> std::io::Result<()> {
+        let md = std::fs::symlink_metadata(path)?;
+        if md.file_type().is_symlink() {
+            return Ok(());
+        }
+        std::os::unix::fs::lchown(path, None, Some(gid))?;
+        let mut mask = if writable { 0o660 } else { 0o440 };
+        if md.is_dir() {
+            mask |= 0o2000 | 0o110;
+        }
+        let mode = md.permissions().mode() & 0o7777;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode | mask))?;
+        if md.is_dir() {
+            for e in std::fs::read_dir(path)? {
+                walk(&e?.path(), gid, writable)?;
+            }
+        }
+        Ok(())
+    }
+    for v in volumes {
+        walk(&root.join(&v.name), fs_group, v.source.writable())
+            .map_err(|e| config_error(format!("volume {:?}: fsGroup {fs_group}: {e}", v.name)))?;
     }
     Ok(())
 }
