@@ -56,6 +56,8 @@ pub struct Ctx {
     pub ingress_port: Option<u16>,
     /// The `config-*` maps as last read.
     pub config: tokio::sync::watch::Receiver<Arc<ServingConfig>>,
+    /// Where replicas reach the API (`KUBERNETES_SERVICE_HOST`/`PORT`), if they can.
+    pub replica_api: Option<std::net::SocketAddr>,
     /// ServiceAccount tokens issued for projected volumes, reused until due.
     pub tokens: token::TokenManager,
     /// Every Revision, cached from a watch (the same stream that triggers the
@@ -211,6 +213,8 @@ pub struct Wiring {
     pub on_config: Arc<dyn Fn(&ServingConfig) + Send + Sync>,
     /// Pins Revisions' image tags to digests (backends that run images).
     pub images: Option<Arc<dyn swell_runtime::ImageResolver>>,
+    /// Where replicas reach the API, given to them as `KUBERNETES_SERVICE_HOST`/`PORT`.
+    pub replica_api: Option<std::net::SocketAddr>,
 }
 
 impl std::fmt::Debug for Wiring {
@@ -260,6 +264,7 @@ pub async fn run(wiring: Wiring, shutdown: CancellationToken) {
         replica_changes,
         on_config,
         images,
+        replica_api,
     } = wiring;
     let c = client.clone();
     let wc = watcher::Config::default;
@@ -289,6 +294,7 @@ pub async fn run(wiring: Wiring, shutdown: CancellationToken) {
         ingress_port,
         config,
         revisions,
+        replica_api,
         tokens: token::TokenManager::default(),
     });
     let stop = || {

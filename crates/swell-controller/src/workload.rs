@@ -58,6 +58,7 @@ type Data = BTreeMap<String, Vec<u8>>;
 /// Reads ConfigMaps and Secrets of one namespace, once each.
 struct Sources<'t> {
     client: kube::Client,
+    api: Option<std::net::SocketAddr>,
     tokens: &'t crate::token::TokenManager,
     service_account: String,
     maps: Api<ConfigMap>,
@@ -177,7 +178,8 @@ async fn run_spec(
 ) -> Result<ContainerRun, WorkloadError> {
     let ns = rev.metadata.namespace.as_deref().unwrap_or_default();
     let name = rev.metadata.name.as_deref().unwrap_or_default();
-    let mut env: Vec<(String, String)> = Vec::new();
+    // As kubelet, the API's address comes first; the container's own env may override it.
+    let mut env: Vec<(String, String)> = src.api.map(api_env).unwrap_or_default();
     for from in container.env_from.iter().flatten() {
         let prefix = from.prefix.clone().unwrap_or_default();
         let (data, what, optional) = if let Some(r) = &from.config_map_ref {
@@ -275,9 +277,30 @@ async fn run_spec(
     })
 }
 
-/// Resolves what `rev` runs; its images are pulled with `pull_credentials`.
+/// The variables kubelet gives every container to find the API, for `api` (where
+/// replicas reach it).
+fn api_env(api: std::net::SocketAddr) -> Vec<(String, String)> {
+    let (host, port) = (api.ip().to_string(), api.port().to_string());
+    vec![
+        ("KUBERNETES_SERVICE_HOST".into(), host.clone()),
+        ("KUBERNETES_SERVICE_PORT".into(), port.clone()),
+        ("KUBERNETES_SERVICE_PORT_HTTPS".into(), port.clone()),
+        ("KUBERNETES_PORT".into(), format!("tcp://{api}")),
+        (
+            format!("KUBERNETES_PORT_{port}_TCP"),
+            format!("tcp://{api}"),
+        ),
+        (format!("KUBERNETES_PORT_{port}_TCP_PROTO"), "tcp".into()),
+        (format!("KUBERNETES_PORT_{port}_TCP_PORT"), port),
+        (format!("KUBERNETES_PORT_{}_TCP_ADDR", api.port()), host),
+    ]
+}
+
+/// Resolves what `rev` runs; its images are pulled with `pull_credentials`; replicas
+/// find the API at `api`.
 pub async fn resolve(
     client: &kube::Client,
+    api: Option<std::net::SocketAddr>,
     tokens: &crate::token::TokenManager,
     rev: &Revision,
     pull_credentials: Credentials,
@@ -290,6 +313,7 @@ pub async fn resolve(
     };
     let mut src = Sources {
         client: client.clone(),
+        api,
         tokens,
         service_account: rev
             .spec

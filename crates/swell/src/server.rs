@@ -268,6 +268,24 @@ pub async fn serve(
         .as_bytes(),
     )?;
 
+    let mut listeners = vec![listener];
+    // Where replicas reach the API: on the host, as anyone there; under runc, at their
+    // bridge's gateway.
+    let replica_api = match replica_gateway {
+        Some(ip) => match bind_before_the_address_exists(SocketAddr::new(ip, addr.port())) {
+            Ok(l) => {
+                listeners.push(l);
+                Some(SocketAddr::new(ip, addr.port()))
+            }
+            // Taken by a listener on every address (--api-addr 0.0.0.0:…), which serves it.
+            Err(_) if addr.ip().is_unspecified() => Some(SocketAddr::new(ip, addr.port())),
+            Err(e) => {
+                tracing::warn!(error = %e, %ip, "replicas cannot reach the API");
+                None
+            }
+        },
+        None => Some(reach),
+    };
     let ingress_listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
         .with_context(|| format!("cannot listen on {} (ingress)", args.http_addr))?;
@@ -366,6 +384,7 @@ pub async fn serve(
         ingress: dataplane.routes.clone(),
         pools: dataplane.revisions.clone(),
         ingress_port: Some(ingress_addr.port()),
+        replica_api,
         replica_changes,
         images,
         on_config: Arc::new(move |cfg: &swell_api::config::ServingConfig| {
@@ -430,14 +449,6 @@ pub async fn serve(
             shutdown.cancel();
         }
     });
-    let mut listeners = vec![listener];
-    if let Some(ip) = replica_gateway {
-        match bind_before_the_address_exists(SocketAddr::new(ip, addr.port())) {
-            Ok(l) => listeners.push(l),
-            // Taken by a listener on every address (--api-addr 0.0.0.0:…), which serves it.
-            Err(e) => tracing::debug!(error = %e, %ip, "no API listener for replicas"),
-        }
-    }
     swell_apiserver::https::serve(listeners, tls, authenticator, app, shutdown.clone()).await;
     shutdown.cancel();
     let _ = stopper.await;

@@ -270,6 +270,14 @@ async fn the_runtime_image_sees_what_knatives_runtime_conformance_asks_for() {
     ] {
         assert_eq!(envs[name], want, "env {name}");
     }
+    // As kubelet does, the API's address; for runc replicas, their bridge's gateway.
+    let api_port = server.addr.rsplit(':').next().unwrap();
+    assert_eq!(envs["KUBERNETES_SERVICE_HOST"], "10.86.0.1");
+    assert_eq!(envs["KUBERNETES_SERVICE_PORT"], api_port);
+    assert_eq!(
+        envs["KUBERNETES_PORT"],
+        format!("tcp://10.86.0.1:{api_port}")
+    );
     // The image's USER and working directory apply when the Service names neither.
     assert_eq!(
         (&host["user"]["uid"], &host["user"]["euid"]),
