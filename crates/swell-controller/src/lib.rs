@@ -56,10 +56,8 @@ pub struct Ctx {
     pub ingress_port: Option<u16>,
     /// The `config-*` maps as last read.
     pub config: tokio::sync::watch::Receiver<Arc<ServingConfig>>,
-    /// Where replicas reach the API (`KUBERNETES_SERVICE_HOST`/`PORT`), if they can.
-    pub replica_api: Option<std::net::SocketAddr>,
-    /// ServiceAccount tokens issued for projected volumes, reused until due.
-    pub tokens: token::TokenManager,
+    /// What replicas need to call the API: where it is, its CA, their tokens.
+    pub api_access: token::ApiAccess,
     /// Every Revision, cached from a watch (the same stream that triggers the
     /// Configuration controller updates it first, so it is never behind the trigger).
     pub revisions: Store<Revision>,
@@ -215,6 +213,9 @@ pub struct Wiring {
     pub images: Option<Arc<dyn swell_runtime::ImageResolver>>,
     /// Where replicas reach the API, given to them as `KUBERNETES_SERVICE_HOST`/`PORT`.
     pub replica_api: Option<std::net::SocketAddr>,
+    /// The API's CA (PEM), mounted with a ServiceAccount token into every container,
+    /// for backends that mount volumes.
+    pub replica_api_ca: Option<String>,
 }
 
 impl std::fmt::Debug for Wiring {
@@ -265,6 +266,7 @@ pub async fn run(wiring: Wiring, shutdown: CancellationToken) {
         on_config,
         images,
         replica_api,
+        replica_api_ca,
     } = wiring;
     let c = client.clone();
     let wc = watcher::Config::default;
@@ -294,8 +296,11 @@ pub async fn run(wiring: Wiring, shutdown: CancellationToken) {
         ingress_port,
         config,
         revisions,
-        replica_api,
-        tokens: token::TokenManager::default(),
+        api_access: token::ApiAccess {
+            endpoint: replica_api,
+            ca: replica_api_ca,
+            tokens: token::TokenManager::default(),
+        },
     });
     let stop = || {
         let s = shutdown.clone();

@@ -218,7 +218,7 @@ pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Ctx>) -> Result<Action, Reco
         }
     };
     let scale =
-        match workload::resolve(&ctx.client, ctx.replica_api, &ctx.tokens, &rev, credentials).await
+        match workload::resolve(&ctx.client, &ctx.api_access, &rev, credentials).await
         {
             Ok(mut w) => {
                 let runs = std::iter::once(&mut w.container)

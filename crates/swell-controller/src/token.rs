@@ -1,6 +1,8 @@
-//! ServiceAccount tokens for projected `serviceAccountToken` volumes, as kubelet's token
-//! manager gets them: requested through the TokenRequest API for the Revision's
-//! ServiceAccount, kept, and requested anew once 80 % of their lifetime has passed.
+//! How replicas reach the API as their ServiceAccount, as kubelet arranges it: where
+//! the API is, tokens for projected `serviceAccountToken` volumes (requested through
+//! the TokenRequest API, kept, and requested anew once 80 % of their lifetime has
+//! passed), and the CA mounted with a token at
+//! `/var/run/secrets/kubernetes.io/serviceaccount`.
 
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
@@ -9,6 +11,21 @@ use kube::api::PostParams;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// Where kubelet mounts a container's ServiceAccount token, CA and namespace.
+pub const MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// What replicas need to call the API.
+#[derive(Debug, Default)]
+pub struct ApiAccess {
+    /// Where replicas reach the API, if they can.
+    pub endpoint: Option<std::net::SocketAddr>,
+    /// The API's CA (PEM), mounted with a token at [`MOUNT_PATH`] by backends that mount
+    /// volumes; `None` where nothing is mounted.
+    pub ca: Option<String>,
+    /// The tokens issued so far.
+    pub tokens: TokenManager,
+}
 
 /// One token a volume asks for.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

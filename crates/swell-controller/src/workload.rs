@@ -58,8 +58,7 @@ type Data = BTreeMap<String, Vec<u8>>;
 /// Reads ConfigMaps and Secrets of one namespace, once each.
 struct Sources<'t> {
     client: kube::Client,
-    api: Option<std::net::SocketAddr>,
-    tokens: &'t crate::token::TokenManager,
+    access: &'t crate::token::ApiAccess,
     service_account: String,
     maps: Api<ConfigMap>,
     secrets: Api<Secret>,
@@ -179,7 +178,7 @@ async fn run_spec(
     let ns = rev.metadata.namespace.as_deref().unwrap_or_default();
     let name = rev.metadata.name.as_deref().unwrap_or_default();
     // As kubelet, the API's address comes first; the container's own env may override it.
-    let mut env: Vec<(String, String)> = src.api.map(api_env).unwrap_or_default();
+    let mut env: Vec<(String, String)> = src.access.endpoint.map(api_env).unwrap_or_default();
     for from in container.env_from.iter().flatten() {
         let prefix = from.prefix.clone().unwrap_or_default();
         let (data, what, optional) = if let Some(r) = &from.config_map_ref {
@@ -297,11 +296,10 @@ fn api_env(api: std::net::SocketAddr) -> Vec<(String, String)> {
 }
 
 /// Resolves what `rev` runs; its images are pulled with `pull_credentials`; replicas
-/// find the API at `api`.
+/// call the API through `access`.
 pub async fn resolve(
     client: &kube::Client,
-    api: Option<std::net::SocketAddr>,
-    tokens: &crate::token::TokenManager,
+    access: &crate::token::ApiAccess,
     rev: &Revision,
     pull_credentials: Credentials,
 ) -> Result<Workload, WorkloadError> {
@@ -311,17 +309,31 @@ pub async fn resolve(
             "the Revision has no serving container".into(),
         )));
     };
+    let service_account = rev
+        .spec
+        .pod_spec
+        .service_account_name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "default".to_string());
+    // As Kubernetes' ServiceAccount admission: no pod of an account that is not there.
+    let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::namespaced(client.clone(), &ns);
+    let Some(account) = accounts.get_opt(&service_account).await.map_err(WorkloadError::Api)? else {
+        return Err(WorkloadError::Config(config_error(format!(
+            "error looking up service account {ns}/{service_account}: serviceaccount {service_account:?} not found"
+        ))));
+    };
+    let automount = rev
+        .spec
+        .pod_spec
+        .automount_service_account_token
+        .or(account.automount_service_account_token)
+        != Some(false);
     let mut src = Sources {
         client: client.clone(),
-        api,
-        tokens,
-        service_account: rev
-            .spec
-            .pod_spec
-            .service_account_name
-            .clone()
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| "default".to_string()),
+        access,
+        service_account,
         maps: Api::namespaced(client.clone(), &ns),
         secrets: Api::namespaced(client.clone(), &ns),
         map_cache: BTreeMap::new(),
@@ -367,7 +379,25 @@ pub async fn resolve(
             .and_then(|t| u64::try_from(t).ok())
             .unwrap_or(300),
     );
-    let volumes = volumes(&mut src, rev, &ns).await?;
+    let mut volumes = volumes(&mut src, rev, &ns).await?;
+    let mut container = container;
+    if automount && let Some(ca) = &access.ca {
+        volumes.push(api_access_volume(&mut src, ca, &ns).await?);
+        let runs = std::iter::once(&mut container)
+            .chain(sidecar_runs.iter_mut().map(|r| &mut r.container))
+            .chain(init_runs.iter_mut().map(|r| &mut r.container));
+        for c in runs {
+            let mounts = c.volume_mounts.get_or_insert_with(Vec::new);
+            if !mounts.iter().any(|m| m.mount_path.trim_end_matches('/') == crate::token::MOUNT_PATH) {
+                mounts.push(k8s_openapi::api::core::v1::VolumeMount {
+                    name: API_ACCESS_VOLUME.to_string(),
+                    mount_path: crate::token::MOUNT_PATH.to_string(),
+                    read_only: Some(true),
+                    ..Default::default()
+                });
+            }
+        }
+    }
     Ok(Workload {
         container,
         env,
@@ -539,6 +569,33 @@ async fn projection_files(
     }
 }
 
+/// The volume kubelet mounts into every container unless told not to (Kubernetes
+/// names it `kube-api-access-<random>`).
+const API_ACCESS_VOLUME: &str = "kube-api-access-swell";
+
+/// `token` (of the API's audience, one hour), `ca.crt` and `namespace`, as kubelet's
+/// automounted volume holds them.
+async fn api_access_volume(src: &mut Sources<'_>, ca: &str, ns: &str) -> Result<Volume, WorkloadError> {
+    let token = k8s_openapi::api::core::v1::ServiceAccountTokenProjection {
+        path: "token".to_string(),
+        expiration_seconds: Some(3607),
+        audience: None,
+    };
+    let file = |path: &str, data: &[u8]| VolumeFile {
+        path: path.to_string(),
+        data: data.to_vec(),
+        mode: 0o644,
+    };
+    Ok(Volume {
+        name: API_ACCESS_VOLUME.to_string(),
+        source: VolumeSource::Files(vec![
+            token_file(src, &token, None, ns).await?,
+            file("ca.crt", ca.as_bytes()),
+            file("namespace", ns.as_bytes()),
+        ]),
+    })
+}
+
 /// A projected `serviceAccountToken`: a token of the Revision's ServiceAccount for the
 /// asked audience and lifetime (kubelet's defaults: the API's audience, one hour),
 /// mode `defaultMode` or 0644 as kubelet writes it.
@@ -550,6 +607,7 @@ async fn token_file(
 ) -> Result<VolumeFile, WorkloadError> {
     let expiration = t.expiration_seconds.unwrap_or(3600);
     let token = src
+        .access
         .tokens
         .token(
             &src.client,

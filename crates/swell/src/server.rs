@@ -385,6 +385,8 @@ pub async fn serve(
         pools: dataplane.revisions.clone(),
         ingress_port: Some(ingress_addr.port()),
         replica_api,
+        // Only runc mounts volumes; kubelet's automounted token needs one.
+        replica_api_ca: (backend_kind == BackendKind::Runc).then(|| certs.server_ca.clone()),
         replica_changes,
         images,
         on_config: Arc::new(move |cfg: &swell_api::config::ServingConfig| {

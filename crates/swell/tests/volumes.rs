@@ -10,7 +10,7 @@
 mod common;
 
 use common::apps::{apply_ready, client, get, service, url};
-use common::oci::{push, registry, testapp_layout};
+use common::oci::{busybox_layout, push, registry, run, testapp_layout};
 use common::{KUBECTL, PATIENCE, Server, eventually};
 use std::time::Instant;
 
@@ -243,7 +243,7 @@ async fn a_projected_service_account_token_is_the_accounts_identity() {
             let namespaces = std::fs::read_dir("/run/netns").ok()?;
             namespaces.flatten().find_map(|ns| {
                 let ns = ns.file_name().into_string().ok()?;
-                if !ns.starts_with("swell-") {
+                if !ns.contains(".for-us-00001.") {
                     return None;
                 }
                 let out = std::process::Command::new("ip")
@@ -297,5 +297,100 @@ async fn a_projected_service_account_token_is_the_accounts_identity() {
         (c.0 == "False").then_some(c)
     });
     assert_eq!(status, "False");
-    assert!(message.contains("service account \"ghost\""), "{message}");
+    assert!(message.contains("serviceaccount \"ghost\" not found"), "{message}");
+}
+
+/// As kubelet does unless told not to, every container gets its ServiceAccount's
+/// token, the API's CA and its namespace at /var/run/secrets/kubernetes.io/serviceaccount
+/// (what in-cluster clients read); `automountServiceAccountToken: false` on the
+/// ServiceAccount, or a missing ServiceAccount, is honoured.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_service_account_is_mounted_where_kubernetes_clients_look() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "the runc backend needs root, as CI has"
+    );
+    let t = tempfile::tempdir().unwrap();
+    busybox_layout(t.path());
+    let reg = registry();
+    let image = format!("{}/busybox:1", reg.addr);
+    run(
+        "skopeo",
+        &[
+            "copy",
+            "--dest-tls-verify=false",
+            "oci:L:latest",
+            &format!("docker://{image}"),
+        ],
+        t.path(),
+    );
+    let server = Server::start_with(&["--backend", "runc"]);
+    let k = server.kubectl(KUBECTL);
+    k.ok(&["create", "serviceaccount", "quiet"]);
+    k.ok(&[
+        "patch",
+        "serviceaccount",
+        "quiet",
+        "-p",
+        r#"{"automountServiceAccountToken":false}"#,
+    ]);
+    // busybox httpd serves the container's whole file system.
+    let root = |name: &str, account: &str| {
+        format!(
+            "apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  template:\n    spec:\n      serviceAccountName: {account}\n      containers:\n      - image: {image}\n        command: [\"/bin/sh\", \"-c\", \"trap 'exit 0' TERM; busybox httpd -f -p 8080 -h / & wait\"]\n"
+        )
+    };
+    apply_ready(&server, "mounted", &root("mounted", "default"));
+    apply_ready(&server, "unmounted", &root("unmounted", "quiet"));
+    let c = client(
+        &server,
+        &["mounted.default.localhost", "unmounted.default.localhost"],
+    );
+    let file = |host: &str, f: &str| {
+        url(
+            &server,
+            &format!("{host}.default.localhost"),
+            &format!("/var/run/secrets/kubernetes.io/serviceaccount/{f}"),
+        )
+    };
+    assert_eq!(
+        get(&c, &file("mounted", "namespace")).await,
+        (200, "default".to_string())
+    );
+    let ca = std::fs::read_to_string(server.data_dir.join("pki/ca.crt")).unwrap();
+    assert_eq!(get(&c, &file("mounted", "ca.crt")).await, (200, ca));
+    let (status, token) = get(&c, &file("mounted", "token")).await;
+    assert_eq!(status, 200);
+    let review = format!(
+        "apiVersion: authentication.k8s.io/v1\nkind: TokenReview\nspec:\n  token: {token}\n"
+    );
+    assert_eq!(
+        k.ok_stdin(
+            &[
+                "create",
+                "-f",
+                "-",
+                "-o",
+                "jsonpath={.status.user.username}"
+            ],
+            &review
+        ),
+        "system:serviceaccount:default:default"
+    );
+    assert_eq!(
+        get(&c, &file("unmounted", "token")).await.0,
+        404,
+        "the account said no"
+    );
+
+    k.ok_stdin(&["apply", "-f", "-"], &root("nobody", "ghost"));
+    let (status, _, message) = eventually("the Revision of a missing account to fail", || {
+        let c = k.condition("revision/nobody-00001", "Ready");
+        (c.0 == "False").then_some(c)
+    });
+    assert_eq!(status, "False");
+    assert!(
+        message.contains("serviceaccount \"ghost\" not found"),
+        "{message}"
+    );
 }
