@@ -68,6 +68,31 @@ async fn process_replicas_run_as_an_unprivileged_user() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_command_the_replicas_user_cannot_reach_fails_its_revision() {
+    assert_root();
+    // A directory uid 65532 cannot search.
+    let hidden = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        hidden.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let app = hidden.path().join("swell-testapp");
+    std::fs::copy(common::apps::testapp(), &app).unwrap();
+    let server = Server::start_with(&[]);
+    let k = server.kubectl(KUBECTL);
+    let yaml = service("hidden", "runtime", "", "")
+        .replace(&common::apps::testapp(), &app.display().to_string());
+    k.ok_stdin(&["apply", "-f", "-"], &yaml);
+    let (reason, message) = refused(&k, "hidden-00001");
+    assert_eq!(reason, "StartError", "{message}");
+    assert!(
+        message.contains("as uid 65532") && message.contains("Permission denied"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn process_replicas_run_as_root_only_when_the_server_allows_it() {
     assert_root();
     let server = Server::start_with(&["--allow-root-replicas"]);

@@ -612,8 +612,10 @@ impl Launcher for Runc {
                     let dir = b.path().join("volumes").join(&v.name);
                     let written = volume::write_files(&dir, files).map_err(|e| e.to_string());
                     let owned = written.and_then(|()| match fs_group {
-                        Some(g) => pod::own_volumes(&b.path().join("volumes"), &[v.clone()], g)
-                            .map_err(|f| f.message),
+                        Some(g) => {
+                            pod::own_volumes(&b.path().join("volumes"), std::slice::from_ref(&v), g)
+                                .map_err(|f| f.message)
+                        }
                         None => Ok(()),
                     });
                     if let Err(e) = owned {
