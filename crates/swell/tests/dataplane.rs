@@ -564,16 +564,7 @@ fn failing_container_reports_its_exit_code_and_logs() {
 async fn tag_header_routing_and_cluster_local_hosts() {
     let server = start();
     let k = server.kubectl(KUBECTL);
-    k.ok(&[
-        "patch",
-        "configmap",
-        "config-features",
-        "-n",
-        "knative-serving",
-        "--type=merge",
-        "-p",
-        r#"{"data":{"tag-header-based-routing":"enabled"}}"#,
-    ]);
+    k.enable_features(&["tag-header-based-routing"]);
     let v1 = service("th", "pizzaplanetv1", "", "").replace(
         "  template:\n",
         "  template:\n    metadata:\n      name: th-one\n",

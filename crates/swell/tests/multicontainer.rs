@@ -30,16 +30,7 @@ async fn sidecars_share_the_replica_and_init_containers_run_first() {
     }
     let server = Server::start_with(&["--backend", "runc"]);
     let k = server.kubectl(KUBECTL);
-    k.ok(&[
-        "patch",
-        "configmap",
-        "config-features",
-        "-n",
-        "knative-serving",
-        "--type=merge",
-        "-p",
-        r#"{"data":{"kubernetes.podspec-init-containers":"enabled"}}"#,
-    ]);
+    k.enable_features(&["kubernetes.podspec-init-containers"]);
 
     let multi = format!(
         r#"apiVersion: serving.knative.dev/v1

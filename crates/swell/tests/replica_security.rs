@@ -140,16 +140,7 @@ async fn runc_containers_keep_to_their_security_context_under_runtime_default() 
     let (runtime, busybox) = images(t.path(), &reg);
     let mut server = Server::start_with(&["--backend", "runc"]);
     let k = server.kubectl(KUBECTL);
-    k.ok(&[
-        "patch",
-        "configmap",
-        "config-features",
-        "-n",
-        "knative-serving",
-        "--type=merge",
-        "-p",
-        r#"{"data":{"kubernetes.podspec-securitycontext":"enabled"}}"#,
-    ]);
+    k.enable_features(&["kubernetes.podspec-securitycontext"]);
 
     // The image's user (`65532`, so gid 0 as containerd has it), containerd's
     // capabilities, no new privileges, RuntimeDefault.

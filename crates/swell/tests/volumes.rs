@@ -297,7 +297,10 @@ async fn a_projected_service_account_token_is_the_accounts_identity() {
         (c.0 == "False").then_some(c)
     });
     assert_eq!(status, "False");
-    assert!(message.contains("serviceaccount \"ghost\" not found"), "{message}");
+    assert!(
+        message.contains("serviceaccount \"ghost\" not found"),
+        "{message}"
+    );
 }
 
 /// As kubelet does unless told not to, every container gets its ServiceAccount's

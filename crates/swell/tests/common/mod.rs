@@ -292,6 +292,25 @@ impl Kubectl {
         (next(), next(), next())
     }
 
+    /// Turns on Knative feature flags (`config-features` keys set to `enabled`).
+    pub fn enable_features(&self, flags: &[&str]) {
+        let data: serde_json::Map<String, serde_json::Value> = flags
+            .iter()
+            .map(|f| ((*f).to_string(), "enabled".into()))
+            .collect();
+        let patch = serde_json::json!({ "data": data }).to_string();
+        self.ok(&[
+            "patch",
+            "configmap",
+            "config-features",
+            "-n",
+            "knative-serving",
+            "--type=merge",
+            "-p",
+            &patch,
+        ]);
+    }
+
     /// Runs kubectl with `stdin` as standard input.
     pub fn ok_stdin(&self, args: &[&str], stdin: &str) -> String {
         let out = output_with_stdin(&mut self.command(args), stdin);
