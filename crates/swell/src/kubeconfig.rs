@@ -44,6 +44,31 @@ fn parse_expiration(s: &str) -> Result<std::time::Duration, String> {
     Ok(d)
 }
 
+/// A kubeconfig for `server`, trusting `ca_pem`, as `user` with a client certificate
+/// and key (PEM) when there are any.
+pub fn yaml(
+    server: &str,
+    ca_pem: &str,
+    user: &str,
+    credentials: Option<&(String, String)>,
+    namespace: &str,
+) -> String {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let user_fields = match credentials {
+        Some((cert, key)) => format!(
+            "\n    client-certificate-data: {}\n    client-key-data: {}",
+            b64(cert),
+            b64(key)
+        ),
+        None => " {}".to_string(),
+    };
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: swell\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\ncontexts:\n- name: swell\n  context:\n    cluster: swell\n    namespace: {namespace}\n    user: {user}\ncurrent-context: swell\nusers:\n- name: {user}\n  user:{user_fields}\n",
+        ca = b64(ca_pem),
+    )
+}
+
 /// Runs `swell kubeconfig`.
 pub fn run(args: KubeconfigArgs) -> anyhow::Result<()> {
     let KubeconfigCommand::Create(a) = args.command;
@@ -79,7 +104,7 @@ pub fn run(args: KubeconfigArgs) -> anyhow::Result<()> {
     let credentials = crate::pki::issue_client(&a.data_dir, &a.user, &a.groups, a.expiration)?;
     print!(
         "{}",
-        crate::server::kubeconfig_yaml(&server, &ca, &a.user, Some(&credentials), &a.namespace)
+        yaml(&server, &ca, &a.user, Some(&credentials), &a.namespace)
     );
     Ok(())
 }

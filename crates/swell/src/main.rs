@@ -10,6 +10,7 @@ mod logs;
 mod pki;
 mod private;
 mod quickstart;
+mod security;
 mod server;
 
 use clap::{Parser, Subcommand};

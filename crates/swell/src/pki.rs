@@ -3,6 +3,8 @@
 //! (0700, every file 0600) and reused after a restart; or the operator's own files
 //! (kube-apiserver's `--tls-cert-file`, `--tls-private-key-file`, `--client-ca-file`).
 
+mod subject;
+
 use anyhow::{Context, bail};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -224,70 +226,13 @@ impl Ca {
             return Ok((cert.pem(), key.serialize_pem()));
         }
         // rcgen keeps one value per attribute type; Kubernetes reads every O as a group.
-        let der = self.with_subject(cert.der(), &leaf.common_name, &leaf.organizations)?;
-        Ok((pem_of(&der), key.serialize_pem()))
-    }
-
-    /// `cert` with its subject replaced by CN `common_name` and one O per organization,
-    /// signed again by this CA.
-    fn with_subject(
-        &self,
-        cert: &[u8],
-        common_name: &str,
-        organizations: &[String],
-    ) -> anyhow::Result<Vec<u8>> {
-        let (_, parsed) = x509_parser::parse_x509_certificate(cert)
-            .map_err(|e| anyhow::anyhow!("the certificate rcgen made does not parse: {e}"))?;
-        let tbs = parsed.tbs_certificate.as_ref();
-        let subject = parsed.tbs_certificate.subject.as_raw();
-        let at = subject.as_ptr() as usize - tbs.as_ptr() as usize;
-        let (head, len) = der::element(tbs)?;
-        let body = &tbs[head..head + len];
-        let at = at - head;
-        let mut name = Vec::new();
-        for o in organizations {
-            name.extend(der::tlv(
-                0x31,
-                &der::tlv(
-                    0x30,
-                    &[der::ORGANIZATION, &der::tlv(0x0c, o.as_bytes())].concat(),
-                ),
-            ));
-        }
-        name.extend(der::tlv(
-            0x31,
-            &der::tlv(
-                0x30,
-                &[der::COMMON_NAME, &der::tlv(0x0c, common_name.as_bytes())].concat(),
-            ),
-        ));
-        let body = [
-            &body[..at],
-            &der::tlv(0x30, &name),
-            &body[at + subject.len()..],
-        ]
-        .concat();
-        let tbs = der::tlv(0x30, &body);
-        let rng = ring::rand::SystemRandom::new();
-        let key = ring::signature::EcdsaKeyPair::from_pkcs8(
-            &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
-            &self.issuer.key().serialize_der(),
-            &rng,
-        )
-        .map_err(|e| anyhow::anyhow!("the CA key is not ECDSA P-256: {e}"))?;
-        let signature = key
-            .sign(&rng, &tbs)
-            .map_err(|_| anyhow::anyhow!("cannot sign the certificate"))?;
-        // The certificate is SEQUENCE { tbsCertificate, signatureAlgorithm, signature }.
-        let (outer, _) = der::element(cert)?;
-        let rest = &cert[outer + parsed.tbs_certificate.as_ref().len()..];
-        let (alg_head, alg_len) = der::element(rest)?;
-        let algorithm = &rest[..alg_head + alg_len];
-        let bits = [&[0u8][..], signature.as_ref()].concat();
-        Ok(der::tlv(
-            0x30,
-            &[&tbs[..], algorithm, &der::tlv(0x03, &bits)].concat(),
-        ))
+        let der = subject::with_subject(
+            cert.der(),
+            self.issuer.key(),
+            &leaf.common_name,
+            &leaf.organizations,
+        )?;
+        Ok((subject::pem_of(&der), key.serialize_pem()))
     }
 
     /// Whether `cert_pem` was signed by this CA, names what `leaf` names and has more
@@ -413,64 +358,6 @@ fn check_pair(cert_pem: &str, key_pem: &str) -> anyhow::Result<()> {
         bail!("the private key does not belong to the certificate");
     }
     Ok(())
-}
-
-/// The little DER a certificate subject needs.
-mod der {
-    /// The attribute type `organizationName` (2.5.4.10), encoded.
-    pub const ORGANIZATION: &[u8] = &[0x06, 0x03, 0x55, 0x04, 0x0a];
-    /// The attribute type `commonName` (2.5.4.3), encoded.
-    pub const COMMON_NAME: &[u8] = &[0x06, 0x03, 0x55, 0x04, 0x03];
-
-    /// The header and contents lengths of the element `bytes` starts with.
-    pub fn element(bytes: &[u8]) -> anyhow::Result<(usize, usize)> {
-        use anyhow::Context;
-        let first = *bytes.get(1).context("a truncated DER element")?;
-        if first & 0x80 == 0 {
-            return Ok((2, usize::from(first)));
-        }
-        let n = usize::from(first & 0x7f);
-        let len_bytes = bytes.get(2..2 + n).context("a truncated DER length")?;
-        let len = len_bytes
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-        if bytes.len() < 2 + n + len {
-            anyhow::bail!("a truncated DER element");
-        }
-        Ok((2 + n, len))
-    }
-
-    /// One element: tag, definite length, contents.
-    pub fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
-        let mut out = vec![tag];
-        let len = contents.len();
-        if len < 0x80 {
-            out.push(len as u8);
-        } else {
-            let bytes: Vec<u8> = len
-                .to_be_bytes()
-                .into_iter()
-                .skip_while(|b| *b == 0)
-                .collect();
-            out.push(0x80 | bytes.len() as u8);
-            out.extend(bytes);
-        }
-        out.extend_from_slice(contents);
-        out
-    }
-}
-
-/// A DER certificate as PEM.
-fn pem_of(der: &[u8]) -> String {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        pem.push_str(std::str::from_utf8(line).unwrap_or_default());
-        pem.push('\n');
-    }
-    pem.push_str("-----END CERTIFICATE-----\n");
-    pem
 }
 
 fn read(path: &Path) -> anyhow::Result<String> {

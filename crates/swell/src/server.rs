@@ -178,31 +178,6 @@ pub fn kubeconfig_path(data_dir: &Path) -> PathBuf {
     data_dir.join("kubeconfig")
 }
 
-/// A kubeconfig for `server`, trusting `ca_pem`, as `user` with a client certificate
-/// and key (PEM) when there are any.
-pub fn kubeconfig_yaml(
-    server: &str,
-    ca_pem: &str,
-    user: &str,
-    credentials: Option<&(String, String)>,
-    namespace: &str,
-) -> String {
-    use base64::Engine;
-    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-    let user_fields = match credentials {
-        Some((cert, key)) => format!(
-            "\n    client-certificate-data: {}\n    client-key-data: {}",
-            b64(cert),
-            b64(key)
-        ),
-        None => " {}".to_string(),
-    };
-    format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: swell\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\ncontexts:\n- name: swell\n  context:\n    cluster: swell\n    namespace: {namespace}\n    user: {user}\ncurrent-context: swell\nusers:\n- name: {user}\n  user:{user_fields}\n",
-        ca = b64(ca_pem),
-    )
-}
-
 /// What a started server tells whoever started it in-process (`swell quickstart`).
 #[derive(Debug)]
 pub struct Started {
@@ -242,7 +217,8 @@ pub async fn serve(
     // the API, at their bridge's gateway.
     let replica_gateway = (backend_kind == BackendKind::Runc)
         .then_some(std::net::IpAddr::V4(swell_runtime::runc::network::GATEWAY));
-    let (authenticator, tls, certs) = security(&args, store.clone(), replica_gateway)?;
+    let (authenticator, tls, certs) =
+        crate::security::api_security(&args, store.clone(), replica_gateway)?;
     let listener = tokio::net::TcpListener::bind(args.api_addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.api_addr))?;
@@ -258,7 +234,7 @@ pub async fn serve(
     let admin = crate::pki::ADMIN_USER;
     crate::private::write(
         &kubeconfig,
-        kubeconfig_yaml(
+        crate::kubeconfig::yaml(
             &url,
             &certs.server_ca,
             admin,
@@ -473,52 +449,6 @@ fn bind_before_the_address_exists(addr: SocketAddr) -> std::io::Result<tokio::ne
     nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::IpFreebind, &true)?;
     socket.bind(addr)?;
     socket.listen(1024)
-}
-
-/// The API's authenticator, TLS configuration and certificates, from the operator's
-/// files or those Swell makes in the data directory.
-fn security(
-    args: &ServerArgs,
-    store: Arc<dyn swell_store::Store>,
-    replica_gateway: Option<std::net::IpAddr>,
-) -> anyhow::Result<(
-    Arc<swell_apiserver::auth::Authenticator>,
-    rustls::ServerConfig,
-    crate::pki::Certificates,
-)> {
-    let provided = crate::pki::Provided {
-        cert_file: args.tls_cert_file.as_deref(),
-        key_file: args.tls_private_key_file.as_deref(),
-        client_ca_file: args.client_ca_file.as_deref(),
-    };
-    let mut names = crate::pki::serving_names(&args.tls_sans);
-    names.extend(replica_gateway.map(|ip| ip.to_string()));
-    let certs = crate::pki::ensure(&args.data_dir, &names, &provided)?;
-    let tokens = match &args.token_auth_file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read --token-auth-file {}", path.display()))?;
-            swell_apiserver::auth::TokenFile::parse(&text)
-                .map_err(|e| anyhow::anyhow!("--token-auth-file {}: {e}", path.display()))?
-        }
-        None => swell_apiserver::auth::TokenFile::default(),
-    };
-    let issuer = swell_apiserver::auth::serviceaccount::TokenIssuer::new(
-        &crate::pki::service_account_key(&args.data_dir)?,
-    )
-    .map_err(anyhow::Error::msg)?;
-    let authenticator = Arc::new(
-        swell_apiserver::auth::Authenticator::new(&certs.client_ca, tokens)
-            .map_err(anyhow::Error::msg)?
-            .with_service_accounts(Arc::new(issuer), store),
-    );
-    let tls = swell_apiserver::https::server_config(
-        &certs.serving_cert,
-        &certs.serving_key,
-        &authenticator,
-    )
-    .map_err(anyhow::Error::msg)?;
-    Ok((authenticator, tls, certs))
 }
 
 /// Stop signals, watched from the moment this is called (so a SIGTERM that arrives
