@@ -113,8 +113,7 @@ pub async fn serve(
     let tasks = TaskTracker::new();
     loop {
         // Accepting is cancel-safe: the accepts not chosen lose nothing.
-        let accept =
-            futures::future::select_all(listeners.iter().map(|l| Box::pin(l.accept())));
+        let accept = futures::future::select_all(listeners.iter().map(|l| Box::pin(l.accept())));
         let (tcp, remote) = tokio::select! {
             () = shutdown.cancelled() => break,
             (accepted, _, _) = accept => match accepted {

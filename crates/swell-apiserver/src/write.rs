@@ -513,7 +513,11 @@ pub async fn delete(
 /// that nothing of it (a RoleBinding least of all) lives on into a namespace created
 /// later with the same name.
 fn delete_contents(state: &ApiState, ns: &str) -> ApiResult<()> {
-    for res in crate::registry().all().iter().filter(|r| r.namespaced && !r.is_review()) {
+    for res in crate::registry()
+        .all()
+        .iter()
+        .filter(|r| r.namespaced && !r.is_review())
+    {
         let list = state
             .store
             .list(&ListScope::namespaced(res.group, res.plural, ns))

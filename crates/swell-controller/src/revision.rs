@@ -217,30 +217,28 @@ pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Ctx>) -> Result<Action, Reco
             return Ok(Action::requeue(Duration::from_secs(10)));
         }
     };
-    let scale =
-        match workload::resolve(&ctx.client, &ctx.api_access, &rev, credentials).await
-        {
-            Ok(mut w) => {
-                let runs = std::iter::once(&mut w.container)
-                    .chain(w.sidecars.iter_mut().map(|s| &mut s.container))
-                    .chain(w.init_containers.iter_mut().map(|s| &mut s.container));
-                for c in runs {
-                    if let Some(image) = pinned.image(&c.name) {
-                        c.image = Some(image);
-                    }
-                }
-                ctx.pools.configure(&key, pool_config(&rev));
-                match autoscaling(&rev, &cfg) {
-                    Ok(resolved) => ctx.autoscaler.reconcile(&r, resolved, &w),
-                    Err(failure) => {
-                        ctx.autoscaler.forget(&r);
-                        not_running(failure)
-                    }
+    let scale = match workload::resolve(&ctx.client, &ctx.api_access, &rev, credentials).await {
+        Ok(mut w) => {
+            let runs = std::iter::once(&mut w.container)
+                .chain(w.sidecars.iter_mut().map(|s| &mut s.container))
+                .chain(w.init_containers.iter_mut().map(|s| &mut s.container));
+            for c in runs {
+                if let Some(image) = pinned.image(&c.name) {
+                    c.image = Some(image);
                 }
             }
-            Err(WorkloadError::Api(e)) => return Err(e.into()),
-            Err(WorkloadError::Config(failure)) => not_running(failure),
-        };
+            ctx.pools.configure(&key, pool_config(&rev));
+            match autoscaling(&rev, &cfg) {
+                Ok(resolved) => ctx.autoscaler.reconcile(&r, resolved, &w),
+                Err(failure) => {
+                    ctx.autoscaler.forget(&r);
+                    not_running(failure)
+                }
+            }
+        }
+        Err(WorkloadError::Api(e)) => return Err(e.into()),
+        Err(WorkloadError::Config(failure)) => not_running(failure),
+    };
     let mut st = revision_status(&rev, &scale);
     st.container_statuses = pinned.containers;
     st.init_container_statuses = pinned.init_containers;

@@ -319,7 +319,11 @@ pub async fn resolve(
     // As Kubernetes' ServiceAccount admission: no pod of an account that is not there.
     let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
         Api::namespaced(client.clone(), &ns);
-    let Some(account) = accounts.get_opt(&service_account).await.map_err(WorkloadError::Api)? else {
+    let Some(account) = accounts
+        .get_opt(&service_account)
+        .await
+        .map_err(WorkloadError::Api)?
+    else {
         return Err(WorkloadError::Config(config_error(format!(
             "error looking up service account {ns}/{service_account}: serviceaccount {service_account:?} not found"
         ))));
@@ -388,7 +392,10 @@ pub async fn resolve(
             .chain(init_runs.iter_mut().map(|r| &mut r.container));
         for c in runs {
             let mounts = c.volume_mounts.get_or_insert_with(Vec::new);
-            if !mounts.iter().any(|m| m.mount_path.trim_end_matches('/') == crate::token::MOUNT_PATH) {
+            if !mounts
+                .iter()
+                .any(|m| m.mount_path.trim_end_matches('/') == crate::token::MOUNT_PATH)
+            {
                 mounts.push(k8s_openapi::api::core::v1::VolumeMount {
                     name: API_ACCESS_VOLUME.to_string(),
                     mount_path: crate::token::MOUNT_PATH.to_string(),
@@ -575,7 +582,11 @@ const API_ACCESS_VOLUME: &str = "kube-api-access-swell";
 
 /// `token` (of the API's audience, one hour), `ca.crt` and `namespace`, as kubelet's
 /// automounted volume holds them.
-async fn api_access_volume(src: &mut Sources<'_>, ca: &str, ns: &str) -> Result<Volume, WorkloadError> {
+async fn api_access_volume(
+    src: &mut Sources<'_>,
+    ca: &str,
+    ns: &str,
+) -> Result<Volume, WorkloadError> {
     let token = k8s_openapi::api::core::v1::ServiceAccountTokenProjection {
         path: "token".to_string(),
         expiration_seconds: Some(3607),
