@@ -3,7 +3,7 @@
 //! time (process spawned → first response byte), over 50 cold starts each with the
 //! process backend; and the KPA's cost per tick for 10,000 Revisions.
 
-use super::{Proc, fmt, http, percentile};
+use super::{Proc, admin_http, fmt, percentile};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -117,7 +117,7 @@ pub(crate) async fn first_requests(
     };
     std::thread::spawn(move || for _ in lines {});
     let _server = Proc(child);
-    let http = http();
+    let http = admin_http(data)?;
     http.patch(format!(
         "{api}/api/v1/namespaces/knative-serving/configmaps/config-autoscaler"
     ))

@@ -2,7 +2,7 @@
 //! same `swell-testapp` replica reached directly, through nginx and through HAProxy
 //! (wrk, loopback, concurrency 1/16/128), and Swell's memory per idle Revision.
 
-use super::{Proc, http, rss_kib};
+use super::{Proc, admin_http, rss_kib};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use std::io::Write;
@@ -161,7 +161,7 @@ pub async fn run(secs: u64) -> anyhow::Result<()> {
     std::thread::spawn(move || for _ in lines {});
     let server_pid = child.id();
     let _server = Proc(child);
-    let http = http();
+    let http = admin_http(dir.path())?;
     let services = format!("{api}/apis/serving.knative.dev/v1/namespaces/default/services");
     let rss_empty = rss_kib(server_pid);
     http.post(&services)

@@ -1,10 +1,12 @@
 //! Swell's benchmark runner. `bench/run api` measures the API server: create throughput,
-//! get and list latency with many Services stored, watch fan-out, and server memory;
+//! get and list latency with many Services stored, watch fan-out, server memory, and
+//! what authentication and RBAC add to a request (`auth.rs`);
 //! `bench/run controllers` the reconcilers; `bench/run dataplane` the ingress against
 //! direct, nginx and HAProxy; `bench/run autoscaler` cold starts and the KPA's cost;
 //! `bench/run runc` image import and cold starts with the runc backend.
 //! Results are printed as a Markdown section to paste into `bench/RESULTS.md`.
 
+mod auth;
 mod autoscaler;
 mod dataplane;
 mod runc;
@@ -12,6 +14,7 @@ mod runc;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,7 +24,14 @@ const SERVICES: &str = "/apis/serving.knative.dev/v1/namespaces/default/services
 struct Server {
     child: Child,
     url: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// A client for its API as the admin.
+    fn admin(&self) -> anyhow::Result<reqwest::Client> {
+        admin_http(self.dir.path())
+    }
 }
 
 impl Drop for Server {
@@ -56,11 +66,7 @@ fn start_server(extra: &[&str]) -> anyhow::Result<Server> {
         }
     };
     std::thread::spawn(move || for _ in lines {});
-    Ok(Server {
-        child,
-        url,
-        _dir: dir,
-    })
+    Ok(Server { child, url, dir })
 }
 
 /// A process stopped when dropped: SIGTERM first, so `swell server` stops its
@@ -84,10 +90,59 @@ impl Drop for Proc {
     }
 }
 
-/// An HTTP client (ring as rustls' provider: the workspace's reqwest has none built in).
-fn http() -> reqwest::Client {
+/// A client for Swell's HTTPS API: trusts `ca_pem`, presents `identity` (certificate
+/// and key, PEM) when given, and sends `token` as a bearer token when given. HTTP/1.1
+/// with keep-alive, as the plain-HTTP API was measured. Ring is rustls' provider: the
+/// workspace's reqwest has none built in.
+fn api_client(
+    ca_pem: &str,
+    identity: Option<(&str, &str)>,
+    token: Option<&str>,
+) -> anyhow::Result<reqwest::Client> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.context("bad CA certificate")?)?;
+    }
+    let config = rustls::ClientConfig::builder().with_root_certificates(roots);
+    let mut config = match identity {
+        Some((cert, key)) => config.with_client_auth_cert(
+            CertificateDer::pem_slice_iter(cert.as_bytes())
+                .collect::<Result<_, _>>()
+                .context("bad client certificate")?,
+            PrivateKeyDer::from_pem_slice(key.as_bytes()).context("bad client key")?,
+        )?,
+        None => config.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = token {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse()?,
+        );
+    }
+    Ok(reqwest::Client::builder()
+        .tls_backend_preconfigured(config)
+        .default_headers(headers)
+        .build()?)
+}
+
+/// A client for the API of the server whose data directory is `data`, as its admin
+/// (`swell-admin` in `system:masters`): the CA and admin certificate it made in `pki/`.
+pub(crate) fn admin_http(data: &Path) -> anyhow::Result<reqwest::Client> {
+    let pki = data.join("pki");
+    let read = |f: &str| {
+        std::fs::read_to_string(pki.join(f))
+            .with_context(|| format!("cannot read {}", pki.join(f).display()))
+    };
+    api_client(
+        &read("ca.crt")?,
+        Some((&read("admin.crt")?, &read("admin.key")?)),
+        None,
+    )
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -137,9 +192,21 @@ async fn timed<F: std::future::Future<Output = anyhow::Result<()>>>(
 }
 
 async fn api(services: usize) -> anyhow::Result<()> {
-    let server = start_server(&["--no-controllers", "--backend", "none"])?;
+    let tokens = tempfile::tempdir()?;
+    let token_file = tokens.path().join("tokens.csv");
+    std::fs::write(
+        &token_file,
+        format!("{},{},1001\n", auth::TOKEN, auth::TOKEN_USER),
+    )?;
+    let server = start_server(&[
+        "--no-controllers",
+        "--backend",
+        "none",
+        "--token-auth-file",
+        token_file.to_str().context("temporary path")?,
+    ])?;
     let pid = server.child.id();
-    let http = http();
+    let http = server.admin()?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let idle_rss = rss_kib(pid);
 
@@ -297,8 +364,10 @@ async fn api(services: usize) -> anyhow::Result<()> {
         .unwrap_or_default();
     println!("## API server ({date})\n");
     println!(
-        "Machine: {} cores, {cpu}; release build; store on local disk with fsync per write.\n",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        "Machine: {} cores, {cpu}; release build; store on local disk with fsync per write; \
+         HTTPS as the admin (client certificate), HTTP/1.1 keep-alive; commit {}.\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        commit()
     );
     println!("| measure | result |\n|---|---|");
     println!(
@@ -339,7 +408,24 @@ async fn api(services: usize) -> anyhow::Result<()> {
         "| server RSS with {services} Services (after the lists) | {:.1} MiB |",
         loaded_rss as f64 / 1024.0
     );
-    Ok(())
+    auth::run(&server, &http, services).await
+}
+
+/// The checked-out commit, with `+dirty` when the work tree has changes.
+fn commit() -> String {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    let head = git(&["rev-parse", "--short", "HEAD"]);
+    if git(&["status", "--porcelain", "--untracked-files=no"]).is_empty() {
+        head
+    } else {
+        format!("{head}+dirty")
+    }
 }
 
 fn is_ready(svc: &Value) -> bool {
@@ -438,7 +524,7 @@ async fn apply_many(
 async fn controllers(services: usize) -> anyhow::Result<()> {
     let server = start_server(&["--backend", "fake"])?;
     let pid = server.child.id();
-    let http = http();
+    let http = server.admin()?;
     let url = server.url.clone();
 
     let mut single = Vec::new();
