@@ -10,6 +10,7 @@ mod auth;
 mod autoscaler;
 mod dataplane;
 mod runc;
+mod tls_cost;
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
@@ -658,10 +659,11 @@ async fn main() -> anyhow::Result<()> {
             dataplane::run(secs).await
         }
         "autoscaler" => autoscaler::run().await,
+        "tls" => tls_cost::run().await,
         "runc" => runc::run().await,
         other => {
             bail!(
-                "unknown scenario {other:?}; scenarios: api, controllers, dataplane, autoscaler, runc"
+                "unknown scenario {other:?}; scenarios: api, controllers, dataplane, autoscaler, runc, tls"
             )
         }
     }
