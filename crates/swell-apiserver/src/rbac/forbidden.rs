@@ -71,24 +71,7 @@ fn sanitize(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn res<'a>(
-        verb: &'a str,
-        group: &'a str,
-        resource: &'a str,
-        sub: &'a str,
-        ns: &'a str,
-        name: &'a str,
-    ) -> Request<'a> {
-        Request::Resource {
-            verb,
-            api_group: group,
-            resource,
-            subresource: sub,
-            namespace: ns,
-            name,
-        }
-    }
+    use crate::rbac::test_support::sub_res as res;
 
     #[test]
     fn namespaced_named_request() {

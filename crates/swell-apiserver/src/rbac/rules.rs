@@ -102,6 +102,7 @@ pub(super) fn strings(s: &[&str]) -> Vec<String> {
 mod tests {
     use super::*;
 
+    /// A request in namespace `ns`.
     fn res<'a>(
         verb: &'a str,
         group: &'a str,
@@ -109,14 +110,7 @@ mod tests {
         sub: &'a str,
         name: &'a str,
     ) -> Request<'a> {
-        Request::Resource {
-            verb,
-            api_group: group,
-            resource,
-            subresource: sub,
-            namespace: "ns",
-            name,
-        }
+        crate::rbac::test_support::sub_res(verb, group, resource, sub, "ns", name)
     }
 
     #[test]

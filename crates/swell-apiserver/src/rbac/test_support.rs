@@ -71,11 +71,23 @@ pub(super) fn res<'a>(
     ns: &'a str,
     name: &'a str,
 ) -> Request<'a> {
+    sub_res(verb, group, resource, "", ns, name)
+}
+
+/// A resource request on a subresource.
+pub(super) fn sub_res<'a>(
+    verb: &'a str,
+    group: &'a str,
+    resource: &'a str,
+    subresource: &'a str,
+    ns: &'a str,
+    name: &'a str,
+) -> Request<'a> {
     Request::Resource {
         verb,
         api_group: group,
         resource,
-        subresource: "",
+        subresource,
         namespace: ns,
         name,
     }
