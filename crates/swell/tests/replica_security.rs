@@ -11,7 +11,7 @@ mod common;
 
 use common::apps::{apply_ready, client, get, service, url};
 use common::oci::{busybox_layout, push, registry, testapp_layout};
-use common::{KUBECTL, Kubectl, Server, eventually};
+use common::{KUBECTL, Kubectl, Server, eventually, image_service};
 use serde_json::Value;
 
 fn assert_root() {
@@ -114,21 +114,6 @@ fn images(work: &std::path::Path, reg: &common::oci::Registry) -> (String, Strin
     (runtime, busybox)
 }
 
-fn ksvc(name: &str, image: &str, spec: &str, container: &str) -> String {
-    format!(
-        "apiVersion: serving.knative.dev/v1
-kind: Service
-metadata:
-  name: {name}
-spec:
-  template:
-    spec:
-{spec}      containers:
-      - image: {image}
-{container}"
-    )
-}
-
 /// containerd's default capability set as `/proc/self/status` shows it.
 const DEFAULT_CAPS: &str = "00000000a80425fb";
 
@@ -144,7 +129,7 @@ async fn runc_containers_keep_to_their_security_context_under_runtime_default() 
 
     // The image's user (`65532`, so gid 0 as containerd has it), containerd's
     // capabilities, no new privileges, RuntimeDefault.
-    apply_ready(&server, "plain", &ksvc("plain", &runtime, "", ""));
+    apply_ready(&server, "plain", &image_service("plain", &runtime, "", ""));
     let sec = json(&server, "plain", "/security").await;
     assert_eq!((&sec["uid"], &sec["gid"]), (&65532.into(), &0.into()));
     assert_eq!(sec["capBnd"], DEFAULT_CAPS);
@@ -157,7 +142,11 @@ async fn runc_containers_keep_to_their_security_context_under_runtime_default() 
     let pod = "      securityContext: {runAsUser: 1000, runAsGroup: 3000, fsGroup: 2000, supplementalGroups: [4000]}\n";
     let container =
         "        securityContext: {readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}\n";
-    apply_ready(&server, "tight", &ksvc("tight", &runtime, pod, container));
+    apply_ready(
+        &server,
+        "tight",
+        &image_service("tight", &runtime, pod, container),
+    );
     let sec = json(&server, "tight", "/security").await;
     assert_eq!((&sec["uid"], &sec["gid"]), (&1000.into(), &3000.into()));
     let groups = sec["groups"].as_array().unwrap();
@@ -171,7 +160,7 @@ async fn runc_containers_keep_to_their_security_context_under_runtime_default() 
     let non_root = "        command: [/bin/sh, -c, 'sleep 1000']\n        securityContext: {runAsNonRoot: true}\n";
     k.ok_stdin(
         &["apply", "-f", "-"],
-        &ksvc("rooted", &busybox, "", non_root),
+        &image_service("rooted", &busybox, "", non_root),
     );
     let (_, message) = refused(&k, "rooted-00001");
     assert!(
@@ -183,7 +172,7 @@ async fn runc_containers_keep_to_their_security_context_under_runtime_default() 
     let unconfined = "        securityContext: {seccompProfile: {type: Unconfined}}\n";
     k.ok_stdin(
         &["apply", "-f", "-"],
-        &ksvc("loose", &runtime, "", unconfined),
+        &image_service("loose", &runtime, "", unconfined),
     );
     let (reason, message) = refused(&k, "loose-00001");
     assert_eq!(reason, "CreateContainerConfigError", "{message}");
@@ -199,14 +188,18 @@ async fn unconfined_seccomp_runs_when_the_server_allows_it() {
     let (runtime, _) = images(t.path(), &reg);
     let mut server = Server::start_with(&["--backend", "runc", "--allow-unconfined-seccomp"]);
     let unconfined = "        securityContext: {seccompProfile: {type: Unconfined}}\n";
-    apply_ready(&server, "loose", &ksvc("loose", &runtime, "", unconfined));
+    apply_ready(
+        &server,
+        "loose",
+        &image_service("loose", &runtime, "", unconfined),
+    );
     let sec = json(&server, "loose", "/security").await;
     assert_eq!(sec["seccomp"], "0", "no filter");
     assert_eq!(
         sec["unshare"], "ok",
         "unshare(CLONE_FS) needs no capability"
     );
-    apply_ready(&server, "plain", &ksvc("plain", &runtime, "", ""));
+    apply_ready(&server, "plain", &image_service("plain", &runtime, "", ""));
     let sec = json(&server, "plain", "/security").await;
     assert_eq!(sec["unshare"], "EPERM", "RuntimeDefault stays the default");
     assert!(server.stop(), "server stopped uncleanly");

@@ -11,23 +11,21 @@ mod common;
 
 use common::apps::{apply_ready, client, get, service, url};
 use common::oci::{busybox_layout, push, registry, run, testapp_layout};
-use common::{KUBECTL, PATIENCE, Server, eventually};
+use common::{KUBECTL, PATIENCE, Server, eventually, image_service};
 use std::time::Instant;
 
+/// A Service of `image` with `volumes` and the container's `mounts` (YAML list items).
 fn hello_service(name: &str, image: &str, volumes: &str, mounts: &str) -> String {
-    format!(
-        r#"apiVersion: serving.knative.dev/v1
-kind: Service
-metadata:
-  name: {name}
-spec:
-  template:
-    spec:
-      containers:
-      - image: {image}
-        volumeMounts:
-{mounts}      volumes:
-{volumes}"#
+    volume_service(name, image, "", volumes, mounts)
+}
+
+/// [`hello_service`] with more pod spec YAML in `spec`.
+fn volume_service(name: &str, image: &str, spec: &str, volumes: &str, mounts: &str) -> String {
+    image_service(
+        name,
+        image,
+        &format!("{spec}      volumes:\n{volumes}"),
+        &format!("        volumeMounts:\n{mounts}"),
     )
 }
 
@@ -184,10 +182,18 @@ async fn a_projected_service_account_token_is_the_accounts_identity() {
     let server = Server::start_with(&["--backend", "runc"]);
     let k = server.kubectl(KUBECTL);
     k.ok(&["create", "serviceaccount", "builder"]);
-    let with_account = |name: &str, token: &str| {
-        hello_service(name, &image, &format!("      - name: token\n        projected:\n          defaultMode: 0444\n          sources:\n          - serviceAccountToken: {token}\n"), "        - {name: token, mountPath: /hello/world, subPath: token, readOnly: true}\n")
-            .replace("    spec:\n      containers:", "    spec:\n      serviceAccountName: builder\n      containers:")
+    let as_account = |name: &str, account: &str, token: &str| {
+        volume_service(
+            name,
+            &image,
+            &format!("      serviceAccountName: {account}\n"),
+            &format!(
+                "      - name: token\n        projected:\n          defaultMode: 0444\n          sources:\n          - serviceAccountToken: {token}\n"
+            ),
+            "        - {name: token, mountPath: /hello/world, subPath: token, readOnly: true}\n",
+        )
     };
+    let with_account = |name: &str, token: &str| as_account(name, "builder", token);
     apply_ready(
         &server,
         "for-api",
@@ -289,8 +295,7 @@ async fn a_projected_service_account_token_is_the_accounts_identity() {
     // A Revision whose ServiceAccount does not exist says so.
     k.ok_stdin(
         &["apply", "-f", "-"],
-        &with_account("orphan", "{path: token}")
-            .replace("serviceAccountName: builder", "serviceAccountName: ghost"),
+        &as_account("orphan", "ghost", "{path: token}"),
     );
     let (status, _, message) = eventually("the orphan Revision to fail", || {
         let c = k.condition("revision/orphan-00001", "Ready");
@@ -339,8 +344,11 @@ async fn the_service_account_is_mounted_where_kubernetes_clients_look() {
     ]);
     // busybox httpd serves the container's whole file system.
     let root = |name: &str, account: &str| {
-        format!(
-            "apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  template:\n    spec:\n      serviceAccountName: {account}\n      containers:\n      - image: {image}\n        command: [\"/bin/sh\", \"-c\", \"trap 'exit 0' TERM; busybox httpd -f -p 8080 -h / & wait\"]\n"
+        image_service(
+            name,
+            &image,
+            &format!("      serviceAccountName: {account}\n"),
+            "        command: [\"/bin/sh\", \"-c\", \"trap 'exit 0' TERM; busybox httpd -f -p 8080 -h / & wait\"]\n",
         )
     };
     apply_ready(&server, "mounted", &root("mounted", "default"));

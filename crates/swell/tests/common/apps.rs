@@ -18,19 +18,12 @@ pub fn testapp() -> String {
 /// A Service running `swell-testapp <image>`, with extra container YAML (indented for
 /// the container) and extra spec YAML (indented for `spec.template.spec`).
 pub fn service(name: &str, image: &str, container: &str, spec: &str) -> String {
-    format!(
-        "apiVersion: serving.knative.dev/v1
-kind: Service
-metadata:
-  name: {name}
-spec:
-  template:
-    spec:
-{spec}      containers:
-      - image: testapp
-        command: [{app}, {image}]
-{container}",
-        app = testapp()
+    let app = testapp();
+    super::image_service(
+        name,
+        "testapp",
+        spec,
+        &format!("        command: [{app}, {image}]\n{container}"),
     )
 }
 

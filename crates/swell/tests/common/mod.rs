@@ -380,6 +380,24 @@ pub fn manifest(dir: &tempfile::TempDir, name: &str, yaml: &str) -> String {
     p.display().to_string()
 }
 
+/// A Knative Service running `image`, with extra `spec.template.spec` YAML (indented
+/// six spaces) before `containers`, and extra container YAML (indented eight) after
+/// `image`.
+pub fn image_service(name: &str, image: &str, spec: &str, container: &str) -> String {
+    format!(
+        "apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: {name}
+spec:
+  template:
+    spec:
+{spec}      containers:
+      - image: {image}
+{container}"
+    )
+}
+
 /// A minimal Knative Service manifest.
 pub fn service_yaml(name: &str, image: &str) -> String {
     format!(
