@@ -33,7 +33,7 @@ fn extra_namespace(i: usize) -> String {
     }
 }
 
-fn role_binding(name: &str, role: &str, users: &[&str]) -> Value {
+pub(crate) fn role_binding(name: &str, role: &str, users: &[&str]) -> Value {
     let subjects: Vec<Value> = users
         .iter()
         .map(|u| json!({"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": u}))
@@ -44,7 +44,11 @@ fn role_binding(name: &str, role: &str, users: &[&str]) -> Value {
            "subjects": subjects})
 }
 
-async fn create(http: &reqwest::Client, url: String, body: &Value) -> anyhow::Result<()> {
+pub(crate) async fn create(
+    http: &reqwest::Client,
+    url: String,
+    body: &Value,
+) -> anyhow::Result<()> {
     let r = http.post(&url).json(body).send().await?;
     if r.status() != 201 {
         bail!("POST {url}: {} {}", r.status(), r.text().await?);

@@ -7,10 +7,10 @@
 //! plain, HTTPS as the admin (`system:masters`), HTTPS as a user whose access comes
 //! from a RoleBinding; then again with 1,000 more RoleBindings.
 
+use super::auth::{create, role_binding};
 use super::{api_client, fmt, percentile, service};
 use anyhow::Context;
 use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
-use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use swell_apiserver::ApiState;
@@ -125,27 +125,19 @@ pub async fn run() -> anyhow::Result<()> {
     let admin_client = api_client(&ca_pem, Some((&admin.0, &admin.1)), None)?;
     let user_client = api_client(&ca_pem, Some((&user.0, &user.1)), None)?;
     let post = |path: &str, body: serde_json::Value| {
-        let (c, url) = (admin_client.clone(), format!("{tls_url}{path}"));
-        async move {
-            let r = c.post(&url).json(&body).send().await?;
-            anyhow::ensure!(r.status() == 201, "POST {url}: {}", r.status());
-            anyhow::Ok(())
-        }
+        let url = format!("{tls_url}{path}");
+        let c = admin_client.clone();
+        async move { create(&c, url, &body).await }
     };
     post(
         "/apis/serving.knative.dev/v1/namespaces/default/services",
         service("hello"),
     )
     .await?;
-    let binding = |name: String, user: &str, ns: &str| {
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-               "metadata": {"name": name, "namespace": ns},
-               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
-               "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": user}]})
-    };
+    const BINDINGS: &str = "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings";
     post(
-        "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings",
-        binding("bench-user".into(), "bench-user", "default"),
+        BINDINGS,
+        role_binding("bench-user", "edit", &["bench-user"]),
     )
     .await?;
 
@@ -153,11 +145,8 @@ pub async fn run() -> anyhow::Result<()> {
     for extra in [0, 1000] {
         if extra > 0 {
             for i in 0..extra {
-                post(
-                    "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings",
-                    binding(format!("other-{i}"), &format!("other-{i}"), "default"),
-                )
-                .await?;
+                let other = format!("other-{i}");
+                post(BINDINGS, role_binding(&other, "edit", &[&other])).await?;
             }
         }
         let clients = [
