@@ -43,6 +43,9 @@ struct Admitted {
     tracked: Tracked,
     start: Instant,
     head_request: bool,
+    /// It may go again if the replica closes a kept-alive connection under it (its
+    /// body, if any, is all in hand).
+    idempotent: bool,
     close: bool,
 }
 
@@ -189,6 +192,10 @@ impl Client {
         };
         let consumed = req.len + req.body_len;
         let (head_request, close) = (req.method == "HEAD", req.close);
+        let idempotent = matches!(
+            req.method,
+            "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE" | "TRACE"
+        );
         let tag = req.header("knative-serving-tag");
         let host = host_name(req.host);
         let dest = match ingress::destination(&ingress.dp, &host, self.peer, tag) {
@@ -216,6 +223,7 @@ impl Client {
             tracked,
             start: now,
             head_request,
+            idempotent,
             close,
         })
     }
@@ -246,6 +254,7 @@ impl Client {
             tracked,
             start,
             head_request,
+            idempotent,
             close,
         } = admitted;
         let deadline = start + config.timeout;
@@ -259,7 +268,7 @@ impl Client {
             message,
         };
         let mut attempt = 0;
-        let (lease, mut tcp) = loop {
+        let (lease, mut tcp, reused) = loop {
             attempt += 1;
             let lease = match timeout_at(deadline, pool.acquire()).await {
                 Ok(Ok(lease)) => lease,
@@ -279,10 +288,10 @@ impl Client {
             };
             let replica = lease.replica();
             if let Some(tcp) = replica.conns.take_plain() {
-                break (lease, tcp);
+                break (lease, tcp, true);
             }
             match timeout_at(first_byte, proxy::connect(replica.addr)).await {
-                Ok(Ok(tcp)) => break (lease, tcp),
+                Ok(Ok(tcp)) => break (lease, tcp, false),
                 Ok(Err(e)) => {
                     let r = replica_failed(&pool, replica, &e);
                     // Nothing was sent: another replica can take it.
@@ -301,11 +310,25 @@ impl Client {
         };
         let close = close || ingress.shutdown.is_cancelled();
         self.up.clear();
-        let exchanged = timeout_at(
+        let mut exchanged = timeout_at(
             first_byte,
             exchange(&mut tcp, &mut self.out, &mut self.up, head_request, close),
         )
         .await;
+        // The replica closed the kept-alive connection as the request went out on it,
+        // before any answer: an idempotent request goes once more, on a new connection.
+        if reused && idempotent && self.up.is_empty() && matches!(exchanged, Ok(Err(_))) {
+            let addr = lease.addr();
+            if let Ok(Ok(fresh)) = timeout_at(first_byte, proxy::connect(addr)).await {
+                tracing::debug!(%addr, "kept-alive connection closed by the replica; retrying");
+                tcp = fresh;
+                exchanged = timeout_at(
+                    first_byte,
+                    exchange(&mut tcp, &mut self.out, &mut self.up, head_request, close),
+                )
+                .await;
+            }
+        }
         let (status, framing, keep_alive) = match exchanged {
             Ok(Ok(head)) => head,
             Ok(Err(e)) => {
@@ -495,7 +518,8 @@ enum Relayed {
 /// Writes the request in `out` to the replica and reads its response head, skipping
 /// informational responses; the head the client gets is left in `out`, the body bytes
 /// read with it in `up`. Returns the status, how the body is framed and whether the
-/// replica's connection can serve again.
+/// replica's connection can serve again. A replica that answered and closed before
+/// reading the whole request still has its answer read.
 async fn exchange(
     tcp: &mut TcpStream,
     out: &mut Vec<u8>,
@@ -503,7 +527,19 @@ async fn exchange(
     head_request: bool,
     close: bool,
 ) -> io::Result<(u16, Framing, bool)> {
-    tcp.write_all(out).await?;
+    // Why the replica stopped reading, if it did.
+    let broken = match tcp.write_all(out).await {
+        Ok(()) => None,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            ) =>
+        {
+            Some(e)
+        }
+        Err(e) => return Err(e),
+    };
     loop {
         if !up.is_empty() {
             let mut slots = wire::header_slots();
@@ -517,7 +553,11 @@ async fn exchange(
                 Ok(Some(resp)) => {
                     out.clear();
                     wire::write_response(out, &resp, &http_date(), close);
-                    let head = (resp.status, resp.framing, resp.keep_alive);
+                    let head = (
+                        resp.status,
+                        resp.framing,
+                        resp.keep_alive && broken.is_none(),
+                    );
                     let len = resp.len;
                     up.drain(..len);
                     return Ok(head);
@@ -525,11 +565,16 @@ async fn exchange(
                 Err(e) => return Err(invalid(e)),
             }
         }
-        if read_more(tcp, up).await? == 0 {
-            return Err(io::Error::new(
+        match read_more(tcp, up).await {
+            Ok(0) => {}
+            Ok(_) => continue,
+            Err(e) => return Err(broken.unwrap_or(e)),
+        }
+        return Err(broken.unwrap_or_else(|| {
+            io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "connection closed before a response",
-            ));
-        }
+            )
+        }));
     }
 }

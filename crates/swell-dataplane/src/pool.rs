@@ -1,13 +1,14 @@
 //! Revision pools: each Revision's ready replicas, the per-replica in-flight limit
 //! (`containerConcurrency`), least-loaded choice, and the activator queue that holds
-//! requests while no replica has room — or none is ready yet (§4.3, §5.2).
+//! requests while no replica has room — or none is ready yet (§4.3, §5.2) — and the
+//! drain of replicas that leave: no new requests, and a wake-up when the last one ends.
 
 use crate::metrics::{Metrics, RevisionMetrics};
 use crate::proxy::Connections;
 use crate::stats::{RequestStats, Stat};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Duration, Instant};
@@ -71,6 +72,9 @@ pub struct Replica {
     /// The data plane's connections to it; they close when it leaves the pool.
     pub conns: Connections,
     in_flight: AtomicUsize,
+    /// The backend no longer lists it: its last request ending wakes `drained`.
+    leaving: AtomicBool,
+    drained: tokio::sync::Notify,
 }
 
 impl Replica {
@@ -79,7 +83,31 @@ impl Replica {
             addr,
             conns: Connections::default(),
             in_flight: AtomicUsize::new(0),
+            leaving: AtomicBool::new(false),
+            drained: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Gives one request's slot back (under its pool's lock); the last request of a
+    /// leaving replica wakes whoever waits for it to drain.
+    fn release(&self) {
+        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 && self.leaving.load(Ordering::SeqCst)
+        {
+            self.drained.notify_waiters();
+        }
+    }
+
+    /// Resolves once it is leaving and serves no request any more.
+    async fn drain(&self) {
+        loop {
+            let notified = self.drained.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if self.in_flight.load(Ordering::SeqCst) == 0 || !self.leaving.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Requests it is serving now.
@@ -147,7 +175,7 @@ impl Drop for Lease {
     fn drop(&mut self) {
         if self.armed {
             let mut st = self.pool.lock();
-            self.replica.in_flight.fetch_sub(1, Ordering::Relaxed);
+            self.replica.release();
             self.pool.dispatch(&mut st);
         }
     }
@@ -255,7 +283,7 @@ impl RevisionPool {
                 if st.waiters.is_empty() {
                     // Everyone left; give the slot back without re-entering.
                     lease.armed = false;
-                    lease.replica.in_flight.fetch_sub(1, Ordering::Relaxed);
+                    lease.replica.release();
                     return;
                 }
             }
@@ -359,6 +387,9 @@ impl RevisionPool {
 /// Namespace → Revision name → pool.
 type PoolsByNamespace = HashMap<String, HashMap<String, Arc<RevisionPool>>>;
 
+/// Replicas that left their pool with requests in flight, until those end.
+type Leaving = Arc<Mutex<Vec<(RevisionKey, Arc<Replica>)>>>;
+
 /// Every Revision's pool, by namespace then name (so a request finds its pool without
 /// building a key). Cheap to clone (shared).
 #[derive(Clone, Debug)]
@@ -367,6 +398,7 @@ pub struct Revisions {
     metrics: Arc<Metrics>,
     demand: Demand,
     queue_depth: usize,
+    leaving: Leaving,
 }
 
 impl Default for Revisions {
@@ -383,6 +415,7 @@ impl Revisions {
             metrics: Arc::default(),
             demand: Demand::default(),
             queue_depth: depth.max(1),
+            leaving: Leaving::default(),
         }
     }
 
@@ -447,6 +480,8 @@ impl Revisions {
     }
 
     /// Sets a Revision's ready replicas; waiting requests flow to new ones at once.
+    /// Replicas no longer listed get no new request; those still serving some drain
+    /// (see [`Revisions::drained`]).
     pub fn set_replicas(&self, key: &RevisionKey, addrs: &[SocketAddr]) {
         let pool = self.pool(key);
         let mut st = pool.lock();
@@ -454,17 +489,81 @@ impl Revisions {
         st.listed = addrs.to_vec();
         st.suspect.retain(|a| addrs.contains(a));
         let suspect = st.suspect.clone();
+        let mut leaving = self.leaving();
         st.replicas = addrs
             .iter()
             .filter(|a| !suspect.contains(a))
             .map(|a| {
-                old.iter()
-                    .find(|r| r.addr == *a)
-                    .cloned()
-                    .unwrap_or_else(|| Replica::new(*a))
+                if let Some(r) = old.iter().find(|r| r.addr == *a) {
+                    return r.clone();
+                }
+                // Back before its last requests ended: it keeps counting them.
+                let back = leaving.iter().position(|(k, r)| k == key && r.addr == *a);
+                match back.map(|i| leaving.swap_remove(i).1) {
+                    Some(r) => {
+                        r.leaving.store(false, Ordering::SeqCst);
+                        r
+                    }
+                    None => Replica::new(*a),
+                }
             })
             .collect();
+        let gone = old.into_iter().filter(|r| !addrs.contains(&r.addr));
+        Self::leave(&mut leaving, key, gone);
+        drop(leaving);
         pool.dispatch(&mut st);
+    }
+
+    fn leaving(&self) -> MutexGuard<'_, Vec<(RevisionKey, Arc<Replica>)>> {
+        self.leaving.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Marks replicas as leaving (under their pool's lock, as their leases end) and
+    /// keeps those with requests in flight until they drain.
+    fn leave(
+        leaving: &mut Vec<(RevisionKey, Arc<Replica>)>,
+        key: &RevisionKey,
+        gone: impl Iterator<Item = Arc<Replica>>,
+    ) {
+        leaving.retain(|(_, r)| r.in_flight() > 0);
+        for r in gone {
+            r.leaving.store(true, Ordering::SeqCst);
+            if r.in_flight() > 0 {
+                leaving.push((key.clone(), r));
+            }
+        }
+    }
+
+    /// Resolves once the replica at `addr` of the Revision, which its pool no longer
+    /// lists, has no request in flight (streamed responses and upgraded connections
+    /// included); at once when it has none, or is unknown. Called by the backend
+    /// between taking a replica out of the ready set and stopping it; bound it with
+    /// the grace period.
+    pub fn drained(
+        &self,
+        key: &RevisionKey,
+        addr: SocketAddr,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let replica = {
+            let mut leaving = self.leaving();
+            leaving.retain(|(_, r)| r.in_flight() > 0);
+            leaving
+                .iter()
+                .find(|(k, r)| k == key && r.addr == addr)
+                .map(|(_, r)| r.clone())
+        };
+        async move {
+            if let Some(r) = replica {
+                r.drain().await;
+            }
+        }
+    }
+
+    /// Replicas that left their pool and still serve requests.
+    pub fn draining(&self) -> usize {
+        let mut leaving = self.leaving();
+        leaving.retain(|(_, r)| r.in_flight() > 0);
+        leaving.len()
     }
 
     /// Forgets a Revision; requests waiting for it get [`AcquireError::Gone`].
@@ -482,7 +581,8 @@ impl Revisions {
             self.metrics.forget(key);
             let mut st = pool.lock();
             st.waiters.clear();
-            st.replicas.clear();
+            let gone = std::mem::take(&mut st.replicas);
+            Self::leave(&mut self.leaving(), key, gone.into_iter());
         }
     }
 
@@ -640,5 +740,69 @@ mod tests {
         revs.set_replicas(&key(), &[addr(1), addr(2)]);
         let loads: Vec<usize> = pool.replicas().iter().map(|r| r.in_flight()).collect();
         assert_eq!(loads, vec![1, 0]);
+    }
+
+    /// Whether `f` is still pending once everything else ready has run.
+    async fn pending(f: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>) -> bool {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        futures::poll!(f.as_mut()).is_pending()
+    }
+
+    #[tokio::test]
+    async fn a_leaving_replica_gets_no_new_request_and_drains_when_its_last_one_ends() {
+        let (revs, pool) = with_cc(0);
+        revs.set_replicas(&key(), &[addr(1)]);
+        let short = pool.acquire().await.unwrap();
+        let stream = pool.acquire().await.unwrap();
+        revs.set_replicas(&key(), &[addr(2)]);
+        assert_eq!(revs.draining(), 1);
+        for _ in 0..3 {
+            assert_eq!(pool.acquire().await.unwrap().addr(), addr(2));
+        }
+        let drained = revs.drained(&key(), addr(1));
+        let mut drained = std::pin::pin!(drained);
+        assert!(pending(&mut drained).await);
+        drop(short);
+        assert!(
+            pending(&mut drained).await,
+            "one request is still in flight"
+        );
+        drop(stream);
+        assert!(!pending(&mut drained).await);
+        assert_eq!(revs.draining(), 0);
+        // A replica with nothing in flight, or unknown, is drained at once.
+        let idle = revs.drained(&key(), addr(2));
+        assert!(futures::poll!(std::pin::pin!(idle)).is_ready());
+        let unknown = revs.drained(&key(), addr(9));
+        assert!(futures::poll!(std::pin::pin!(unknown)).is_ready());
+    }
+
+    #[tokio::test]
+    async fn a_removed_revision_drains_its_replicas() {
+        let (revs, pool) = with_cc(0);
+        revs.set_replicas(&key(), &[addr(1)]);
+        let lease = pool.acquire().await.unwrap();
+        revs.remove(&key());
+        let drained = revs.drained(&key(), addr(1));
+        let mut drained = std::pin::pin!(drained);
+        assert!(pending(&mut drained).await);
+        drop(lease);
+        assert!(!pending(&mut drained).await);
+    }
+
+    #[tokio::test]
+    async fn a_replica_back_before_it_drained_keeps_its_load() {
+        let (revs, pool) = with_cc(1);
+        revs.set_replicas(&key(), &[addr(1)]);
+        let lease = pool.acquire().await.unwrap();
+        revs.set_replicas(&key(), &[]);
+        revs.set_replicas(&key(), &[addr(1)]);
+        assert_eq!(revs.draining(), 0);
+        // Still at its containerConcurrency: the next request waits for the slot.
+        let next = queued_acquire(&pool).await;
+        drop(lease);
+        assert_eq!(next.await.unwrap(), Ok(addr(1)));
     }
 }

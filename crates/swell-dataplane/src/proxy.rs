@@ -1,12 +1,17 @@
 //! Forwarding one request to one replica: hop-by-hop headers removed, `Forwarded` and
 //! `X-Forwarded-*` added, HTTP/1.1 over the replica's pool of keep-alive connections or
-//! HTTP/2 (prior knowledge) over one multiplexed connection per replica.
+//! HTTP/2 (prior knowledge) over one multiplexed connection per replica. A response
+//! that comes before the request's body is all sent is still relayed; an idempotent
+//! request whose kept-alive connection the replica had just closed goes again on a new
+//! one.
 
 use bytes::Bytes;
+use http::Method;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
 use http::{Request, Response, Version};
 use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -14,11 +19,11 @@ use std::cell::Cell;
 use std::fmt::Write as _;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
-use tokio::io::Interest;
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
 /// The body of a request to a replica.
@@ -230,23 +235,43 @@ impl Connections {
             *req.uri_mut() = Uri::from(pq.unwrap_or_else(|| PathAndQuery::from_static("/")));
         }
         *req.version_mut() = Version::HTTP_11;
+        let mut fresh = false;
         loop {
-            let (mut sender, was_idle) = match self.take_idle() {
+            let idle = if fresh { None } else { self.take_idle() };
+            let (mut sender, was_idle) = match idle {
                 Some(c) => (c, true),
                 None => match self.connect_http1(addr).await {
                     Ok(c) => (c, false),
                     Err(error) => return Err(SendError::unsent(error, req)),
                 },
             };
+            // What goes again if the replica closes this kept-alive connection under it.
+            let again = if was_idle { replayable(&req) } else { None };
             match sender.try_send_request(req).await {
                 Ok(resp) => return Ok((resp, sender)),
-                Err(e) => match SendError::from(e) {
+                Err(e) => match (SendError::from(e), again) {
                     // A kept-alive connection the replica had just closed: another one.
-                    SendError {
-                        request: Some(back),
-                        ..
-                    } if was_idle => req = back,
-                    e => return Err(e),
+                    (
+                        SendError {
+                            request: Some(back),
+                            ..
+                        },
+                        _,
+                    ) if was_idle => req = back,
+                    // Closed as the request went out on it, before any answer: an
+                    // idempotent request goes once more, on a new connection.
+                    (
+                        SendError {
+                            request: None,
+                            error,
+                        },
+                        Some(copy),
+                    ) if closed_under(&error) => {
+                        tracing::debug!(error = %error, %addr, "kept-alive connection closed by the replica; retrying");
+                        req = copy;
+                        fresh = true;
+                    }
+                    (e, _) => return Err(e),
                 },
             }
         }
@@ -256,7 +281,10 @@ impl Connections {
         &self,
         addr: SocketAddr,
     ) -> Result<http1::SendRequest<UpstreamBody>, UpstreamError> {
-        let io = TokioIo::new(connect(addr).await?);
+        let io = TokioIo::new(EarlyResponse {
+            tcp: connect(addr).await?,
+            broken: false,
+        });
         let (sender, conn) = http1::Builder::new().handshake(io).await?;
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
@@ -318,6 +346,132 @@ impl Connections {
         });
         *lock(&self.http2) = Some(sender.clone());
         Ok(sender)
+    }
+}
+
+/// A copy of an idempotent request without a body (RFC 9110 §9.2.2: it may go again),
+/// or `None`.
+fn replayable(req: &Request<UpstreamBody>) -> Option<Request<UpstreamBody>> {
+    let idempotent = [
+        Method::GET,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::PUT,
+        Method::DELETE,
+        Method::TRACE,
+    ];
+    if !idempotent.contains(req.method()) || !http_body::Body::is_end_stream(req.body()) {
+        return None;
+    }
+    let mut copy = Request::new(Empty::new().map_err(|e| match e {}).boxed_unsync());
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    Some(copy)
+}
+
+/// Whether the connection closed (or was reset) before any response came.
+fn closed_under(error: &UpstreamError) -> bool {
+    let UpstreamError::Http(e) = error else {
+        return false;
+    };
+    if e.is_incomplete_message() {
+        return true;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+            );
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// A connection to a replica that may answer before it read the whole request (and
+/// close): once writing fails because the replica closed, the rest of the request is
+/// dropped rather than failing the exchange, so the response it sent is still read.
+#[derive(Debug)]
+struct EarlyResponse {
+    tcp: TcpStream,
+    /// The replica stopped reading; writes go nowhere.
+    broken: bool,
+}
+
+impl EarlyResponse {
+    /// Whether a write error means the replica closed (its answer may still be there).
+    fn closed(&mut self, r: std::io::Result<usize>, len: usize) -> std::io::Result<usize> {
+        match r {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                self.broken = true;
+                Ok(len)
+            }
+            r => r,
+        }
+    }
+}
+
+impl AsyncRead for EarlyResponse {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for EarlyResponse {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        if self.broken {
+            return Poll::Ready(Ok(buf.len()));
+        }
+        let r = std::task::ready!(Pin::new(&mut self.tcp).poll_write(cx, buf));
+        Poll::Ready(self.closed(r, buf.len()))
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let len = bufs.iter().map(|b| b.len()).sum();
+        if self.broken {
+            return Poll::Ready(Ok(len));
+        }
+        let r = std::task::ready!(Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs));
+        Poll::Ready(self.closed(r, len))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if self.broken {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if self.broken {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
     }
 }
 

@@ -134,6 +134,17 @@ impl std::fmt::Debug for dyn ImageResolver {
 pub trait ReplicaObserver: Send + Sync + 'static {
     /// `ready` is the complete set of ready replica addresses.
     fn replicas_changed(&self, rev: &RevisionRef, ready: Vec<SocketAddr>);
+
+    /// Resolves once a replica that left the ready set has no request in flight any
+    /// more, so it can be stopped without failing one (the backend bounds the wait by
+    /// the grace period). At once by default: nothing sends requests.
+    fn drained(
+        &self,
+        _rev: &RevisionRef,
+        _addr: SocketAddr,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 impl std::fmt::Debug for dyn ReplicaObserver {

@@ -1,7 +1,9 @@
 //! `swell-testapp`: one binary that behaves like each of Knative's test images
 //! (`test/test_images`), picked by `$SWELL_TESTAPP`, by the name it is run as (an image
 //! links `/ko-app/runtime` to it, as ko lays out Knative's), or by its first argument.
-//! It listens on `$PORT` (8080 when unset) and stops gracefully on SIGTERM.
+//! It listens on `$PORT` (8080 when unset) and stops gracefully on SIGTERM — or, with
+//! `EXIT_ON_SIGTERM` set (not empty), exits at once, dropping what is in flight, as many
+//! real apps do.
 
 mod autoscale;
 mod grpc;
@@ -149,10 +151,16 @@ async fn run(image: &str, args: &[String]) -> Result<u8, String> {
 
 async fn stop_on_signal(stop: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
+    let at_once = std::env::var_os("EXIT_ON_SIGTERM").is_some_and(|v| !v.is_empty());
     match signal(SignalKind::terminate()) {
         Ok(mut term) => {
             tokio::select! {
-                _ = term.recv() => {}
+                _ = term.recv() => {
+                    if at_once {
+                        eprintln!("SIGTERM: exiting at once");
+                        std::process::exit(143);
+                    }
+                }
                 _ = tokio::signal::ctrl_c() => {}
             }
         }

@@ -115,7 +115,7 @@ impl BackendKind {
 }
 
 /// Hands the backend's ready replicas to the data plane and wakes the Revision
-/// reconciler.
+/// reconciler; tells the backend when a leaving replica has drained.
 struct ToDataplane {
     pools: swell_dataplane::Revisions,
     changes: tokio::sync::mpsc::UnboundedSender<swell_runtime::RevisionRef>,
@@ -132,6 +132,18 @@ impl swell_runtime::ReplicaObserver for ToDataplane {
             self.pools.set_replicas(&key, &ready);
         }
         let _ = self.changes.send(rev.clone());
+    }
+
+    fn drained(
+        &self,
+        rev: &swell_runtime::RevisionRef,
+        addr: SocketAddr,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        let key = swell_dataplane::RevisionKey {
+            namespace: rev.namespace.clone(),
+            name: rev.name.clone(),
+        };
+        Box::pin(self.pools.drained(&key, addr))
     }
 }
 

@@ -25,7 +25,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// The longest a replica gets to stop when the whole server stops.
+/// The longest a replica gets to drain, and then to stop, when the whole server stops.
 const SERVER_STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// One Revision's replicas.
@@ -169,7 +169,8 @@ impl ProcessBackend {
         self.dir.join("logs").join(&rev.namespace).join(&rev.name)
     }
 
-    /// Stops every replica (SIGTERM, then SIGKILL after at most 10 s) and waits.
+    /// Stops every replica and waits: each drains (at most 10 s; the server's ingress
+    /// has finished its requests by now), gets SIGTERM, then SIGKILL after at most 10 s.
     pub async fn shutdown(&self) {
         self.stopping.cancel();
         let all: Vec<Arc<RevisionState>> = self

@@ -1,7 +1,8 @@
 //! One replica's life: start the process group on a free loopback port, wait for its
 //! startup probe, probe it ready (aggressively at first, as queue-proxy does), watch
 //! readiness and liveness, restart it when it exits or fails its startup or liveness
-//! probe, stop it with SIGTERM then SIGKILL.
+//! probe, stop it — first out of the ready set, its in-flight requests drained (up to
+//! the grace period), then SIGTERM, then SIGKILL after the grace period.
 
 use super::launch::Launched;
 use super::probe::{self, Target};
@@ -118,6 +119,26 @@ pub fn log_tail(path: &std::path::Path) -> String {
 fn signal_group(pid: u32, sig: Signal) {
     if let Ok(raw) = i32::try_from(pid) {
         let _ = killpg(Pid::from_raw(raw), sig);
+    }
+}
+
+/// Takes a replica out of the ready set, then waits until the data plane has no request
+/// in flight on it, at most the grace period (or until it exits by itself), so that
+/// stopping it fails no request.
+async fn drain(rev: &RevisionState, replica: &Replica, child: &mut Child) {
+    let addr = *replica.ready.lock().unwrap_or_else(|e| e.into_inner());
+    replica.announce(rev, None);
+    let Some(addr) = addr else { return };
+    let grace = rev.grace();
+    let started = Instant::now();
+    tokio::select! {
+        () = rev.observer.drained(&rev.rev, addr) => {
+            tracing::debug!(revision = %rev.rev.name, replica = replica.id, after = ?started.elapsed(), "replica drained");
+        }
+        () = tokio::time::sleep(grace) => {
+            tracing::info!(revision = %rev.rev.name, replica = replica.id, ?grace, "requests still in flight after the grace period; stopping the replica anyway");
+        }
+        _ = child.wait() => {}
     }
 }
 
@@ -250,7 +271,7 @@ async fn watch(
                 });
             }
             () = replica.cancel.cancelled() => {
-                replica.announce(rev, None);
+                drain(rev, replica, child).await;
                 stop(child, pid, rev.grace()).await;
                 return Outcome::Stopped;
             }
@@ -318,7 +339,7 @@ async fn watch(
                         live_failures += 1;
                         if live_failures >= live_threshold {
                             tracing::info!(revision = %rev.rev.name, replica = replica.id, error = %e, "liveness probe failed; restarting");
-                            replica.announce(rev, None);
+                            drain(rev, replica, child).await;
                             stop(child, pid, rev.grace()).await;
                             return Outcome::Ended(Failure {
                                 reason: "LivenessProbeFailed".into(),
