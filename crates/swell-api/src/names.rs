@@ -159,9 +159,11 @@ mod tests {
         assert!(dns1123_subdomain_errors("hello.example.com").is_empty());
         assert_eq!(
             dns1123_subdomain_errors("foo@bar.baz"),
-            ["a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, \
+            [
+                "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, \
               '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', \
-              regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"]
+              regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+            ]
         );
         assert_eq!(dns1123_subdomain_errors(&"a".repeat(254)).len(), 1);
         assert!(dns1123_label_errors("my-name").is_empty());

@@ -176,7 +176,9 @@ fn service_account_name_reads_as_knatives_conformance_test_expects() {
     // Failures with one message merge their paths, sorted, as Knative's do.
     let got = reject(
         Kind::Service,
-        &service(json!({"containers": [{"image": "a", "stdin": true}], "nodeSelector": {"a": "b"}})),
+        &service(
+            json!({"containers": [{"image": "a", "stdin": true}], "nodeSelector": {"a": "b"}}),
+        ),
     );
     assert!(
         got.contains("must not set the field(s): spec.template.spec.containers[0].stdin, spec.template.spec.nodeSelector"),
@@ -507,8 +509,9 @@ fn what_swell_cannot_run_is_refused_at_admission() {
     )
     .unwrap_err();
     assert!(
-        e.contains("must not set the field(s): spec.template.spec.volumes[0].persistentVolumeClaim")
-            && e.contains("not supported by Swell"),
+        e.contains(
+            "must not set the field(s): spec.template.spec.volumes[0].persistentVolumeClaim"
+        ) && e.contains("not supported by Swell"),
         "{e}"
     );
     let downward = service(json!({
@@ -532,10 +535,19 @@ fn what_swell_cannot_run_is_refused_at_admission() {
     admit_with(&[], &token_only).unwrap();
 
     let flag = [("kubernetes.podspec-fieldref", "enabled")];
-    let env = |v: Value| service(json!({"containers": [{"image": "a", "env": [{"name": "X", "valueFrom": v}]}]}));
-    admit_with(&flag, &env(json!({"fieldRef": {"fieldPath": "metadata.name"}}))).unwrap();
-    let e = admit_with(&flag, &env(json!({"fieldRef": {"fieldPath": "spec.nodeName"}})))
-        .unwrap_err();
+    let env = |v: Value| {
+        service(json!({"containers": [{"image": "a", "env": [{"name": "X", "valueFrom": v}]}]}))
+    };
+    admit_with(
+        &flag,
+        &env(json!({"fieldRef": {"fieldPath": "metadata.name"}})),
+    )
+    .unwrap();
+    let e = admit_with(
+        &flag,
+        &env(json!({"fieldRef": {"fieldPath": "spec.nodeName"}})),
+    )
+    .unwrap_err();
     assert!(
         e.contains("invalid value: spec.nodeName: spec.template.spec.containers[0].env[0].valueFrom.fieldRef.fieldPath"),
         "{e}"

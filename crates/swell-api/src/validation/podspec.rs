@@ -215,7 +215,11 @@ pub fn validate_revision_spec(spec: &RevisionSpec, d: &Defaults, f: &Features) -
     if pod.automount_service_account_token == Some(true) {
         errs.push(FieldError::invalid(true, "automountServiceAccountToken"));
     }
-    if let Some(sa) = pod.service_account_name.as_ref().filter(|sa| !sa.is_empty()) {
+    if let Some(sa) = pod
+        .service_account_name
+        .as_ref()
+        .filter(|sa| !sa.is_empty())
+    {
         for why in dns1123_subdomain_errors(sa) {
             errs.push(FieldError::invalid(sa, "serviceAccountName").with_details(why));
         }
