@@ -135,11 +135,42 @@ impl FieldErrors {
     }
 }
 
+impl FieldErrors {
+    /// Knative's `merge`: failures with the same message and details become one with
+    /// every path (deduplicated, sorted); the list is sorted by message, then details.
+    pub fn merged(&self) -> Vec<FieldError> {
+        let mut out: Vec<FieldError> = Vec::new();
+        for e in &self.0 {
+            match out
+                .iter_mut()
+                .find(|m| m.message == e.message && m.details == e.details)
+            {
+                Some(m) => {
+                    for p in &e.paths {
+                        if !m.paths.contains(p) {
+                            m.paths.push(p.clone());
+                        }
+                    }
+                }
+                None => out.push(e.clone()),
+            }
+        }
+        for e in &mut out {
+            e.paths.sort();
+        }
+        out.sort_by(|a, b| {
+            (&a.message, a.details.as_deref().unwrap_or(""))
+                .cmp(&(&b.message, b.details.as_deref().unwrap_or("")))
+        });
+        out
+    }
+}
+
+/// Knative's `FieldError.Error()`: each merged failure as `MESSAGE: PATHS`, its details
+/// on the next line, failures one per line.
 impl fmt::Display for FieldErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut lines: Vec<String> = self.0.iter().map(ToString::to_string).collect();
-        lines.sort();
-        lines.dedup();
+        let lines: Vec<String> = self.merged().iter().map(ToString::to_string).collect();
         f.write_str(&lines.join("\n"))
     }
 }
@@ -159,6 +190,20 @@ mod tests {
         assert_eq!(e.to_string(), "missing field(s): spec.containers[0].image");
         let e = FieldError::invalid(8012, "").via("ports");
         assert_eq!(e.to_string(), "invalid value: 8012: ports");
+    }
+
+    #[test]
+    fn failures_merge_and_sort_like_knative() {
+        let errs = FieldErrors(vec![
+            FieldError::missing("spec.b"),
+            FieldError::invalid("x", "spec.c").with_details("why"),
+            FieldError::missing("spec.a"),
+            FieldError::missing("spec.b"),
+        ]);
+        assert_eq!(
+            errs.to_string(),
+            "invalid value: x: spec.c\nwhy\nmissing field(s): spec.a, spec.b"
+        );
     }
 
     #[test]

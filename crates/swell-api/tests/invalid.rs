@@ -158,6 +158,45 @@ fn each_rule_names_its_field() {
     }
 }
 
+/// Knative's `TestServiceAccountValidation`: the value and path, then Kubernetes' own
+/// RFC 1123 subdomain message on the next line.
+#[test]
+fn service_account_name_reads_as_knatives_conformance_test_expects() {
+    let got = reject(
+        Kind::Service,
+        &service(json!({"containers": [{"image": "a"}], "serviceAccountName": "foo@bar.baz"})),
+    );
+    assert_eq!(
+        got,
+        "invalid value: foo@bar.baz: spec.template.spec.serviceAccountName\n\
+         a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, \
+         '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', \
+         regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+    );
+    // Failures with one message merge their paths, sorted, as Knative's do.
+    let got = reject(
+        Kind::Service,
+        &service(
+            json!({"containers": [{"image": "a", "stdin": true}], "nodeSelector": {"a": "b"}}),
+        ),
+    );
+    assert!(
+        got.contains("must not set the field(s): spec.template.spec.containers[0].stdin, spec.template.spec.nodeSelector"),
+        "{got}"
+    );
+}
+
+#[test]
+fn traffic_tags_read_as_knatives() {
+    let mut svc = service(json!({"containers": [{"image": "a"}]}));
+    svc["spec"]["traffic"] = json!([{"latestRevision": true, "percent": 100, "tag": "Bad_Tag"}]);
+    let got = reject(Kind::Service, &svc);
+    assert!(
+        got.contains("invalid value: not a DNS 1035 label: [a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')]: spec.traffic[0].tag"),
+        "{got}"
+    );
+}
+
 #[test]
 fn names_annotations_traffic_and_byo_names() {
     let mut bad_name = service(container(json!({})));
@@ -453,4 +492,73 @@ fn secure_pod_defaults_add_only_what_validation_accepts() {
     ));
     admit_with(&[("secure-pod-defaults", "AllowRootBounded")], &added).unwrap();
     assert!(admit_with(&[], &added).is_err());
+}
+
+/// What no backend can run is refused at admission, field named, even with Knative's
+/// flag on: never accepted and then failed at run time.
+#[test]
+fn what_swell_cannot_run_is_refused_at_admission() {
+    let mount = json!([{"name": "v", "mountPath": "/v"}]);
+    let pvc = service(json!({
+        "containers": [{"image": "a", "volumeMounts": mount}],
+        "volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": "c"}}],
+    }));
+    let e = admit_with(
+        &[("kubernetes.podspec-persistent-volume-claim", "enabled")],
+        &pvc,
+    )
+    .unwrap_err();
+    assert!(
+        e.contains(
+            "must not set the field(s): spec.template.spec.volumes[0].persistentVolumeClaim"
+        ) && e.contains("not supported by Swell"),
+        "{e}"
+    );
+    let downward = service(json!({
+        "containers": [{"image": "a", "volumeMounts": mount}],
+        "volumes": [{"name": "v", "projected": {"sources": [
+            {"serviceAccountToken": {"path": "token"}},
+            {"downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}},
+        ]}}],
+    }));
+    let e = admit_with(&[], &downward).unwrap_err();
+    assert!(
+        e.contains(
+            "must not set the field(s): spec.template.spec.volumes[0].projected.sources[1].downwardAPI"
+        ),
+        "{e}"
+    );
+    let token_only = service(json!({
+        "containers": [{"image": "a", "volumeMounts": mount}],
+        "volumes": [{"name": "v", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}}],
+    }));
+    admit_with(&[], &token_only).unwrap();
+
+    let flag = [("kubernetes.podspec-fieldref", "enabled")];
+    let env = |v: Value| {
+        service(json!({"containers": [{"image": "a", "env": [{"name": "X", "valueFrom": v}]}]}))
+    };
+    admit_with(
+        &flag,
+        &env(json!({"fieldRef": {"fieldPath": "metadata.name"}})),
+    )
+    .unwrap();
+    let e = admit_with(
+        &flag,
+        &env(json!({"fieldRef": {"fieldPath": "spec.nodeName"}})),
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("invalid value: spec.nodeName: spec.template.spec.containers[0].env[0].valueFrom.fieldRef.fieldPath"),
+        "{e}"
+    );
+    let e = admit_with(
+        &flag,
+        &env(json!({"resourceFieldRef": {"resource": "limits.cpu"}})),
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("must not set the field(s): spec.template.spec.containers[0].env[0].valueFrom.resourceFieldRef"),
+        "{e}"
+    );
 }

@@ -1,4 +1,5 @@
-//! Admission for the core `v1` kinds Swell serves (Namespace, ConfigMap, Secret, Event)
+//! Admission for the core `v1` kinds Swell serves (Namespace, ConfigMap, Secret, Event,
+//! ServiceAccount, Service)
 //! and the metadata rules every kind shares.
 
 use crate::error::{ApiError, ApiResult};
@@ -71,6 +72,15 @@ pub fn admission_error(res: &ResourceDef, name: &str, err: AdmissionError) -> Ap
             res.kind, res.version, res.kind
         )),
         AdmissionError::Invalid(errs) => {
+            // Knative's kinds are refused as Knative's validating webhook refuses them:
+            // its `FieldError` text (`VALUE: PATH`, details on the next line) behind
+            // kube-apiserver's webhook prefix. Causes name each field either way.
+            let webhook = res.admission.is_some().then(|| {
+                format!(
+                    "admission webhook \"validation.webhook.serving.knative.dev\" denied the \
+                     request: validation failed: {errs}"
+                )
+            });
             let mut causes = Vec::new();
             for e in errs.0 {
                 let message = match &e.details {
@@ -83,7 +93,11 @@ pub fn admission_error(res: &ResourceDef, name: &str, err: AdmissionError) -> Ap
             }
             causes.sort();
             causes.dedup();
-            ApiError::invalid(res, name, causes)
+            let mut err = ApiError::invalid(res, name, causes);
+            if let Some(message) = webhook {
+                err.message = message;
+            }
+            err
         }
     }
 }
@@ -107,6 +121,7 @@ pub fn admit_core(
         "secrets" => decode_known::<Secret>(&obj),
         "events" => decode_known::<Event>(&obj),
         "serviceaccounts" => decode_known::<ServiceAccount>(&obj),
+        "services" => decode_known::<k8s_openapi::api::core::v1::Service>(&obj),
         "roles" => decode_known::<Role>(&obj),
         "clusterroles" => decode_known::<ClusterRole>(&obj),
         "rolebindings" => decode_known::<RoleBinding>(&obj),

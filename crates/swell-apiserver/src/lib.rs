@@ -341,6 +341,9 @@ async fn handle(state: &Arc<ApiState>, req: Request) -> ApiResult<Response> {
         return auth::reviews::create(state, target.res, user.as_ref(), &review);
     }
     let writes = method != Method::GET;
+    if writes {
+        managed_by_swell(&target, name.as_deref())?;
+    }
     let resp = match (method, name.as_deref()) {
         (Method::GET, Some(n)) => read::get(state, &target, n, as_table).await,
         (Method::GET, None) if params.is_watch() => {
@@ -353,9 +356,11 @@ async fn handle(state: &Arc<ApiState>, req: Request) -> ApiResult<Response> {
         (Method::PUT, Some(n)) => write::update(state, &target, n, &params, &headers, &body).await,
         (Method::PATCH, Some(n)) => write::patch(state, &target, n, &params, &headers, &body).await,
         (Method::DELETE, Some(n)) if !target.status => {
-            write::delete(state, &target, n, &params, &body).await
+            write::delete(state, &target, n, &params, &headers, &body).await
         }
-        (Method::DELETE, None) => write::delete_collection(state, &target, &params, &body).await,
+        (Method::DELETE, None) => {
+            write::delete_collection(state, &target, &params, &headers, &body).await
+        }
         (m, _) => Err(ApiError::method_not_allowed(m.as_str())),
     };
     // Every namespace has a `default` ServiceAccount, as Kubernetes' controller makes.
@@ -368,6 +373,34 @@ async fn handle(state: &Arc<ApiState>, req: Request) -> ApiResult<Response> {
         state.rbac.invalidate();
     }
     resp
+}
+
+/// Core Services are made by Swell's controllers (one per Route and per tag, and the
+/// ingress's): only they may write them; anyone else's write is refused as Forbidden.
+fn managed_by_swell(target: &request::Target<'_>, name: Option<&str>) -> ApiResult<()> {
+    if !(target.res.group.is_empty() && target.res.plural == "services") {
+        return Ok(());
+    }
+    let controller = auth::controllers();
+    if target
+        .user
+        .as_ref()
+        .is_some_and(|u| u.name == controller.0.name)
+    {
+        return Ok(());
+    }
+    let what = match name {
+        Some(n) => format!("services {n:?}"),
+        None => "services".to_string(),
+    };
+    Err(ApiError::new(
+        403,
+        "Forbidden",
+        format!(
+            "{what} is forbidden: Services are managed by Swell, which makes one for each \
+             Knative Route; change the Knative Service or Route instead"
+        ),
+    ))
 }
 
 fn req_user(target: &request::Target<'_>) -> Option<auth::Authenticated> {

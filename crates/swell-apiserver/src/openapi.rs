@@ -292,6 +292,14 @@ fn config_status_fields() -> Vec<(&'static str, Value)> {
 
 /// The schema of a resource's kind, with `x-kubernetes-group-version-kind`.
 fn schema(r: &ResourceDef) -> Value {
+    if r.group.is_empty() && r.plural == "services" {
+        let mut sch = free(
+            "Service is a named abstraction of software service (for example, mysql) consisting of local port (for example 3306) that the proxy listens on, and the selector that determines which pods will answer requests sent through the proxy.",
+        );
+        sch["x-kubernetes-group-version-kind"] =
+            json!([{"group": "", "kind": "Service", "version": "v1"}]);
+        return sch;
+    }
     let spec_and_status: Vec<(&str, Value)> = match r.plural {
         "services" => {
             let mut st = config_status_fields();

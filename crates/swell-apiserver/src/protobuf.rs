@@ -1,7 +1,9 @@
 //! Decoding of the Kubernetes protobuf encoding (`application/vnd.kubernetes.protobuf`)
-//! for the built-in kinds kubectl sends that way (`kubectl create namespace|configmap|
-//! secret|serviceaccount|role|clusterrole|rolebinding|clusterrolebinding`, `kubectl auth
-//! whoami|can-i`). Only what those objects carry is decoded; other fields are skipped.
+//! for the built-in kinds client-go's typed clientsets send that way, for every verb:
+//! the objects of create and update (`kubectl create namespace|configmap|secret|…`,
+//! `kubectl auth whoami|can-i`, Knative's conformance tests) and the `DeleteOptions` of
+//! delete and deletecollection. Only what those objects carry is decoded; other fields
+//! are skipped. Field numbers are those of Kubernetes' `generated.proto` files.
 
 use crate::error::{ApiError, ApiResult};
 use serde_json::{Map, Value, json};
@@ -12,6 +14,7 @@ pub const KINDS: &[&str] = &[
     "ConfigMap",
     "Secret",
     "ServiceAccount",
+    "Event",
     "Role",
     "ClusterRole",
     "RoleBinding",
@@ -131,7 +134,15 @@ fn object_meta(buf: &[u8]) -> ApiResult<Value> {
                 }
             }
             3 => meta["namespace"] = json!(string(&f)?),
+            5 => meta["uid"] = json!(string(&f)?),
             6 => meta["resourceVersion"] = json!(string(&f)?),
+            7 => {
+                if let Field::Varint(v) = f {
+                    meta["generation"] = json!(v.cast_signed());
+                }
+            }
+            8 => meta["creationTimestamp"] = time(message(&f)?, false)?,
+            13 => push(&mut meta, "ownerReferences", owner_reference(message(&f)?)?),
             11 => insert_entry(&mut meta, "labels", &f, false)?,
             12 => insert_entry(&mut meta, "annotations", &f, false)?,
             14 => {
@@ -150,8 +161,85 @@ fn object_meta(buf: &[u8]) -> ApiResult<Value> {
     Ok(meta)
 }
 
-/// Decodes a protobuf body of `kind` (`Namespace`, `ConfigMap` or `Secret`) into JSON.
-pub fn decode(body: &[u8], kind: &str) -> ApiResult<Value> {
+/// meta/v1 `OwnerReference`.
+fn owner_reference(buf: &[u8]) -> ApiResult<Value> {
+    let mut owner = strings(
+        buf,
+        &[(1, "kind"), (3, "name"), (4, "uid"), (5, "apiVersion")],
+    )?;
+    for (n, f) in fields(buf)? {
+        match (n, f) {
+            (6, Field::Varint(v)) => owner["controller"] = json!(v != 0),
+            (7, Field::Varint(v)) => owner["blockOwnerDeletion"] = json!(v != 0),
+            _ => {}
+        }
+    }
+    Ok(owner)
+}
+
+/// meta/v1 `Time` (RFC 3339 in seconds) or `MicroTime` (in microseconds).
+fn time(buf: &[u8], micro: bool) -> ApiResult<Value> {
+    let (mut seconds, mut nanos) = (0i64, 0i32);
+    for (n, f) in fields(buf)? {
+        match (n, f) {
+            (1, Field::Varint(v)) => seconds = v.cast_signed(),
+            (2, Field::Varint(v)) => nanos = i32::try_from(v).map_err(|_| bad("bad nanos"))?,
+            _ => {}
+        }
+    }
+    let at = jiff::Timestamp::new(seconds, if micro { nanos } else { 0 })
+        .map_err(|_| bad("time out of range"))?;
+    let text = if micro {
+        format!("{}", at.strftime("%Y-%m-%dT%H:%M:%S%.6fZ"))
+    } else {
+        format!("{}", at.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    };
+    Ok(json!(text))
+}
+
+/// core/v1 `Event`, field `n` (metadata excluded).
+fn event_field(obj: &mut Value, n: u64, f: &Field<'_>) -> ApiResult<()> {
+    const REFERENCE: [(u64, &str); 7] = [
+        (1, "kind"),
+        (2, "namespace"),
+        (3, "name"),
+        (4, "uid"),
+        (5, "apiVersion"),
+        (6, "resourceVersion"),
+        (7, "fieldPath"),
+    ];
+    match (n, f) {
+        (2, _) => obj["involvedObject"] = strings(message(f)?, &REFERENCE)?,
+        (3, _) => obj["reason"] = json!(string(f)?),
+        (4, _) => obj["message"] = json!(string(f)?),
+        (5, _) => obj["source"] = strings(message(f)?, &[(1, "component"), (2, "host")])?,
+        (6, _) => obj["firstTimestamp"] = time(message(f)?, false)?,
+        (7, _) => obj["lastTimestamp"] = time(message(f)?, false)?,
+        (8, Field::Varint(v)) => obj["count"] = json!(v),
+        (9, _) => obj["type"] = json!(string(f)?),
+        (10, _) => obj["eventTime"] = time(message(f)?, true)?,
+        (11, _) => {
+            let mut series = json!({});
+            for (sn, sf) in fields(message(f)?)? {
+                match (sn, &sf) {
+                    (1, Field::Varint(v)) => series["count"] = json!(v),
+                    (2, _) => series["lastObservedTime"] = time(message(&sf)?, true)?,
+                    _ => {}
+                }
+            }
+            obj["series"] = series;
+        }
+        (12, _) => obj["action"] = json!(string(f)?),
+        (13, _) => obj["related"] = strings(message(f)?, &REFERENCE)?,
+        (14, _) => obj["reportingComponent"] = json!(string(f)?),
+        (15, _) => obj["reportingInstance"] = json!(string(f)?),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The runtime.Unknown envelope: the TypeMeta as JSON and the raw message.
+fn envelope(body: &[u8]) -> ApiResult<(Map<String, Value>, &[u8])> {
     let unknown = body
         .strip_prefix(MAGIC)
         .ok_or_else(|| bad("missing the k8s protobuf prefix"))?;
@@ -172,10 +260,37 @@ pub fn decode(body: &[u8], kind: &str) -> ApiResult<Value> {
             _ => {}
         }
     }
+    Ok((type_meta, raw))
+}
+
+/// Decodes a protobuf meta/v1 `DeleteOptions` body into its JSON form.
+pub fn decode_delete_options(body: &[u8]) -> ApiResult<Value> {
+    let (type_meta, raw) = envelope(body)?;
+    let mut opts = Value::Object(type_meta);
+    for (n, f) in fields(raw)? {
+        match (n, &f) {
+            (1, Field::Varint(v)) => opts["gracePeriodSeconds"] = json!(v.cast_signed()),
+            (2, _) => {
+                opts["preconditions"] =
+                    strings(message(&f)?, &[(1, "uid"), (2, "resourceVersion")])?;
+            }
+            (3, Field::Varint(v)) => opts["orphanDependents"] = json!(*v != 0),
+            (4, _) => opts["propagationPolicy"] = json!(string(&f)?),
+            (5, _) => push(&mut opts, "dryRun", json!(string(&f)?)),
+            _ => {}
+        }
+    }
+    Ok(opts)
+}
+
+/// Decodes a protobuf body of `kind` (one of [`KINDS`]) into JSON.
+pub fn decode(body: &[u8], kind: &str) -> ApiResult<Value> {
+    let (type_meta, raw) = envelope(body)?;
     let mut obj = Value::Object(type_meta);
     for (n, f) in fields(raw)? {
         match (kind, n) {
             (_, 1) => obj["metadata"] = object_meta(message(&f)?)?,
+            ("Event", _) => event_field(&mut obj, n, &f)?,
             ("ConfigMap", 2) => insert_entry(&mut obj, "data", &f, false)?,
             ("ConfigMap", 3) => insert_entry(&mut obj, "binaryData", &f, true)?,
             ("ConfigMap", 4) | ("Secret", 5) => {
@@ -402,6 +517,26 @@ mod tests {
             json!({"apiVersion": "v1", "kind": "ConfigMap",
                    "metadata": {"name": "settings", "namespace": "team", "labels": {"app": "web"}},
                    "data": {"level": "debug"}, "binaryData": {"bin": "AAE="}})
+        );
+    }
+
+    #[test]
+    fn decodes_delete_options() {
+        let pre = [ld(1, b"u-1"), ld(2, b"42")].concat();
+        let opts = [
+            vec![1 << 3, 5],
+            ld(2, &pre),
+            ld(4, b"Foreground"),
+            ld(5, b"All"),
+        ]
+        .concat();
+        let type_meta = [ld(1, b"v1"), ld(2, b"DeleteOptions")].concat();
+        let body = [MAGIC.to_vec(), ld(1, &type_meta), ld(2, &opts)].concat();
+        assert_eq!(
+            decode_delete_options(&body).unwrap(),
+            json!({"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 5,
+                   "preconditions": {"uid": "u-1", "resourceVersion": "42"},
+                   "propagationPolicy": "Foreground", "dryRun": ["All"]})
         );
     }
 

@@ -156,6 +156,8 @@ impl Default for Registry {
                 true,
                 &["sa"],
             ),
+            // Read-only for users: the Services Knative makes for Routes (`lib.rs`).
+            core("services", "service", "Service", true, &["svc"]),
         ];
         for crd in swell_api::CRDS {
             resources.push(ResourceDef {

@@ -155,6 +155,19 @@ pub fn columns(res: &ResourceDef) -> Vec<Value> {
             column("Data", "string", "", "Data contains the secret data"),
             age,
         ],
+        (None, "services") => vec![
+            name_column(),
+            column("Type", "string", "", "The type of the service"),
+            column("Cluster-IP", "string", "", "The cluster IP of the service"),
+            column(
+                "External-IP",
+                "string",
+                "",
+                "The external IP of the service",
+            ),
+            column("Port(s)", "string", "", "The ports of the service"),
+            age.clone(),
+        ],
         (None, "events") => vec![
             column(
                 "Last Seen",
@@ -220,6 +233,12 @@ fn cells(res: &ResourceDef, obj: &Value) -> Vec<Value> {
             json!(count(obj.get("data"))),
             json!(age(created)),
         ],
+        (None, "services") => {
+            let mut row = vec![name];
+            row.extend(service_cells(obj));
+            row.push(json!(age(created)));
+            row
+        }
         (None, "events") => {
             let last = obj
                 .get("lastTimestamp")
@@ -242,6 +261,55 @@ fn cells(res: &ResourceDef, obj: &Value) -> Vec<Value> {
         }
         _ => vec![name, json!(age(created))],
     }
+}
+
+/// kubectl's TYPE, CLUSTER-IP, EXTERNAL-IP and PORT(S) of a core Service.
+fn service_cells(obj: &Value) -> Vec<Value> {
+    let spec = &obj["spec"];
+    let type_ = spec["type"].as_str().unwrap_or("ClusterIP");
+    let cluster_ip = spec["clusterIP"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("<none>");
+    let lb: Vec<&str> = obj
+        .pointer("/status/loadBalancer/ingress")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["ip"].as_str().or_else(|| i["hostname"].as_str()))
+        .collect();
+    let external = match type_ {
+        "ExternalName" => spec["externalName"]
+            .as_str()
+            .unwrap_or("<none>")
+            .to_string(),
+        "LoadBalancer" if lb.is_empty() => "<pending>".to_string(),
+        "LoadBalancer" => lb.join(","),
+        _ => "<none>".to_string(),
+    };
+    let ports: Vec<String> = spec["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let protocol = p["protocol"].as_str().unwrap_or("TCP");
+            match p["nodePort"].as_i64() {
+                Some(node) => format!("{}:{node}/{protocol}", p["port"]),
+                None => format!("{}/{protocol}", p["port"]),
+            }
+        })
+        .collect();
+    let ports = if ports.is_empty() {
+        "<none>".to_string()
+    } else {
+        ports.join(",")
+    };
+    vec![
+        json!(type_),
+        json!(cluster_ip),
+        json!(external),
+        json!(ports),
+    ]
 }
 
 fn row(res: &ResourceDef, obj: &Value, include: IncludeObject) -> Value {

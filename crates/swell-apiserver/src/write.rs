@@ -410,10 +410,13 @@ fn without_managed_fields(obj: &Value) -> Value {
     o
 }
 
-/// Parses DeleteOptions from the body and query.
-fn delete_options(params: &Params, body: &[u8]) -> ApiResult<DeleteOptions> {
+/// Parses DeleteOptions from the body (JSON, or protobuf as client-go sends it) and
+/// the query.
+fn delete_options(params: &Params, headers: &HeaderMap, body: &[u8]) -> ApiResult<DeleteOptions> {
     let opts: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
+    } else if content_type(headers) == "application/vnd.kubernetes.protobuf" {
+        crate::protobuf::decode_delete_options(body)?
     } else {
         serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
@@ -482,9 +485,10 @@ pub async fn delete(
     t: &Target<'_>,
     name: &str,
     params: &Params,
+    headers: &HeaderMap,
     body: &[u8],
 ) -> ApiResult<Response> {
-    let opts = delete_options(params, body)?;
+    let opts = delete_options(params, headers, body)?;
     if t.res.plural == "namespaces" && ["default", "knative-serving"].contains(&name) {
         return Err(ApiError::new(
             403,
@@ -542,9 +546,10 @@ pub async fn delete_collection(
     state: &Arc<ApiState>,
     t: &Target<'_>,
     params: &Params,
+    headers: &HeaderMap,
     body: &[u8],
 ) -> ApiResult<Response> {
-    let opts = delete_options(params, body)?;
+    let opts = delete_options(params, headers, body)?;
     let labels = LabelSelector::parse(params.label_selector.as_deref().unwrap_or(""))?;
     let fields =
         FieldSelector::parse(params.field_selector.as_deref().unwrap_or(""), t.res.plural)?;

@@ -20,6 +20,7 @@ mod owner;
 pub mod revision;
 pub mod rollout;
 pub mod route;
+pub mod route_service;
 pub mod service;
 pub mod token;
 pub mod workload;

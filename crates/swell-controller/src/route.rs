@@ -646,6 +646,7 @@ pub async fn reconcile(route: Arc<Route>, ctx: Arc<Ctx>) -> Result<Action, Recon
     let settled =
         condition::status_of(&st.status.conditions, "Ready").is_some_and(|c| c.status != UNKNOWN);
     label_revisions(&ctx, &route, &st, &found_configs, settled).await?;
+    crate::route_service::reconcile(&ctx.client, &route, &cfg).await?;
     if route.status.as_ref() != Some(&st) {
         let mut patch = json!({"status": st});
         let had_rollout = route

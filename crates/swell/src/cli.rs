@@ -164,14 +164,19 @@ pub async fn discover(client: &kube::Client) -> anyhow::Result<Vec<Served>> {
 }
 
 /// Finds a resource by plural, singular, kind or short name (`ksvc`, `services`, …),
-/// optionally qualified by group (`services.serving.knative.dev`).
+/// optionally qualified by group (`services.serving.knative.dev`). A name two groups
+/// serve (`services`) means Knative's: this is Knative's CLI (`svc` is the core kind).
 pub fn resolve<'a>(all: &'a [Served], name: &str) -> anyhow::Result<&'a Served> {
     let lower = name.to_lowercase();
     let (base, group) = match lower.split_once('.') {
         Some((b, g)) => (b.to_string(), Some(g.to_string())),
         None => (lower.clone(), None),
     };
-    all.iter()
+    let mut knative_first = all
+        .iter()
+        .filter(|s| s.api.group == "serving.knative.dev")
+        .chain(all.iter().filter(|s| s.api.group != "serving.knative.dev"));
+    knative_first
         .find(|s| {
             group.as_ref().is_none_or(|g| *g == s.api.group)
                 && (s.api.plural == base

@@ -388,6 +388,13 @@ pub async fn serve(
             });
         }),
     };
+    // The ingress as a Kubernetes Service, where Knative's conformance tests look for it.
+    if !args.no_controllers
+        && let Err(e) =
+            swell_controller::route_service::publish_ingress(&wiring.client, ingress_addr).await
+    {
+        tracing::warn!(error = %e, "cannot publish the ingress as a Service");
+    }
     let ingress = tokio::task::spawn_blocking({
         let listener = ingress_listener.into_std()?;
         let shutdown = shutdown.clone();

@@ -2,7 +2,7 @@
 
 use crate::defaults::{Defaults, Features, serving_container_index};
 use crate::field_error::{FieldError, FieldErrors};
-use crate::names::{is_dns1123_label, is_dns1123_subdomain};
+use crate::names::{dns1123_subdomain_errors, is_dns1123_label};
 use crate::revision::RevisionSpec;
 use k8s_openapi::api::core::v1::{Container, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -121,6 +121,15 @@ const SECURITY_CONTEXT_FIELDS: &[&str] = &[
     "privileged",
 ];
 const RESOURCE_FIELDS: &[&str] = &["limits", "requests"];
+/// The `fieldRef` paths replicas' environment can be given (`swell-controller`'s
+/// `workload.rs` resolves them).
+const FIELD_REFS: &[&str] = &[
+    "metadata.name",
+    "metadata.namespace",
+    "status.podIP",
+    "status.hostIP",
+];
+
 const VOLUME_SOURCES: &[(&str, Option<&str>)] = &[
     ("secret", None),
     ("configMap", None),
@@ -206,10 +215,14 @@ pub fn validate_revision_spec(spec: &RevisionSpec, d: &Defaults, f: &Features) -
     if pod.automount_service_account_token == Some(true) {
         errs.push(FieldError::invalid(true, "automountServiceAccountToken"));
     }
-    if let Some(sa) = &pod.service_account_name
-        && !is_dns1123_subdomain(sa)
+    if let Some(sa) = pod
+        .service_account_name
+        .as_ref()
+        .filter(|sa| !sa.is_empty())
     {
-        errs.push(FieldError::invalid(sa, "serviceAccountName"));
+        for why in dns1123_subdomain_errors(sa) {
+            errs.push(FieldError::invalid(sa, "serviceAccountName").with_details(why));
+        }
     }
     if let Some(cc) = spec.container_concurrency {
         let lo = if d.allow_container_concurrency_zero {
@@ -333,9 +346,43 @@ fn validate_volumes(
                     .and_then(|(_, f)| *f);
                 if flag.is_some_and(|flag| !f.allows(flag)) {
                     errs.push(FieldError::disallowed(format!("{path}.{one}")));
+                } else if !["secret", "configMap", "projected", "emptyDir"].contains(one) {
+                    errs.push(
+                        FieldError::disallowed(format!("{path}.{one}")).with_details(
+                            "not supported by Swell: replicas get emptyDir, configMap, \
+                             secret and projected volumes only",
+                        ),
+                    );
                 }
             }
             many => errs.push(FieldError::one_of(many, many).via(&path)),
+        }
+        for (j, source) in vjson["projected"]["sources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let refused: Vec<String> = source
+                .as_object()
+                .into_iter()
+                .flat_map(|m| m.keys())
+                .filter(|k| !["configMap", "secret", "serviceAccountToken"].contains(&k.as_str()))
+                .map(|k| format!("{path}.projected.sources[{j}].{k}"))
+                .collect();
+            if !refused.is_empty() {
+                errs.push(
+                    FieldError {
+                        message: "must not set the field(s)".into(),
+                        paths: refused,
+                        details: None,
+                    }
+                    .with_details(
+                        "not supported by Swell: projected volumes take configMap, secret \
+                         and serviceAccountToken sources",
+                    ),
+                );
+            }
         }
         if let Some(ed) = &v.empty_dir
             && let Some(m) = &ed.medium
@@ -442,6 +489,28 @@ fn validate_container(
                 vf.field_ref.is_some(),
                 vf.resource_field_ref.is_some(),
             ];
+            if allowed.contains(&"fieldRef") {
+                if let Some(fr) = &vf.field_ref
+                    && !FIELD_REFS.contains(&fr.field_path.as_str())
+                {
+                    errs.push(
+                        FieldError::invalid(
+                            &fr.field_path,
+                            format!("{path}.valueFrom.fieldRef.fieldPath"),
+                        )
+                        .with_details(format!(
+                            "not supported by Swell: replicas can be given {}",
+                            FIELD_REFS.join(", ")
+                        )),
+                    );
+                }
+                if vf.resource_field_ref.is_some() {
+                    errs.push(
+                        FieldError::disallowed(format!("{path}.valueFrom.resourceFieldRef"))
+                            .with_details("not supported by Swell"),
+                    );
+                }
+            }
             if set.iter().filter(|b| **b).count() != 1 {
                 errs.push(
                     FieldError::one_of(

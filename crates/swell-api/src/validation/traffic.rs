@@ -1,7 +1,7 @@
 //! Validation of traffic blocks (§1.5).
 
 use crate::field_error::{FieldError, FieldErrors};
-use crate::names::dns1035_label_error;
+use crate::names::{dns1035_label_error, dns1035_label_errors};
 use crate::traffic::TrafficTarget;
 use std::collections::BTreeSet;
 
@@ -60,8 +60,13 @@ pub fn validate_traffic(traffic: &[TrafficTarget], in_service: bool) -> FieldErr
             e.push(FieldError::disallowed("url"));
         }
         if let Some(tag) = &t.tag {
-            if let Some(why) = dns1035_label_error(tag) {
-                e.push(FieldError::invalid(tag, "tag").with_details(why));
+            let why = dns1035_label_errors(tag);
+            if !why.is_empty() {
+                // Knative prints Go's rendering of the list: `[first second]`.
+                e.push(FieldError::invalid(
+                    format!("not a DNS 1035 label: [{}]", why.join(" ")),
+                    "tag",
+                ));
             }
             if !tags.insert(tag.clone()) {
                 e.push(FieldError::new(
