@@ -50,9 +50,7 @@ impl PullBackoffs {
 
     /// Whether an earlier attempt for the Revision failed.
     pub fn retrying(&self, r: &RevisionRef, uid: Option<&str>) -> bool {
-        self.lock()
-            .get(r)
-            .is_some_and(|e| e.uid.as_deref() == uid)
+        self.lock().get(r).is_some_and(|e| e.uid.as_deref() == uid)
     }
 
     /// An attempt with `credentials` failed with `failure`: how long until the next.

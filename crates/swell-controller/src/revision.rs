@@ -429,7 +429,8 @@ async fn pin_images(
                 Some(s) => s.clone(),
                 None => ContainerStatus {
                     name: c.name.clone(),
-                    image_digest: resolve_reporting(ctx, rev, images, image, credentials, retrying).await?,
+                    image_digest: resolve_reporting(ctx, rev, images, image, credentials, retrying)
+                        .await?,
                 },
             });
         }
@@ -442,8 +443,10 @@ mod tests {
     use super::*;
 
     fn rev() -> Revision {
-        serde_json::from_value(json!({"metadata": {"name": "ghost-00001", "namespace": "default", "generation": 1},
-            "spec": {"containers": [{"image": "127.0.0.1:5000/ghost:1"}]}}))
+        serde_json::from_value(
+            json!({"metadata": {"name": "ghost-00001", "namespace": "default", "generation": 1},
+            "spec": {"containers": [{"image": "127.0.0.1:5000/ghost:1"}]}}),
+        )
         .unwrap()
     }
 
@@ -462,7 +465,11 @@ mod tests {
         let st = revision_status(&r, &not_running(missing.clone()));
         assert_eq!(
             ready(&st),
-            (FALSE.into(), "ContainerMissing".into(), missing.message.clone())
+            (
+                FALSE.into(),
+                "ContainerMissing".into(),
+                missing.message.clone()
+            )
         );
         let healthy = condition::status_of(&st.status.conditions, "ContainerHealthy").unwrap();
         assert_eq!(
@@ -499,7 +506,9 @@ mod tests {
         let st = revision_status(&r, &crashed);
         assert_eq!(
             serving_failure(&r, &st).as_deref(),
-            Some("Revision \"ghost-00001\" failed (ExitCode3): Container failed with: line one line two"),
+            Some(
+                "Revision \"ghost-00001\" failed (ExitCode3): Container failed with: line one line two"
+            ),
             "one line"
         );
     }

@@ -318,13 +318,10 @@ impl RevisionPool {
             }
             (rx, cold)
         };
-        let lease = match rx.await {
-            Ok(lease) => lease,
+        let Ok(lease) = rx.await else {
             // Released without a replica: the Revision failed, or went away.
-            Err(_) => {
-                let failure = self.lock().failure.clone();
-                return Err(failure.map_or(AcquireError::Gone, AcquireError::Failed));
-            }
+            let failure = self.lock().failure.clone();
+            return Err(failure.map_or(AcquireError::Gone, AcquireError::Failed));
         };
         if let Some(t) = cold {
             self.metrics.cold_start(t.elapsed().as_secs_f64());
@@ -698,7 +695,10 @@ mod tests {
         let waiting = queued_acquire(&pool).await;
         let why = "Revision \"hello-00001\" failed: ExitCode1: boom".to_string();
         revs.set_failure(&key(), Some(why.clone()));
-        assert_eq!(waiting.await.unwrap(), Err(AcquireError::Failed(why.clone())));
+        assert_eq!(
+            waiting.await.unwrap(),
+            Err(AcquireError::Failed(why.clone()))
+        );
         let now = pool.acquire().await.map(|l| l.addr());
         assert_eq!(now, Err(AcquireError::Failed(why.clone())));
         assert_eq!(AcquireError::Failed(why).reason(), "revision-failed");

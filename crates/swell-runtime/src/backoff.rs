@@ -91,9 +91,7 @@ mod tests {
     #[test]
     fn crash_loops_restart_at_once_then_back_off() {
         let mut b = Backoff::default();
-        let waits: Vec<u64> = (0..8)
-            .map(|_| b.restart_after(S(1)).as_secs())
-            .collect();
+        let waits: Vec<u64> = (0..8).map(|_| b.restart_after(S(1)).as_secs()).collect();
         assert_eq!(waits, [0, 10, 20, 40, 80, 160, 300, 300]);
     }
 

@@ -87,9 +87,7 @@ impl Recorder {
 /// `resource`'s Ready condition: status, reason, message, lastTransitionTime.
 fn ready(k: &Kubectl, resource: &str) -> [String; 4] {
     let c = "{.status.conditions[?(@.type==\"Ready\")]";
-    let path = format!(
-        "jsonpath={c}.status}}|{c}.reason}}|{c}.lastTransitionTime}}|{c}.message}}"
-    );
+    let path = format!("jsonpath={c}.status}}|{c}.reason}}|{c}.lastTransitionTime}}|{c}.message}}");
     let out = k.ok(&["get", resource, "-o", &path]);
     let mut parts = out.splitn(4, '|').map(str::to_string);
     let mut next = || parts.next().unwrap_or_default();
@@ -112,11 +110,11 @@ fn stays_failed(k: &Kubectl, name: &str, revision_reason: &str) -> String {
             rev, first,
             "the Revision's Ready condition must not change while it fails"
         );
-        assert_eq!((rev[0].as_str(), rev[1].as_str()), ("False", revision_reason));
-        let expected = format!(
-            "Revision \"{name}-00001\" failed with message: {}.",
-            rev[2]
+        assert_eq!(
+            (rev[0].as_str(), rev[1].as_str()),
+            ("False", revision_reason)
         );
+        let expected = format!("Revision \"{name}-00001\" failed with message: {}.", rev[2]);
         let cfg = ready(k, &format!("configuration/{name}"));
         assert_eq!(
             (cfg[0].as_str(), cfg[1].as_str(), cfg[2].as_str()),
@@ -288,7 +286,9 @@ async fn a_crash_looping_revision_fails_requests_fast_and_recovers() {
     assert_eq!(r.headers()["swell-error"], "revision-failed");
     let body = r.text().await.unwrap();
     assert!(
-        body.starts_with("Revision \"flaky-00001\" failed (ExitCode3): Container failed with: broken"),
+        body.starts_with(
+            "Revision \"flaky-00001\" failed (ExitCode3): Container failed with: broken"
+        ),
         "{body}"
     );
     assert_eq!(body.trim_end().lines().count(), 1, "{body}");
@@ -386,8 +386,10 @@ async fn under_runc_a_long_name_is_cut_for_the_hostname_and_a_failed_start_is_to
 
     // When `runc run` itself fails, the Revision says what runc said.
     let k = server.kubectl(KUBECTL);
-    let yaml = busybox_web("nowhere", "busybox:local", "x", "")
-        .replace("        command:", "        workingDir: /bin/busybox\n        command:");
+    let yaml = busybox_web("nowhere", "busybox:local", "x", "").replace(
+        "        command:",
+        "        workingDir: /bin/busybox\n        command:",
+    );
     k.ok_stdin(&["apply", "-f", "-"], &yaml);
     let (_, _, message) = tokio::task::block_in_place(|| {
         eventually("nowhere-00001 to fail", || {
