@@ -185,6 +185,7 @@ async fn a_missing_image_fails_at_once_stays_failed_backs_off_and_recovers() {
     );
     // About twelve seconds after the first attempt: a few attempts, not a hundred.
     let manifests = recorder.manifests("ghost");
+    eprintln!("{manifests} manifest requests for ghost:1 so far");
     assert!(
         (1..=10).contains(&manifests),
         "{manifests} manifest requests: {:?}",
