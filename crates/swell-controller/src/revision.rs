@@ -208,6 +208,7 @@ fn not_running(failure: Failure) -> Scale {
         observed: ReplicaStatus {
             ready: 0,
             failure: Some(failure),
+            stalled: true,
         },
         activity: Activity::Activating,
         initialized: false,
@@ -279,7 +280,11 @@ pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Ctx>) -> Result<Action, Reco
     let mut st = revision_status(&rev, &scale);
     st.container_statuses = pinned.containers;
     st.init_container_statuses = pinned.init_containers;
-    ctx.pools.set_failure(&key, serving_failure(&rev, &st));
+    // Requests wait for a replica that is starting again (its first restart, or after
+    // its back-off), not for one that cannot start or waits out a back-off.
+    let nothing_to_wait_for = scale.observed.stalled || scale.deadline_exceeded.is_some();
+    let failure = serving_failure(&rev, &st).filter(|_| nothing_to_wait_for);
+    ctx.pools.set_failure(&key, failure);
     write_status(&ctx, &rev, st).await?;
     // Replica changes trigger reconciles; the requeue only catches what slipped by.
     Ok(Action::requeue(Duration::from_secs(

@@ -13,7 +13,7 @@ use nix::unistd::Pid;
 use std::net::SocketAddr;
 use std::os::unix::process::ExitStatusExt;
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::process::Child;
@@ -33,6 +33,8 @@ pub struct Replica {
     pub failure: Mutex<Option<Failure>>,
     /// Times it was restarted.
     pub restarts: AtomicU32,
+    /// It ended and waits out its restart back-off.
+    pub backing_off: AtomicBool,
     /// Its process (group) while it runs.
     pub pid: Mutex<Option<u32>>,
 }
@@ -46,6 +48,7 @@ impl Replica {
             ready: Mutex::new(None),
             failure: Mutex::new(None),
             restarts: AtomicU32::new(0),
+            backing_off: AtomicBool::new(false),
             pid: Mutex::new(None),
         }
     }
@@ -86,21 +89,30 @@ pub async fn supervise(rev: Arc<RevisionState>, replica: Arc<Replica>) {
     let mut backoff = Backoff::default();
     loop {
         let started = Instant::now();
-        match run_once(&rev, &replica).await {
+        let wait = match run_once(&rev, &replica).await {
             Outcome::Stopped => break,
             Outcome::Ended(failure) => {
                 tracing::info!(revision = %rev.rev.name, replica = replica.id, reason = %failure.reason, "replica ended");
+                let wait = backoff.restart_after(started.elapsed());
+                if !wait.is_zero() {
+                    tracing::info!(revision = %rev.rev.name, replica = replica.id, ?wait, "back-off restarting failed container");
+                }
+                // Said before the announcement, so whoever looks sees it.
+                replica
+                    .backing_off
+                    .store(!wait.is_zero(), Ordering::Relaxed);
                 replica.set_failure(Some(failure));
                 replica.announce(&rev, None);
+                wait
             }
-        }
-        let wait = backoff.restart_after(started.elapsed());
-        if !wait.is_zero() {
-            tracing::info!(revision = %rev.rev.name, replica = replica.id, ?wait, "back-off restarting failed container");
-        }
+        };
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             () = replica.cancel.cancelled() => break,
+        }
+        if replica.backing_off.swap(false, Ordering::Relaxed) {
+            // Starting again: requests may wait for it.
+            rev.publish();
         }
         replica.restarts.fetch_add(1, Ordering::Relaxed);
     }
