@@ -17,6 +17,7 @@ pub mod events;
 pub mod gc;
 pub mod labels;
 mod owner;
+pub mod pulls;
 pub mod revision;
 pub mod rollout;
 pub mod route;
@@ -62,6 +63,8 @@ pub struct Ctx {
     /// Every Revision, cached from a watch (the same stream that triggers the
     /// Configuration controller updates it first, so it is never behind the trigger).
     pub revisions: Store<Revision>,
+    /// Revisions whose images could not be resolved, backing off.
+    pub pulls: pulls::PullBackoffs,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -234,6 +237,7 @@ async fn follow_revision_deletions(ctx: Arc<Ctx>, shutdown: CancellationToken) {
         if let Ok(watcher::Event::Delete(rev)) = e {
             let r = revision::revision_ref(&rev);
             ctx.autoscaler.forget(&r);
+            ctx.pulls.forget(&r);
             ctx.pools.remove(&swell_dataplane::RevisionKey {
                 namespace: r.namespace,
                 name: r.name,
@@ -297,6 +301,7 @@ pub async fn run(wiring: Wiring, shutdown: CancellationToken) {
         ingress_port,
         config,
         revisions,
+        pulls: pulls::PullBackoffs::default(),
         api_access: token::ApiAccess {
             endpoint: replica_api,
             ca: replica_api_ca,

@@ -180,6 +180,27 @@ pub fn revision_status(rev: &Revision, scale: &Scale) -> RevisionStatus {
     st
 }
 
+/// What the data plane answers for a Revision that cannot start (its `Ready` is False),
+/// in one line: `Revision "NAME" failed (REASON): MESSAGE`. `None` while it can.
+pub fn serving_failure(rev: &Revision, st: &RevisionStatus) -> Option<String> {
+    let ready = condition::status_of(&st.status.conditions, "Ready")?;
+    if ready.status != FALSE {
+        return None;
+    }
+    let name = rev.metadata.name.as_deref().unwrap_or_default();
+    let message: Vec<&str> = ready
+        .message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    Some(format!(
+        "Revision {name:?} failed ({}): {}",
+        ready.reason,
+        message.join(" ")
+    ))
+}
+
 /// What a Revision that cannot run reports.
 fn not_running(failure: Failure) -> Scale {
     Scale {
@@ -187,6 +208,7 @@ fn not_running(failure: Failure) -> Scale {
         observed: ReplicaStatus {
             ready: 0,
             failure: Some(failure),
+            stalled: true,
         },
         activity: Activity::Activating,
         initialized: false,
@@ -204,17 +226,33 @@ pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Ctx>) -> Result<Action, Reco
     if rev.metadata.deletion_timestamp.is_some() {
         ctx.autoscaler.forget(&r);
         ctx.pools.remove(&key);
+        ctx.pulls.forget(&r);
         return Ok(Action::await_change());
     }
-    let cfg = ctx.config.borrow().clone();
+    let uid = rev.metadata.uid.as_deref();
     let credentials = workload::pull_credentials(&ctx.client, &rev).await?;
-    let pinned = match pin_images(&ctx, &rev, &cfg, &credentials).await {
-        Ok(p) => p,
+    // An image that could not be resolved is tried again only after its back-off (or
+    // with other pull secrets); meanwhile the Revision keeps saying why.
+    if let Some((failure, wait)) = ctx.pulls.waiting(&r, uid, &credentials) {
+        let st = revision_status(&rev, &not_running(failure));
+        ctx.pools.set_failure(&key, serving_failure(&rev, &st));
+        write_status(&ctx, &rev, st).await?;
+        return Ok(Action::requeue(wait));
+    }
+    let cfg = ctx.config.borrow().clone();
+    let retrying = ctx.pulls.retrying(&r, uid);
+    let pinned = match pin_images(&ctx, &rev, &cfg, &credentials, retrying).await {
+        Ok(p) => {
+            ctx.pulls.forget(&r);
+            p
+        }
         Err(failure) => {
             ctx.autoscaler.forget(&r);
+            let wait = ctx.pulls.failed(&r, uid, &credentials, failure.clone());
             let st = revision_status(&rev, &not_running(failure));
+            ctx.pools.set_failure(&key, serving_failure(&rev, &st));
             write_status(&ctx, &rev, st).await?;
-            return Ok(Action::requeue(Duration::from_secs(10)));
+            return Ok(Action::requeue(wait));
         }
     };
     let scale = match workload::resolve(&ctx.client, &ctx.api_access, &rev, credentials).await {
@@ -242,6 +280,11 @@ pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Ctx>) -> Result<Action, Reco
     let mut st = revision_status(&rev, &scale);
     st.container_statuses = pinned.containers;
     st.init_container_statuses = pinned.init_containers;
+    // Requests wait for a replica that is starting again (its first restart, or after
+    // its back-off), not for one that cannot start or waits out a back-off.
+    let nothing_to_wait_for = scale.observed.stalled || scale.deadline_exceeded.is_some();
+    let failure = serving_failure(&rev, &st).filter(|_| nothing_to_wait_for);
+    ctx.pools.set_failure(&key, failure);
     write_status(&ctx, &rev, st).await?;
     // Replica changes trigger reconciles; the requeue only catches what slipped by.
     Ok(Action::requeue(Duration::from_secs(
@@ -265,13 +308,15 @@ async fn write_status(ctx: &Ctx, rev: &Revision, st: RevisionStatus) -> Result<(
 }
 
 /// Resolves `image` (pulling it), saying on the Revision's status that it is being
-/// pulled and how far the pull has come (at most once a second).
+/// pulled and how far the pull has come (at most once a second) — unless this is a
+/// retry, when the status keeps saying why the last attempt failed.
 async fn resolve_reporting(
     ctx: &Ctx,
     rev: &Revision,
     images: &dyn swell_runtime::ImageResolver,
     image: &str,
     credentials: &swell_runtime::image::Credentials,
+    retrying: bool,
 ) -> Result<String, Failure> {
     let report = |progress: Option<Progress>| {
         let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
@@ -288,7 +333,12 @@ async fn resolve_reporting(
             message,
             failed: false,
         });
-        write_status(ctx, rev, revision_status(rev, &pulling))
+        async move {
+            if retrying {
+                return Ok(());
+            }
+            write_status(ctx, rev, revision_status(rev, &pulling)).await
+        }
     };
     let (tx, mut rx) = tokio::sync::watch::channel(None);
     let sink = move |p: Progress| {
@@ -343,6 +393,7 @@ async fn pin_images(
     rev: &Revision,
     cfg: &ServingConfig,
     credentials: &swell_runtime::image::Credentials,
+    retrying: bool,
 ) -> Result<Pinned, Failure> {
     let mut pinned = Pinned::default();
     let Some(images) = ctx.images.as_deref() else {
@@ -383,10 +434,87 @@ async fn pin_images(
                 Some(s) => s.clone(),
                 None => ContainerStatus {
                     name: c.name.clone(),
-                    image_digest: resolve_reporting(ctx, rev, images, image, credentials).await?,
+                    image_digest: resolve_reporting(ctx, rev, images, image, credentials, retrying)
+                        .await?,
                 },
             });
         }
     }
     Ok(pinned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rev() -> Revision {
+        serde_json::from_value(
+            json!({"metadata": {"name": "ghost-00001", "namespace": "default", "generation": 1},
+            "spec": {"containers": [{"image": "127.0.0.1:5000/ghost:1"}]}}),
+        )
+        .unwrap()
+    }
+
+    fn ready(st: &RevisionStatus) -> (String, String, String) {
+        let c = condition::status_of(&st.status.conditions, "Ready").unwrap();
+        (c.status.clone(), c.reason.clone(), c.message.clone())
+    }
+
+    #[test]
+    fn a_missing_image_fails_the_revision_and_stays_failed() {
+        let missing = Failure::failed(
+            "ContainerMissing",
+            "Unable to fetch image \"127.0.0.1:5000/ghost:1\": manifest unknown",
+        );
+        let mut r = rev();
+        let st = revision_status(&r, &not_running(missing.clone()));
+        assert_eq!(
+            ready(&st),
+            (
+                FALSE.into(),
+                "ContainerMissing".into(),
+                missing.message.clone()
+            )
+        );
+        let healthy = condition::status_of(&st.status.conditions, "ContainerHealthy").unwrap();
+        assert_eq!(
+            (healthy.status.as_str(), healthy.reason.as_str()),
+            (FALSE, "ContainerMissing")
+        );
+        // Reported again while backing off: nothing changes, so nothing is written.
+        r.status = Some(st.clone());
+        assert_eq!(revision_status(&r, &not_running(missing)), st);
+        assert_eq!(
+            serving_failure(&r, &st).as_deref(),
+            Some(
+                "Revision \"ghost-00001\" failed (ContainerMissing): Unable to fetch image \
+                 \"127.0.0.1:5000/ghost:1\": manifest unknown"
+            )
+        );
+    }
+
+    #[test]
+    fn the_data_plane_fails_only_revisions_that_cannot_start() {
+        let r = rev();
+        let pulling = not_running(Failure {
+            reason: "PullingImage".into(),
+            message: "Pulling image".into(),
+            failed: false,
+        });
+        let st = revision_status(&r, &pulling);
+        assert_eq!(ready(&st).0, UNKNOWN);
+        assert_eq!(serving_failure(&r, &st), None, "starting is not failing");
+        let crashed = not_running(Failure::failed(
+            "ExitCode3",
+            "Container failed with: line one\n  line two\n",
+        ));
+        let st = revision_status(&r, &crashed);
+        assert_eq!(
+            serving_failure(&r, &st).as_deref(),
+            Some(
+                "Revision \"ghost-00001\" failed (ExitCode3): Container failed with: line one line two"
+            ),
+            "one line"
+        );
+    }
 }

@@ -273,7 +273,7 @@ impl Client {
             let lease = match timeout_at(deadline, pool.acquire()).await {
                 Ok(Ok(lease)) => lease,
                 Ok(Err(e)) => {
-                    let r = refuse(StatusCode::SERVICE_UNAVAILABLE, "overload", e.to_string());
+                    let r = refuse(StatusCode::SERVICE_UNAVAILABLE, e.reason(), e.to_string());
                     return self
                         .refuse_counted(&pool, start, r, head_request, close)
                         .await;

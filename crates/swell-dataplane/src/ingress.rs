@@ -439,7 +439,7 @@ pub async fn handle(
             Ok(Err(e)) => {
                 return observe(error(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "overload",
+                    e.reason(),
                     e.to_string(),
                 ));
             }

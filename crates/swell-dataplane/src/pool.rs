@@ -62,6 +62,20 @@ pub enum AcquireError {
     /// The Revision went away while the request waited.
     #[error("revision is gone")]
     Gone,
+    /// The Revision cannot start (its image cannot be pulled, its container keeps
+    /// failing, …) and has no ready replica: why, in one line.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl AcquireError {
+    /// The `swell-error` header's reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AcquireError::QueueFull | AcquireError::Gone => "overload",
+            AcquireError::Failed(_) => "revision-failed",
+        }
+    }
 }
 
 /// One ready replica.
@@ -128,6 +142,8 @@ struct State {
     waiters: VecDeque<oneshot::Sender<Lease>>,
     next: usize,
     stats: RequestStats,
+    /// Why the Revision cannot start, while it cannot (see [`Revisions::set_failure`]).
+    failure: Option<String>,
 }
 
 /// Where a pool says that a request is waiting and no replica runs (the activator's
@@ -208,6 +224,7 @@ impl RevisionPool {
                 waiters: VecDeque::new(),
                 next: 0,
                 stats: RequestStats::new(Instant::now()),
+                failure: None,
             }),
         }
     }
@@ -292,7 +309,8 @@ impl RevisionPool {
 
     /// A replica slot for one request, waiting in the queue while none is free. A
     /// request that finds no replica at all asks for one (see [`Revisions::on_demand`])
-    /// and its wait is recorded as a cold start.
+    /// and its wait is recorded as a cold start; while the Revision cannot start, it
+    /// fails at once instead (still asking, so a Revision that can start again does).
     pub async fn acquire(self: &Arc<Self>) -> Result<Lease, AcquireError> {
         let (rx, cold) = {
             let mut st = self.lock();
@@ -300,6 +318,17 @@ impl RevisionPool {
                 && let Some(lease) = self.pick(&mut st)
             {
                 return Ok(lease);
+            }
+            if st.replicas.is_empty()
+                && let Some(failure) = &st.failure
+            {
+                let failed = AcquireError::Failed(failure.clone());
+                if st.listed.is_empty()
+                    && let Some(demand) = self.demand.get()
+                {
+                    let _ = demand.send(self.key.clone());
+                }
+                return Err(failed);
             }
             if st.waiters.len() >= self.queue_depth {
                 st.waiters.retain(|w| !w.is_closed());
@@ -317,7 +346,11 @@ impl RevisionPool {
             }
             (rx, cold)
         };
-        let lease = rx.await.map_err(|_| AcquireError::Gone)?;
+        let Ok(lease) = rx.await else {
+            // Released without a replica: the Revision failed, or went away.
+            let failure = self.lock().failure.clone();
+            return Err(failure.map_or(AcquireError::Gone, AcquireError::Failed));
+        };
         if let Some(t) = cold {
             self.metrics.cold_start(t.elapsed().as_secs_f64());
         }
@@ -566,6 +599,28 @@ impl Revisions {
         leaving.len()
     }
 
+    /// Says why the Revision cannot start (`None`: it can). While it cannot and has no
+    /// ready replica, requests waiting for it and new ones get
+    /// [`AcquireError::Failed`] at once; a replica that becomes ready serves again.
+    pub fn set_failure(&self, key: &RevisionKey, failure: Option<String>) {
+        let pool = match &failure {
+            Some(_) => self.pool(key),
+            None => match self.get(key) {
+                Some(p) => p,
+                None => return,
+            },
+        };
+        let mut st = pool.lock();
+        if st.failure == failure {
+            return;
+        }
+        st.failure = failure;
+        if st.failure.is_some() && st.replicas.is_empty() {
+            // Dropped senders: each waiter reads the failure.
+            st.waiters.clear();
+        }
+    }
+
     /// Forgets a Revision; requests waiting for it get [`AcquireError::Gone`].
     pub fn remove(&self, key: &RevisionKey) {
         let removed = {
@@ -730,6 +785,41 @@ mod tests {
         let waiting = queued_acquire(&pool).await;
         revs.remove(&key());
         assert_eq!(waiting.await.unwrap(), Err(AcquireError::Gone));
+    }
+
+    #[tokio::test]
+    async fn a_failed_revision_fails_waiting_and_new_requests_until_it_recovers() {
+        let (revs, pool) = with_cc(0);
+        let (tx, mut demand) = mpsc::unbounded_channel();
+        revs.on_demand(tx);
+        let waiting = queued_acquire(&pool).await;
+        let why = "Revision \"hello-00001\" failed: ExitCode1: boom".to_string();
+        revs.set_failure(&key(), Some(why.clone()));
+        assert_eq!(
+            waiting.await.unwrap(),
+            Err(AcquireError::Failed(why.clone()))
+        );
+        let now = pool.acquire().await.map(|l| l.addr());
+        assert_eq!(now, Err(AcquireError::Failed(why.clone())));
+        assert_eq!(AcquireError::Failed(why).reason(), "revision-failed");
+        // Every request still asks for a replica, so a Revision that can start does.
+        assert_eq!(demand.try_recv(), Ok(key()));
+        assert_eq!(demand.try_recv(), Ok(key()));
+        // A replica that becomes ready serves, failed or not; then the failure clears.
+        revs.set_replicas(&key(), &[addr(1)]);
+        assert_eq!(pool.acquire().await.unwrap().addr(), addr(1));
+        revs.set_failure(&key(), None);
+        revs.set_replicas(&key(), &[]);
+        let waiting = queued_acquire(&pool).await;
+        revs.set_replicas(&key(), &[addr(2)]);
+        assert_eq!(waiting.await.unwrap(), Ok(addr(2)));
+    }
+
+    #[tokio::test]
+    async fn clearing_an_unknown_failure_makes_no_pool() {
+        let revs = Revisions::default();
+        revs.set_failure(&key(), None);
+        assert!(revs.get(&key()).is_none());
     }
 
     #[tokio::test]

@@ -97,6 +97,10 @@ pub struct ReplicaStatus {
     pub ready: i32,
     /// Why replicas are not ready, when known.
     pub failure: Option<Failure>,
+    /// None is ready and none is starting: each waits out a restart back-off
+    /// (kubelet's `CrashLoopBackOff`), or none can start at all. Requests have
+    /// nothing to wait for.
+    pub stalled: bool,
 }
 
 /// One ready replica's resource readings (for the HPA class).
@@ -180,6 +184,7 @@ impl Backend for NoBackend {
                     .into(),
                 failed: false,
             }),
+            stalled: false,
         }
     }
 
@@ -214,6 +219,7 @@ impl Backend for FakeBackend {
         ReplicaStatus {
             ready: replicas,
             failure: None,
+            stalled: false,
         }
     }
 

@@ -4,6 +4,7 @@
 //! backends materialize.
 
 pub mod backend;
+pub mod backoff;
 pub mod image;
 pub mod process;
 pub mod runc;
@@ -14,5 +15,6 @@ pub use backend::{
     Backend, ContainerRun, Failure, FakeBackend, ImageResolver, NoBackend, ReplicaObserver,
     ReplicaStatus, ReplicaUsage, RevisionRef, Workload,
 };
+pub use backoff::Backoff;
 pub use process::ProcessBackend;
 pub use security::ReplicaPolicy;

@@ -50,6 +50,24 @@ pub trait Launcher: Send + Sync + std::fmt::Debug + 'static {
     fn volumes_changed(&self, _rev: &RevisionState) {}
 }
 
+/// Replica `id`'s hostname, named as Kubernetes names a Revision's pods
+/// (`<revision>-deployment-…`) and cut as kubelet cuts a pod's hostname: at most 63
+/// bytes (the kernel takes 64 with the terminating NUL), no trailing `-` or `.`.
+pub fn pod_hostname(revision: &str, id: u64) -> String {
+    const MAX: usize = 63;
+    let mut name = format!("{revision}-deployment-{id}");
+    if name.len() > MAX {
+        let mut cut = MAX;
+        while !name.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        name.truncate(cut);
+        let kept = name.trim_end_matches(['-', '.']).len();
+        name.truncate(kept);
+    }
+    name
+}
+
 /// The probe target of a container whose port `port` is reached at `host`.
 pub fn probe_target(w: &Workload, host: std::net::IpAddr, port: u16) -> Target {
     let c = &w.container;
@@ -260,7 +278,7 @@ impl Launcher for LocalProcess {
                     std::env::var_os("PATH")
                         .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
                 )
-                .env("HOSTNAME", format!("{}-deployment-{id}", rev.rev.name))
+                .env("HOSTNAME", pod_hostname(&rev.rev.name, id))
                 .envs(w.env.iter().map(|(k, v)| (k, v)))
                 .env("PORT", port.to_string())
                 .stdin(std::process::Stdio::null())
@@ -290,6 +308,19 @@ impl Launcher for LocalProcess {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hostnames_are_cut_as_kubelet_cuts_them() {
+        assert_eq!(pod_hostname("hello-00001", 3), "hello-00001-deployment-3");
+        // 51 + "-deployment-12" = 65 bytes: cut to 63, and the '-' it ends on goes.
+        let long = "a".repeat(51);
+        let h = pod_hostname(&long, 12);
+        assert_eq!(h, format!("{long}-deployment"));
+        let long = format!("{}-00001", "x".repeat(57));
+        let h = pod_hostname(&long, 12);
+        assert!(h.len() <= 63 && !h.ends_with(['-', '.']), "{h}");
+        assert_eq!(h, long[..63]);
+    }
     use k8s_openapi::api::core::v1::{Container, PodSecurityContext, SecurityContext};
 
     fn workload(user: Option<i64>, pod: Option<PodSecurityContext>) -> Workload {

@@ -111,9 +111,15 @@ impl RevisionState {
         } else {
             None
         };
+        let stalled = ready == 0
+            && !replicas.is_empty()
+            && replicas
+                .iter()
+                .all(|r| r.backing_off.load(std::sync::atomic::Ordering::Relaxed));
         ReplicaStatus {
             ready: i32::try_from(ready).unwrap_or(i32::MAX),
             failure,
+            stalled,
         }
     }
 }
@@ -196,6 +202,7 @@ impl Backend for ProcessBackend {
             return ReplicaStatus {
                 ready: 0,
                 failure: Some(failure),
+                stalled: true,
             };
         }
         if self.stopping.is_cancelled() {

@@ -8,12 +8,13 @@ use super::launch::Launched;
 use super::probe::{self, Target};
 use super::{RevisionState, pidfile};
 use crate::backend::Failure;
+use crate::backoff::Backoff;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use std::net::SocketAddr;
 use std::os::unix::process::ExitStatusExt;
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::process::Child;
@@ -33,6 +34,8 @@ pub struct Replica {
     pub failure: Mutex<Option<Failure>>,
     /// Times it was restarted.
     pub restarts: AtomicU32,
+    /// It ended and waits out its restart back-off.
+    pub backing_off: AtomicBool,
     /// Its process (group) while it runs.
     pub pid: Mutex<Option<u32>>,
 }
@@ -46,6 +49,7 @@ impl Replica {
             ready: Mutex::new(None),
             failure: Mutex::new(None),
             restarts: AtomicU32::new(0),
+            backing_off: AtomicBool::new(false),
             pid: Mutex::new(None),
         }
     }
@@ -79,27 +83,38 @@ const AGGRESSIVE_EXEC_PERIOD: Duration = Duration::from_millis(50);
 const AGGRESSIVE_TIMEOUT: Duration = Duration::from_millis(100);
 const AGGRESSIVE_FOR: Duration = Duration::from_secs(10);
 
-/// Runs the replica until it is cancelled, restarting it with back-off.
+/// Runs the replica until it is cancelled, restarting it when it ends as kubelet
+/// restarts a container: at once the first time, then after kubelet's
+/// `CrashLoopBackOff` (10 s doubling to 5 minutes; 10 minutes of running starts over).
 pub async fn supervise(rev: Arc<RevisionState>, replica: Arc<Replica>) {
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = Backoff::default();
     loop {
         let started = Instant::now();
-        match run_once(&rev, &replica).await {
+        let wait = match run_once(&rev, &replica).await {
             Outcome::Stopped => break,
             Outcome::Ended(failure) => {
                 tracing::info!(revision = %rev.rev.name, replica = replica.id, reason = %failure.reason, "replica ended");
+                let wait = backoff.restart_after(started.elapsed());
+                if !wait.is_zero() {
+                    tracing::info!(revision = %rev.rev.name, replica = replica.id, ?wait, "back-off restarting failed container");
+                }
+                // Said before the announcement, so whoever looks sees it.
+                replica
+                    .backing_off
+                    .store(!wait.is_zero(), Ordering::Relaxed);
                 replica.set_failure(Some(failure));
                 replica.announce(&rev, None);
+                wait
             }
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            backoff = Duration::from_secs(1);
-        }
+        };
         tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
+            () = tokio::time::sleep(wait) => {}
             () = replica.cancel.cancelled() => break,
         }
-        backoff = (backoff * 2).min(Duration::from_secs(30));
+        if replica.backing_off.swap(false, Ordering::Relaxed) {
+            // Starting again: requests may wait for it.
+            rev.publish();
+        }
         replica.restarts.fetch_add(1, Ordering::Relaxed);
     }
     replica.announce(&rev, None);
@@ -107,13 +122,28 @@ pub async fn supervise(rev: Arc<RevisionState>, replica: Arc<Replica>) {
 
 /// The last lines of a log file (at most ~2 KiB, like a termination message).
 pub fn log_tail(path: &std::path::Path) -> String {
+    log_tail_since(path, 0)
+}
+
+/// The last lines (at most 10, ~2 KiB) written to a log file past byte `since`: what
+/// one run of a container wrote, as kubelet's termination message from the logs is.
+pub fn log_tail_since(path: &std::path::Path, since: u64) -> String {
     let Ok(data) = std::fs::read(path) else {
         return String::new();
     };
-    let start = data.len().saturating_sub(2048);
+    let since = usize::try_from(since)
+        .ok()
+        .filter(|s| *s <= data.len())
+        .unwrap_or(0);
+    let start = data.len().saturating_sub(2048).max(since);
     let text = String::from_utf8_lossy(&data[start..]);
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(10)..].join("\n")
+}
+
+/// Bytes in a log file now (where the next run's output starts).
+pub fn log_len(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
 fn signal_group(pid: u32, sig: Signal) {
@@ -153,6 +183,8 @@ async fn stop(child: &mut Child, pid: u32, grace: Duration) {
     signal_group(pid, Signal::SIGKILL);
 }
 
+/// Says what exited with `status`; [`run_once`] words the message from the run's own
+/// output.
 fn exit_failure(status: std::process::ExitStatus, log: &std::path::Path) -> Failure {
     let code = status
         .code()
@@ -160,13 +192,20 @@ fn exit_failure(status: std::process::ExitStatus, log: &std::path::Path) -> Fail
         .unwrap_or(-1);
     Failure {
         reason: format!("ExitCode{code}"),
-        message: format!("Container failed with: {}", log_tail(log)),
+        message: exit_message(&log_tail(log)),
         failed: true,
     }
 }
 
+/// Knative's message for a container that exited, given what it wrote last.
+fn exit_message(tail: &str) -> String {
+    format!("Container failed with: {tail}")
+}
+
 async fn run_once(rev: &RevisionState, replica: &Replica) -> Outcome {
     let log = rev.dir.join(format!("{}.log", replica.id));
+    // Earlier runs' output stays in the log; a failure quotes only this run's.
+    let since = log_len(&log);
     let launched = match rev.launcher.launch(rev, replica.id, &log).await {
         Ok(l) => l,
         Err(failure) => return Outcome::Ended(failure),
@@ -192,6 +231,12 @@ async fn run_once(rev: &RevisionState, replica: &Replica) -> Outcome {
                 && let Some(better) = explain()
             {
                 outcome = Outcome::Ended(better);
+            }
+            if let Outcome::Ended(f) = &mut outcome
+                && f.reason.starts_with("ExitCode")
+                && f.message.starts_with(&exit_message(""))
+            {
+                f.message = exit_message(&log_tail_since(&log, since));
             }
             *replica.pid.lock().unwrap_or_else(|e| e.into_inner()) = None;
             signal_group(pid, Signal::SIGKILL);

@@ -13,8 +13,8 @@ use crate::backend::{Failure, ImageResolver, Workload};
 use crate::image::pull::{self, names_registry};
 use crate::image::{Credentials, Digest, ImageError, ImageStore};
 use crate::process::RevisionState;
-use crate::process::launch::{Launched, Launcher, Launching, log_file, probe_target};
-use crate::process::replica::log_tail;
+use crate::process::launch::{Launched, Launcher, Launching, log_file, pod_hostname, probe_target};
+use crate::process::replica::{log_len, log_tail_since};
 use crate::security::ReplicaPolicy;
 use crate::volume::{self, Volume, VolumeSource};
 use k8s_openapi::api::core::v1::Container;
@@ -306,6 +306,7 @@ impl Runc {
             let bundle = tokio::task::block_in_place(|| pod.bundle(plan, false, volumes))?;
             let id = pod.container_id(Some(name));
             let log = container_log(log, name);
+            let since = log_len(&log);
             let status = match self.run(&bundle, &id, &log) {
                 Ok(mut child) => child.wait().await,
                 Err(e) => Err(e),
@@ -325,7 +326,7 @@ impl Runc {
                 &format!("ExitCode{code}"),
                 format!(
                     "init container {name} exited with code {code}: {}",
-                    log_tail(&log)
+                    log_tail_since(&log, since)
                 ),
             ));
         }
@@ -415,7 +416,7 @@ impl Launcher for Runc {
             let volumes = rev.volumes();
             let credentials = &w.pull_credentials;
             let cid = container_id(&r.namespace, &r.name, id);
-            let hostname = format!("{}-deployment-{id}", r.name);
+            let hostname = pod_hostname(&r.name, id);
             let prepared = async {
                 let mut env = w.env.clone();
                 env.push(("PORT".into(), w.port.to_string()));
@@ -518,6 +519,7 @@ impl Launcher for Runc {
                     let name = &plan.container.name;
                     let bundle = tokio::task::block_in_place(|| pod.bundle(plan, false, &volumes))?;
                     let log = container_log(log, name);
+                    let since = log_len(&log);
                     let mut child = self.run(&bundle, id, &log).map_err(|e| {
                         Failure::failed("StartError", format!("cannot run sidecar {name}: {e}"))
                     })?;
@@ -534,7 +536,7 @@ impl Launcher for Runc {
                                     &format!("ExitCode{code}"),
                                     format!(
                                         "sidecar {name} exited with code {code}: {}",
-                                        log_tail(&log)
+                                        log_tail_since(&log, since)
                                     ),
                                 ));
                             let _ = tokio::process::Command::new("runc")
