@@ -73,8 +73,8 @@ pub fn revision_ref(rev: &Revision) -> RevisionRef {
     }
 }
 
-/// What the data plane needs of the Revision's spec.
-pub fn pool_config(rev: &Revision) -> RevisionConfig {
+/// What the data plane needs of the Revision's spec (and of `config-features`).
+pub fn pool_config(rev: &Revision, cfg: &ServingConfig) -> RevisionConfig {
     let secs = |s: Option<i64>| {
         s.and_then(|s| u64::try_from(s).ok())
             .filter(|s| *s > 0)
@@ -96,6 +96,7 @@ pub fn pool_config(rev: &Revision) -> RevisionConfig {
         response_start_timeout: secs(rev.spec.response_start_timeout_seconds),
         idle_timeout: secs(rev.spec.idle_timeout_seconds),
         h2c,
+        autodetect_http2: cfg.features.get("autodetect-http2") == Some("enabled"),
     }
 }
 
@@ -265,7 +266,7 @@ pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Ctx>) -> Result<Action, Reco
                     c.image = Some(image);
                 }
             }
-            ctx.pools.configure(&key, pool_config(&rev));
+            ctx.pools.configure(&key, pool_config(&rev, &cfg));
             match autoscaling(&rev, &cfg) {
                 Ok(resolved) => ctx.autoscaler.reconcile(&r, resolved, &w),
                 Err(failure) => {

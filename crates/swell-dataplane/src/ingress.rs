@@ -430,6 +430,7 @@ pub async fn handle(
     {
         first_byte = first_byte.min(start + t);
     }
+    let h2c = cfg.h2c || (cfg.autodetect_http2 && req.version() == hyper::Version::HTTP_2);
     let mut upstream_req = req.map(|b| b.boxed_unsync());
     let mut attempt = 0;
     let (lease, mut resp, conn) = loop {
@@ -453,7 +454,7 @@ pub async fn handle(
         };
         let replica = lease.replica();
         let sent = tokio::select! {
-            r = replica.conns.send(replica.addr, cfg.h2c, upstream_req) => r,
+            r = replica.conns.send(replica.addr, h2c, upstream_req) => r,
             () = tokio::time::sleep_until(first_byte) => {
                 return observe(error(StatusCode::GATEWAY_TIMEOUT, "timeout", "request timeout".into()));
             }

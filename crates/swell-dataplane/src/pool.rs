@@ -39,6 +39,10 @@ pub struct RevisionConfig {
     pub idle_timeout: Option<Duration>,
     /// The container's port is named `h2c`: speak HTTP/2 (prior knowledge) to it.
     pub h2c: bool,
+    /// `config-features` `autodetect-http2` is on: a request that arrives over HTTP/2
+    /// goes to the replica over HTTP/2 (prior knowledge) too, whatever its port is
+    /// named, as queue-proxy's auto transport does; HTTP/1 requests stay HTTP/1.1.
+    pub autodetect_http2: bool,
 }
 
 impl Default for RevisionConfig {
@@ -49,6 +53,7 @@ impl Default for RevisionConfig {
             response_start_timeout: None,
             idle_timeout: None,
             h2c: false,
+            autodetect_http2: false,
         }
     }
 }

@@ -443,6 +443,98 @@ async fn protocols_h2c_grpc_and_websocket() {
     }
 }
 
+/// Sends one HTTP/2 (prior knowledge) GET through the ingress; the body as text.
+async fn h2_get(ingress: SocketAddr, host: &str, path: &str) -> String {
+    use http_body_util::BodyExt;
+    let tcp = tokio::net::TcpStream::connect(ingress).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get(format!("http://{host}{path}"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+/// knative#4283: with `autodetect-http2` on, an app whose port is not named `h2c`
+/// gets HTTP/2 requests over HTTP/2 (gRPC included), and HTTP/1 requests still over
+/// HTTP/1.1; with it off, HTTP/2 requests reach it as HTTP/1.1.
+#[tokio::test(flavor = "multi_thread")]
+async fn autodetect_http2_serves_http2_and_grpc_on_an_unnamed_port() {
+    let server = start();
+    let k = server.kubectl(KUBECTL);
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        &service("auto", "hellohttp2", "", ""),
+    );
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        &service(
+            "ping",
+            "grpc-ping",
+            "        env: [{name: SUFFIX, value: \"!\"}]\n",
+            "",
+        ),
+    );
+    k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "ksvc/auto",
+        "ksvc/ping",
+        "--timeout=60s",
+    ]);
+    let host = "auto.default.localhost";
+    assert_eq!(
+        h2_get(server.ingress, host, "/x").await,
+        "proto=HTTP/1.1 method=GET path=/x\n",
+        "without the feature, HTTP/2 requests reach the app as HTTP/1.1"
+    );
+    k.ok(&[
+        "patch",
+        "configmap",
+        "config-features",
+        "-n",
+        "knative-serving",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"autodetect-http2":"enabled"}}"#,
+    ]);
+    // Every Revision follows config-features once reconciled.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let body = h2_get(server.ingress, host, "/x").await;
+        if body == "proto=HTTP/2.0 method=GET path=/x\n" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {body:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let c = client(&server, &[host]);
+    assert_eq!(
+        get(&c, &url(&server, host, "/y")).await,
+        (200, "proto=HTTP/1.1 method=GET path=/y\n".to_string()),
+        "HTTP/1 requests stay HTTP/1.1"
+    );
+    let (replies, status) = grpc_call(
+        server.ingress,
+        "ping.default.localhost",
+        "PingStream",
+        &["a", "b"],
+    )
+    .await;
+    assert_eq!(
+        (replies, status.as_str()),
+        (vec!["a!".to_string(), "b!".to_string()], "0")
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn updates_move_traffic_with_zero_downtime() {
     let server = start();
