@@ -90,6 +90,9 @@ pub fn make_services(route: &Route, cfg: &ServingConfig) -> Vec<KubeService> {
                 ports: Some(vec![ServicePort {
                     name: Some("http2".into()),
                     app_protocol: Some("kubernetes.io/h2c".into()),
+                    // Kubernetes' default, written out so that what is stored is what
+                    // this makes.
+                    protocol: Some("TCP".into()),
                     port: 80,
                     target_port: Some(IntOrString::Int(80)),
                     ..ServicePort::default()
@@ -266,7 +269,7 @@ mod tests {
             svc["spec"],
             json!({"type": "ExternalName", "externalName": "swell-ingress.knative-serving.svc.cluster.local",
                    "sessionAffinity": "None",
-                   "ports": [{"name": "http2", "appProtocol": "kubernetes.io/h2c", "port": 80, "targetPort": 80}]})
+                   "ports": [{"name": "http2", "appProtocol": "kubernetes.io/h2c", "protocol": "TCP", "port": 80, "targetPort": 80}]})
         );
     }
 

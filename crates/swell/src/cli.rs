@@ -187,11 +187,17 @@ pub fn resolve<'a>(all: &'a [Served], name: &str) -> anyhow::Result<&'a Served> 
         .ok_or_else(|| anyhow::anyhow!("error: the server doesn't have a resource type {name:?}"))
 }
 
-/// One line for an error: the API's own message where there is one.
+/// One line for an error: the API's own message where there is one (Knative's field
+/// errors put their details on lines of their own: they are joined with "; ").
 pub fn describe_error(err: &anyhow::Error) -> String {
     for cause in err.chain() {
         if let Some(kube::Error::Api(status)) = cause.downcast_ref::<kube::Error>() {
-            return format!("Error from server ({}): {}", status.reason, status.message);
+            let message: Vec<&str> = status.message.lines().collect();
+            return format!(
+                "Error from server ({}): {}",
+                status.reason,
+                message.join("; ")
+            );
         }
     }
     // Each cause once: kube's and std's messages often repeat their source's text.

@@ -407,6 +407,12 @@ fn each_route_has_the_kubernetes_service_knative_makes() {
         "{yaml}"
     );
 
+    let described = k.ok(&["describe", "svc", "hello"]);
+    assert!(
+        described.contains("ExternalName") && described.contains("serving.knative.dev/route=hello"),
+        "{described}"
+    );
+
     // The Knative Service's labels and annotations follow it to the Route's Service.
     k.ok(&["label", "ksvc", "hello", "team=b", "--overwrite"]);
     k.ok(&["annotate", "ksvc", "hello", "owner=bob", "--overwrite"]);

@@ -32,7 +32,8 @@ fn mismatch(path: &str, expected: &Value, actual: Option<&Value>) -> Option<Stri
 
 fn plural(kind: &str) -> &'static str {
     match kind {
-        "Service" => "services",
+        // Plain `services` are the core kind, as in any Kubernetes cluster.
+        "Service" => "services.serving.knative.dev",
         "Configuration" => "configurations",
         "Revision" => "revisions",
         "Route" => "routes",
