@@ -170,7 +170,7 @@ pub async fn reconcile(
 }
 
 /// The Service that publishes the ingress: `LoadBalancer`, its address as the load
-/// balancer's IP, the ingress port as its port. Knative's conformance tests read the
+/// balancer's IP, the ingress port as its port and nodePort. Knative's conformance tests read the
 /// ingress address from such a Service (`GATEWAY_OVERRIDE`, `GATEWAY_NAMESPACE_OVERRIDE`).
 pub fn make_ingress_service(address: std::net::SocketAddr) -> KubeService {
     let ip = match address.ip() {
@@ -195,6 +195,10 @@ pub fn make_ingress_service(address: std::net::SocketAddr) -> KubeService {
                 name: Some("http2".into()),
                 port,
                 target_port: Some(IntOrString::Int(port)),
+                // The ingress listens on this port of this machine, the node: clients
+                // given the node's address (knative.dev/pkg's spoofing client with
+                // `-ingressendpoint`) use the nodePort of port 80.
+                node_port: Some(port),
                 protocol: Some("TCP".into()),
                 ..ServicePort::default()
             }]),
