@@ -85,6 +85,9 @@ const STORED_VERBS: &[&str] = &[
     "watch",
 ];
 
+/// The verbs of Pods: Swell's kubelet writes them, users read and delete them.
+const POD_VERBS: &[&str] = &["delete", "deletecollection", "get", "list", "watch"];
+
 /// The one verb of reviews.
 const REVIEW_VERBS: &[&str] = &["create"];
 
@@ -156,6 +159,11 @@ impl Default for Registry {
                 true,
                 &["sa"],
             ),
+            ResourceDef {
+                verbs: POD_VERBS,
+                categories: &["all"],
+                ..core("pods", "pod", "Pod", true, &["po"])
+            },
         ];
         for crd in swell_api::CRDS {
             resources.push(ResourceDef {

@@ -7,6 +7,7 @@ mod image;
 mod kubeconfig;
 mod logging;
 mod logs;
+mod pods;
 mod pki;
 mod private;
 mod quickstart;

@@ -34,6 +34,24 @@ pub struct Replica {
     pub restarts: AtomicU32,
     /// Its process (group) while it runs.
     pub pid: Mutex<Option<u32>>,
+    /// What it shows as a Pod: when it was asked for, when its current run started
+    /// and where it serves, how its last run ended, where each run's log starts.
+    pub pod: Mutex<PodState>,
+}
+
+/// The parts of a replica only its Pod shows.
+#[derive(Debug)]
+pub struct PodState {
+    /// When the replica was asked for.
+    pub created: std::time::SystemTime,
+    /// When the current run started, while it runs.
+    pub started: Option<std::time::SystemTime>,
+    /// Where the current (or last) run serves.
+    pub addr: Option<SocketAddr>,
+    /// How the last run ended.
+    pub last_termination: Option<crate::backend::Termination>,
+    /// Per log file: where the current run's and the previous run's output start.
+    pub log_starts: Vec<(std::path::PathBuf, u64, Option<u64>)>,
 }
 
 impl Replica {
@@ -46,7 +64,19 @@ impl Replica {
             failure: Mutex::new(None),
             restarts: AtomicU32::new(0),
             pid: Mutex::new(None),
+            pod: Mutex::new(PodState {
+                created: std::time::SystemTime::now(),
+                started: None,
+                addr: None,
+                last_termination: None,
+                log_starts: Vec::new(),
+            }),
         }
+    }
+
+    /// Its Pod's state.
+    pub fn pod(&self) -> std::sync::MutexGuard<'_, PodState> {
+        self.pod.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Records whether (and where) it is ready and tells the observer.
@@ -146,6 +176,7 @@ fn exit_failure(status: std::process::ExitStatus, log: &std::path::Path) -> Fail
 
 async fn run_once(rev: &RevisionState, replica: &Replica) -> Outcome {
     let log = rev.dir.join(format!("{}.log", replica.id));
+    rev.begin_run(replica);
     let launched = match rev.launcher.launch(rev, replica.id, &log).await {
         Ok(l) => l,
         Err(failure) => return Outcome::Ended(failure),
@@ -166,6 +197,7 @@ async fn run_once(rev: &RevisionState, replica: &Replica) -> Outcome {
         Some(pid) => {
             pidfile::record(&rev.pids, pid);
             *replica.pid.lock().unwrap_or_else(|e| e.into_inner()) = Some(pid);
+            rev.started(replica, addr);
             let mut outcome = watch(rev, replica, &mut child, pid, addr, &probe, &log).await;
             if let (Outcome::Ended(_), Some(explain)) = (&outcome, &explain)
                 && let Some(better) = explain()
@@ -174,8 +206,11 @@ async fn run_once(rev: &RevisionState, replica: &Replica) -> Outcome {
             }
             *replica.pid.lock().unwrap_or_else(|e| e.into_inner()) = None;
             signal_group(pid, Signal::SIGKILL);
-            let _ = child.wait().await;
+            let status = child.wait().await;
             pidfile::forget(&rev.pids, pid);
+            if let Outcome::Ended(f) = &outcome {
+                rev.ended(replica, f, status.ok());
+            }
             outcome
         }
     };
