@@ -118,7 +118,8 @@ fn aggregated_resource(r: &ResourceDef) -> Value {
         entry["subresources"] = json!([{"subresource": "status", "responseKind": kind, "verbs": ["get", "patch", "update"]}]);
     }
     if r.plural == "pods" {
-        entry["subresources"] = json!([{"subresource": "log", "responseKind": kind, "verbs": ["get"]}]);
+        entry["subresources"] =
+            json!([{"subresource": "log", "responseKind": kind, "verbs": ["get"]}]);
     }
     entry
 }

@@ -468,10 +468,7 @@ fn schema(r: &ResourceDef) -> Value {
                 "spec",
                 free("Specification of the desired behavior of the pod."),
             ),
-            (
-                "status",
-                free("Most recently observed status of the pod."),
-            ),
+            ("status", free("Most recently observed status of the pod.")),
         ],
         "namespaces" => vec![
             ("spec", free("Spec defines the behavior of the Namespace.")),

@@ -120,12 +120,7 @@ pub(crate) fn columns() -> Vec<Value> {
             1,
             "Name of the node nominated by the scheduler to schedule the pod on.",
         ),
-        column(
-            "Readiness Gates",
-            "",
-            1,
-            "The readiness gates of the pod.",
-        ),
+        column("Readiness Gates", "", 1, "The readiness gates of the pod."),
     ]
 }
 
@@ -166,8 +161,7 @@ pub(crate) fn cells(pod: &Value) -> Vec<Value> {
                 "Init:ExitCode:{}",
                 state["terminated"]["exitCode"].as_i64().unwrap_or(0)
             );
-        } else if let Some(r) =
-            str_at(state, "/waiting/reason").filter(|r| *r != "PodInitializing")
+        } else if let Some(r) = str_at(state, "/waiting/reason").filter(|r| *r != "PodInitializing")
         {
             reason = format!("Init:{r}");
         } else {
@@ -213,7 +207,9 @@ pub(crate) fn cells(pod: &Value) -> Vec<Value> {
     };
     let or_none = |s: Option<&str>| json!(s.unwrap_or("<none>"));
     vec![
-        pod.pointer("/metadata/name").cloned().unwrap_or(Value::Null),
+        pod.pointer("/metadata/name")
+            .cloned()
+            .unwrap_or(Value::Null),
         json!(format!("{ready}/{}", containers.len())),
         json!(reason),
         json!(restarts),
@@ -343,7 +339,13 @@ impl Reading {
                 // The error ends the stream.
                 Err(e) => {
                     let pos = self.pos;
-                    return Some((Err(e), Reading { end: Some(pos), ..self }));
+                    return Some((
+                        Err(e),
+                        Reading {
+                            end: Some(pos),
+                            ..self
+                        },
+                    ));
                 }
                 Ok(b) if !b.is_empty() => return Some((Ok(b.into()), self)),
                 Ok(_) if !self.follow || self.last => return None,
@@ -389,7 +391,10 @@ pub(crate) async fn log(
         .open(namespace, name, &container, previous)
         .map_err(ApiError::bad_request)?;
     let file_len = std::fs::metadata(&source.path).map_or(0, |m| m.len());
-    let end = source.end.unwrap_or(file_len).min(file_len.max(source.start));
+    let end = source
+        .end
+        .unwrap_or(file_len)
+        .min(file_len.max(source.start));
     let mut start = source.start.min(end);
     if let Some(n) = params.tail_lines.filter(|n| *n >= 0) {
         start = tail_start(&source.path, start, end, n.unsigned_abs())
@@ -423,12 +428,7 @@ pub(crate) async fn log(
 }
 
 fn text(body: Body) -> Response {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain")],
-        body,
-    )
-        .into_response()
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], body).into_response()
 }
 
 #[cfg(test)]

@@ -157,7 +157,8 @@ fn qos_class(spec: &Value) -> &'static str {
         .filter_map(|f| spec.get(*f).and_then(Value::as_array))
         .flatten()
         .collect();
-    let get = |c: &Value, kind: &str, r: &str| c.pointer(&format!("/resources/{kind}/{r}")).cloned();
+    let get =
+        |c: &Value, kind: &str, r: &str| c.pointer(&format!("/resources/{kind}/{r}")).cloned();
     let any = containers.iter().any(|c| {
         ["requests", "limits"]
             .iter()
@@ -172,7 +173,11 @@ fn qos_class(spec: &Value) -> &'static str {
             limit.is_some() && get(c, "requests", r).is_none_or(|q| Some(q) == limit)
         })
     });
-    if guaranteed { "Guaranteed" } else { "Burstable" }
+    if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
 }
 
 /// The condition `type_` with `status`, keeping its transition time when `previous`
@@ -340,8 +345,18 @@ fn pod_object(revision: &Value, r: &ReplicaPod, name: &str, node: &str, previous
         json!({"reason": "ContainersNotReady", "message": format!("containers with unready status: [{}]", unready.join(" "))})
     };
     let conditions = vec![
-        condition(previous, "PodReadyToStartContainers", phase == "Running", json!({})),
-        condition(previous, "Initialized", phase == "Running" || init_statuses.is_empty(), json!({})),
+        condition(
+            previous,
+            "PodReadyToStartContainers",
+            phase == "Running",
+            json!({}),
+        ),
+        condition(
+            previous,
+            "Initialized",
+            phase == "Running" || init_statuses.is_empty(),
+            json!({}),
+        ),
         condition(previous, "Ready", unready.is_empty(), not_ready.clone()),
         condition(previous, "ContainersReady", unready.is_empty(), not_ready),
         condition(previous, "PodScheduled", true, json!({})),
@@ -478,12 +493,24 @@ impl Pods {
         };
         let mut present = HashSet::new();
         for pod in stored {
-            let ns = pod["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
-            let name = pod["metadata"]["name"].as_str().unwrap_or_default().to_string();
-            if self.published().pods.contains_key(&(ns.clone(), name.clone())) {
+            let ns = pod["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let name = pod["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            if self
+                .published()
+                .pods
+                .contains_key(&(ns.clone(), name.clone()))
+            {
                 present.insert((ns, name));
             } else {
-                let _ = self.store.delete(&pod_key(&ns, &name), &DeleteOptions::default());
+                let _ = self
+                    .store
+                    .delete(&pod_key(&ns, &name), &DeleteOptions::default());
             }
         }
         let gone: Vec<(String, String)> = self
@@ -576,7 +603,12 @@ impl Pods {
                             .map(|e| e.written.clone()),
                     ),
                     None => (
-                        format!("{}-deployment-{}-{}", rev.name, template_hash(uid), suffix()),
+                        format!(
+                            "{}-deployment-{}-{}",
+                            rev.name,
+                            template_hash(uid),
+                            suffix()
+                        ),
                         None,
                     ),
                 }
@@ -751,7 +783,10 @@ mod tests {
         let ann = &pod["metadata"]["annotations"];
         assert!(ann.get("autoscaling.knative.dev/min-scale").is_none());
         assert_eq!(ann["team"], "a");
-        assert_eq!(ann["kubectl.kubernetes.io/default-container"], "user-container");
+        assert_eq!(
+            ann["kubectl.kubernetes.io/default-container"],
+            "user-container"
+        );
         assert_eq!(pod["metadata"]["ownerReferences"][0]["uid"], "u-1");
         assert!(pod["spec"].get("containerConcurrency").is_none());
         assert_eq!(pod["spec"]["terminationGracePeriodSeconds"], 30);

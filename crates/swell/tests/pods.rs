@@ -152,10 +152,17 @@ async fn replicas_are_pods_under_the_process_backend() {
     ] {
         assert_eq!(labels[key], want, "{key} in {labels}");
     }
-    let rev: Value = serde_json::from_str(&k.ok(&["get", "revision", "ticker-00001", "-o", "json"])).unwrap();
-    assert_eq!(labels["serving.knative.dev/revisionUID"], rev["metadata"]["uid"]);
+    let rev: Value =
+        serde_json::from_str(&k.ok(&["get", "revision", "ticker-00001", "-o", "json"])).unwrap();
+    assert_eq!(
+        labels["serving.knative.dev/revisionUID"],
+        rev["metadata"]["uid"]
+    );
     let owner = &pod["metadata"]["ownerReferences"][0];
-    assert_eq!((&owner["kind"], &owner["name"]), (&"Revision".into(), &"ticker-00001".into()));
+    assert_eq!(
+        (&owner["kind"], &owner["name"]),
+        (&"Revision".into(), &"ticker-00001".into())
+    );
     let status = &pod["status"];
     assert_eq!(status["phase"], "Running");
     assert_eq!(status["podIP"], "127.0.0.1");
@@ -174,8 +181,15 @@ async fn replicas_are_pods_under_the_process_backend() {
     // kubectl's columns, and selectors that match nothing.
     let table = k.ok(&["get", "pods"]);
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(header, ["NAME", "READY", "STATUS", "RESTARTS", "AGE"], "{table}");
-    let row = table.lines().find(|l| l.starts_with(&name)).expect("the Pod's row");
+    assert_eq!(
+        header,
+        ["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+        "{table}"
+    );
+    let row = table
+        .lines()
+        .find(|l| l.starts_with(&name))
+        .expect("the Pod's row");
     let cells: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(&cells[1..4], ["1/1", "Running", "0"], "{table}");
     let wide = k.ok(&["get", "pods", "-o", "wide"]);
@@ -199,7 +213,10 @@ async fn replicas_are_pods_under_the_process_backend() {
         "Restart Count:  0",
         "Controlled By:  Revision/ticker-00001",
     ] {
-        assert!(described.contains(want), "{want:?} missing from:\n{described}");
+        assert!(
+            described.contains(want),
+            "{want:?} missing from:\n{described}"
+        );
     }
 
     // logs, -c, --tail, and -f streaming what is written after it began.
@@ -231,7 +248,12 @@ async fn replicas_are_pods_under_the_process_backend() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
     let list: k8s_openapi::List<k8s_openapi::api::core::v1::Pod> = resp.json().await.unwrap();
     assert_eq!(list.items.len(), 1);
     assert_eq!(list.items[0].metadata.name.as_deref(), Some(name.as_str()));
@@ -279,14 +301,20 @@ async fn replicas_are_pods_under_the_process_backend() {
     });
     drop(watching);
     assert_ne!(name_of(&replacement), name);
-    assert_eq!(replacement["status"]["containerStatuses"][0]["restartCount"], 0);
+    assert_eq!(
+        replacement["status"]["containerStatuses"][0]["restartCount"],
+        0
+    );
     assert!(k.fails(&["get", "pod", &name]).contains("not found"));
     let (code, body) = get(&c, &url(&server, "ticker.default.localhost", "/")).await;
     assert_eq!(code, 200, "{body}");
 
     // Pods are Swell's to write.
     let refused = k.fails(&["label", "pod", &name_of(&replacement), "x=y"]);
-    assert!(refused.contains("cannot be created or changed"), "{refused}");
+    assert!(
+        refused.contains("cannot be created or changed"),
+        "{refused}"
+    );
     let created = k.run(&["run", "mine", "--image", "busybox"]);
     assert!(!created.status.success());
     assert!(
@@ -361,7 +389,10 @@ spec:
     assert_eq!(names, ["serving", "sidecar"]);
     assert!(statuses.iter().all(|c| c["ready"] == true), "{statuses:?}");
     assert!(
-        statuses[0]["imageID"].as_str().unwrap().contains("@sha256:"),
+        statuses[0]["imageID"]
+            .as_str()
+            .unwrap()
+            .contains("@sha256:"),
         "{statuses:?}"
     );
     let row = k.ok(&["get", "pod", &name, "--no-headers"]);
@@ -369,19 +400,31 @@ spec:
 
     // The default container is the serving one; -c reads the sidecar's own log.
     let serving = k.ok(&["logs", &name]);
-    assert!(serving.contains("servingcontainer: listening on port 8881"), "{serving}");
+    assert!(
+        serving.contains("servingcontainer: listening on port 8881"),
+        "{serving}"
+    );
     let sidecar = k.ok(&["logs", &name, "-c", "sidecar"]);
-    assert!(sidecar.contains("sidecarcontainer: listening on port 8882"), "{sidecar}");
+    assert!(
+        sidecar.contains("sidecarcontainer: listening on port 8882"),
+        "{sidecar}"
+    );
 
     // Deleting the Pod replaces the replica; the new one serves.
     k.ok(&["delete", "pod", &name]);
     let replacement = ready_pod(&k, "multi-00001");
     assert_ne!(name_of(&replacement), name);
+    // (Only the serving container is probed: its sidecar may take a moment longer.)
     let c = client(&server, &["multi.default.localhost"]);
-    assert_eq!(
-        get(&c, &url(&server, "multi.default.localhost", "/")).await,
-        (200, "Yay!! multi-container works\n\n".into())
-    );
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let answer = get(&c, &url(&server, "multi.default.localhost", "/")).await;
+        if answer == (200, "Yay!! multi-container works\n\n".into()) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{answer:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     k.ok(&["delete", "ksvc", "multi"]);
     eventually("multi's Pods to go", || {
         pods(&k, "serving.knative.dev/service=multi")
