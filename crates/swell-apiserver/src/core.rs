@@ -111,6 +111,9 @@ pub fn admit_core(
     old: Option<&Value>,
     fv: FieldValidation,
 ) -> ApiResult<(Value, Vec<String>)> {
+    if res.plural == "pods" {
+        return Err(crate::pods::read_only(name));
+    }
     let mut obj = obj.clone();
     if res.plural == "secrets" {
         merge_string_data(&mut obj);

@@ -85,6 +85,9 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
         if r.status_subresource {
             resources.push(json!({"name": format!("{}/status", r.plural), "singularName": "", "namespaced": r.namespaced, "kind": r.kind, "verbs": ["get", "patch", "update"]}));
         }
+        if r.plural == "pods" {
+            resources.push(json!({"name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"]}));
+        }
     }
     if resources.is_empty() {
         return None;
@@ -113,6 +116,10 @@ fn aggregated_resource(r: &ResourceDef) -> Value {
     }
     if r.status_subresource {
         entry["subresources"] = json!([{"subresource": "status", "responseKind": kind, "verbs": ["get", "patch", "update"]}]);
+    }
+    if r.plural == "pods" {
+        entry["subresources"] =
+            json!([{"subresource": "log", "responseKind": kind, "verbs": ["get"]}]);
     }
     entry
 }

@@ -17,6 +17,7 @@ mod error;
 pub mod https;
 mod openapi;
 mod patch;
+pub mod pods;
 mod protobuf;
 pub mod rbac;
 mod read;
@@ -64,6 +65,8 @@ pub struct ApiState {
     authenticator: std::sync::OnceLock<Arc<auth::Authenticator>>,
     /// The RBAC policy every request is authorized by.
     pub rbac: auth::policy::PolicyCache,
+    /// Where Pods' logs are read (`pods/log`); `None` while nothing runs replicas.
+    pod_logs: std::sync::OnceLock<Arc<dyn pods::PodLogs>>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -84,7 +87,18 @@ impl ApiState {
             shutdown,
             server_addr,
             authenticator: std::sync::OnceLock::new(),
+            pod_logs: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Sets where Pods' logs are read; only the first call counts.
+    pub fn set_pod_logs(&self, logs: Arc<dyn pods::PodLogs>) {
+        let _ = self.pod_logs.set(logs);
+    }
+
+    /// Where Pods' logs are read, once set.
+    pub fn pod_logs(&self) -> Option<&Arc<dyn pods::PodLogs>> {
+        self.pod_logs.get()
     }
 
     /// Sets who may ask; only the first call counts.
@@ -314,6 +328,7 @@ async fn handle(state: &Arc<ApiState>, req: Request) -> ApiResult<Response> {
         .get::<auth::Authenticated>()
         .map(|a| a.0.clone());
     let params = request::Params::parse(req.uri().query())?;
+    let req_query = req.uri().query().map(String::from);
     let as_table = request::wants_table(req.headers());
     let method = req.method().clone();
     let headers = req.headers().clone();
@@ -330,6 +345,16 @@ async fn handle(state: &Arc<ApiState>, req: Request) -> ApiResult<Response> {
         let media = request::content_type(&headers);
         let review = request::decode_object_of(&body, &media, "TokenRequest")?;
         return auth::reviews::token_request(state, ns, n, &review);
+    }
+    if target.log {
+        let (true, Some(n), Some(ns)) = (
+            method == Method::GET,
+            name.as_deref(),
+            target.namespace.as_deref(),
+        ) else {
+            return Err(ApiError::method_not_allowed(method.as_str()));
+        };
+        return pods::log(state, ns, n, req_query.as_deref()).await;
     }
     if target.res.is_review() {
         if method != Method::POST || name.is_some() {

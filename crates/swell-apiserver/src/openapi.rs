@@ -471,6 +471,13 @@ fn schema(r: &ResourceDef) -> Value {
                 ),
             ),
         ],
+        "pods" => vec![
+            (
+                "spec",
+                free("Specification of the desired behavior of the pod."),
+            ),
+            ("status", free("Most recently observed status of the pod.")),
+        ],
         "namespaces" => vec![
             ("spec", free("Spec defines the behavior of the Namespace.")),
             (

@@ -85,6 +85,9 @@ const STORED_VERBS: &[&str] = &[
     "watch",
 ];
 
+/// The verbs of Pods: Swell's kubelet writes them, users read and delete them.
+const POD_VERBS: &[&str] = &["delete", "deletecollection", "get", "list", "watch"];
+
 /// The one verb of reviews.
 const REVIEW_VERBS: &[&str] = &["create"];
 
@@ -158,6 +161,11 @@ impl Default for Registry {
             ),
             // Read-only for users: the Services Knative makes for Routes (`lib.rs`).
             core("services", "service", "Service", true, &["svc"]),
+            ResourceDef {
+                verbs: POD_VERBS,
+                categories: &["all"],
+                ..core("pods", "pod", "Pod", true, &["po"])
+            },
         ];
         for crd in swell_api::CRDS {
             resources.push(ResourceDef {

@@ -25,6 +25,8 @@ pub struct Target<'r> {
     pub status: bool,
     /// The `serviceaccounts/NAME/token` subresource (TokenRequest).
     pub token: bool,
+    /// The `pods/NAME/log` subresource.
+    pub log: bool,
     /// Who asks (set by [`crate::auth::guard`]; `None` where nothing guards the router).
     pub user: Option<std::sync::Arc<crate::auth::UserInfo>>,
 }
@@ -57,17 +59,22 @@ pub fn parse_target<'r>(
         return Err(ApiError::no_route());
     }
     let (status, token) = match sub {
-        None => (false, false),
+        None | Some("log") => (false, false),
         Some("status") if res.status_subresource || res.plural == "namespaces" => (true, false),
         Some("token") if res.plural == "serviceaccounts" => (false, true),
         Some(_) => return Err(ApiError::no_route()),
     };
+    let log = sub == Some("log");
+    if log && res.plural != "pods" {
+        return Err(ApiError::no_route());
+    }
     Ok(Target {
         res,
         namespace,
         name: name.map(String::from),
         status,
         token,
+        log,
         user: None,
     })
 }

@@ -153,6 +153,15 @@ fn extra_fields(plural: &str) -> &'static [&'static str] {
         ],
         "secrets" => &["type"],
         "namespaces" => &["status.phase"],
+        "pods" => &[
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "status.phase",
+            "status.podIP",
+            "status.nominatedNodeName",
+        ],
         _ => &[],
     }
 }

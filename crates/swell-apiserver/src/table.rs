@@ -139,6 +139,7 @@ pub fn columns(res: &ResourceDef) -> Vec<Value> {
                     .map(|c| column(c.name, c.type_, "", "Custom resource definition column")),
             )
             .collect(),
+        (None, "pods") => crate::pods::columns(),
         (None, "namespaces") => vec![
             name_column(),
             column("Status", "string", "", "The status of the namespace"),
@@ -216,6 +217,7 @@ fn cells(res: &ResourceDef, obj: &Value) -> Vec<Value> {
                 Some(other) => json!(other.to_string()),
             }))
             .collect(),
+        (None, "pods") => crate::pods::cells(obj),
         (None, "namespaces") => vec![
             name,
             obj.pointer("/status/phase")

@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::{Container, HostAlias, PodDNSConfig, PodSecurity
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// Identifies a Revision's replicas.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -114,6 +114,58 @@ pub struct ReplicaUsage {
     pub memory_bytes: u64,
 }
 
+/// One replica as a kubelet would report its Pod: what `kubectl get pods` shows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReplicaPod {
+    /// Identifies the replica within its Revision (stable while it runs).
+    pub id: u64,
+    /// When it was asked for.
+    pub created: SystemTime,
+    /// Its address once started (the pod IP; the process backend's replicas share
+    /// loopback, each on its own port).
+    pub addr: Option<SocketAddr>,
+    /// Running and passing its readiness probe.
+    pub ready: bool,
+    /// When its containers started, while they run.
+    pub started: Option<SystemTime>,
+    /// Times its containers were restarted.
+    pub restarts: u32,
+    /// Why it is not running, while it is not (and is no longer starting afresh).
+    pub waiting: Option<Failure>,
+    /// How its containers' previous run ended.
+    pub last_termination: Option<Termination>,
+    /// Each container's log.
+    pub logs: Vec<ContainerLog>,
+}
+
+/// How a run of a replica's containers ended (a container's `lastState.terminated`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Termination {
+    /// The serving container's exit code (128 + signal when killed).
+    pub exit_code: i32,
+    /// Kubernetes' reason: `Completed`, `Error`, `OOMKilled`.
+    pub reason: String,
+    /// What happened (the log's last lines, or the failed probe).
+    pub message: String,
+    /// When that run started.
+    pub started: Option<SystemTime>,
+    /// When it ended.
+    pub finished: SystemTime,
+}
+
+/// Where one container of a replica writes its output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerLog {
+    /// The container's name.
+    pub container: String,
+    /// The log file (appended to by every run).
+    pub path: std::path::PathBuf,
+    /// Where the current (or last) run's output starts.
+    pub start: u64,
+    /// Where the previous run's output starts (it ends at `start`).
+    pub previous: Option<u64>,
+}
+
 /// Pins image tags to digests when a Revision is created, so a Revision never changes
 /// image under its users.
 pub trait ImageResolver: Send + Sync + 'static {
@@ -149,6 +201,10 @@ pub trait ReplicaObserver: Send + Sync + 'static {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
         Box::pin(std::future::ready(()))
     }
+
+    /// Something [`Backend::pods`] reports of the Revision changed (a replica was
+    /// added, started, ended, restarted or removed); also after `replicas_changed`.
+    fn pods_changed(&self, _rev: &RevisionRef) {}
 }
 
 impl std::fmt::Debug for dyn ReplicaObserver {
@@ -167,6 +223,15 @@ pub trait Backend: Send + Sync + 'static {
     /// measure them.
     fn usage(&self, _rev: &RevisionRef) -> Vec<ReplicaUsage> {
         Vec::new()
+    }
+    /// The Revision's replicas as Pods; empty when the backend runs nothing to show.
+    fn pods(&self, _rev: &RevisionRef) -> Vec<ReplicaPod> {
+        Vec::new()
+    }
+    /// Stops replica `id` of the Revision and starts another in its place (a Pod
+    /// deleted under its ReplicaSet); false when there is no such replica.
+    fn replace(&self, _rev: &RevisionRef, _id: u64) -> bool {
+        false
     }
 }
 

@@ -12,8 +12,8 @@ pub mod security;
 pub mod volume;
 
 pub use backend::{
-    Backend, ContainerRun, Failure, FakeBackend, ImageResolver, NoBackend, ReplicaObserver,
-    ReplicaStatus, ReplicaUsage, RevisionRef, Workload,
+    Backend, ContainerLog, ContainerRun, Failure, FakeBackend, ImageResolver, NoBackend,
+    ReplicaObserver, ReplicaPod, ReplicaStatus, ReplicaUsage, RevisionRef, Termination, Workload,
 };
 pub use backoff::Backoff;
 pub use process::ProcessBackend;

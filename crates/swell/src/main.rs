@@ -8,6 +8,7 @@ mod kubeconfig;
 mod logging;
 mod logs;
 mod pki;
+mod pods;
 mod private;
 mod quickstart;
 mod security;

@@ -115,10 +115,12 @@ impl BackendKind {
 }
 
 /// Hands the backend's ready replicas to the data plane and wakes the Revision
-/// reconciler; tells the backend when a leaving replica has drained.
+/// reconciler and the Pod publisher; tells the backend when a leaving replica has
+/// drained.
 struct ToDataplane {
     pools: swell_dataplane::Revisions,
     changes: tokio::sync::mpsc::UnboundedSender<swell_runtime::RevisionRef>,
+    pods: tokio::sync::mpsc::UnboundedSender<swell_runtime::RevisionRef>,
 }
 
 impl swell_runtime::ReplicaObserver for ToDataplane {
@@ -144,6 +146,10 @@ impl swell_runtime::ReplicaObserver for ToDataplane {
             name: rev.name.clone(),
         };
         Box::pin(self.pools.drained(&key, addr))
+    }
+
+    fn pods_changed(&self, rev: &swell_runtime::RevisionRef) {
+        let _ = self.pods.send(rev.clone());
     }
 }
 
@@ -280,7 +286,11 @@ pub async fn serve(
     let ingress_addr = ingress_listener.local_addr()?;
 
     let shutdown = CancellationToken::new();
-    let state = Arc::new(ApiState::new(store, reach.to_string(), shutdown.clone()));
+    let state = Arc::new(ApiState::new(
+        store.clone(),
+        reach.to_string(),
+        shutdown.clone(),
+    ));
     state.set_authenticator(authenticator.clone());
     let dataplane = Arc::new(swell_dataplane::Dataplane {
         routes: swell_dataplane::RoutingTables::default(),
@@ -307,9 +317,11 @@ pub async fn serve(
     let app = swell_apiserver::secured(routes, state.clone());
 
     let (changes_tx, replica_changes) = tokio::sync::mpsc::unbounded_channel();
+    let (pods_tx, pod_changes) = tokio::sync::mpsc::unbounded_channel();
     let observer = Arc::new(ToDataplane {
         pools: dataplane.revisions.clone(),
         changes: changes_tx,
+        pods: pods_tx,
     });
     let mut images: Option<Arc<dyn swell_runtime::ImageResolver>> = None;
     let policy = swell_runtime::ReplicaPolicy {
@@ -354,6 +366,14 @@ pub async fn serve(
         (None, BackendKind::Fake) => Arc::new(swell_controller::FakeBackend::default()),
         (None, _) => Arc::new(swell_controller::NoBackend),
     };
+    // Replicas are published as Pods, as kubelet would.
+    let pods = Arc::new(crate::pods::Pods::new(
+        store,
+        backend.clone(),
+        crate::pods::node_name(),
+    ));
+    state.set_pod_logs(pods.clone());
+    let publisher = tokio::spawn(pods.run(pod_changes, shutdown.clone()));
     // The controllers reach the API through the router itself, in-process, as an
     // identity no request from the network can carry.
     let client = kube::Client::new(
@@ -450,6 +470,7 @@ pub async fn serve(
     shutdown.cancel();
     let _ = stopper.await;
     controllers.await.context("controllers panicked")?;
+    publisher.await.context("the Pod publisher panicked")?;
     ingress
         .await
         .context("ingress panicked")?

@@ -87,6 +87,122 @@ impl RevisionState {
             .filter_map(|r| *r.ready.lock().unwrap_or_else(|e| e.into_inner()))
             .collect();
         self.observer.replicas_changed(&self.rev, ready);
+        self.observer.pods_changed(&self.rev);
+    }
+
+    /// Each container's log file of replica `id`: the serving container's `<id>.log`,
+    /// the others' `<id>.<name>.log`.
+    fn container_logs(&self, id: u64) -> Vec<(String, PathBuf)> {
+        let main = self.dir.join(format!("{id}.log"));
+        let others = self
+            .workload
+            .init_containers
+            .iter()
+            .chain(&self.workload.sidecars)
+            .map(|c| {
+                let name = c.container.name.clone();
+                let path = crate::runc::launcher::container_log(&main, &name);
+                (name, path)
+            });
+        std::iter::once((self.workload.container.name.clone(), main.clone()))
+            .chain(others)
+            .collect()
+    }
+
+    /// A run of the replica begins: its logs' output from here on is the new run's.
+    fn begin_run(&self, replica: &Replica) {
+        let logs = self.container_logs(replica.id);
+        let mut pod = replica.pod();
+        let starts = logs
+            .into_iter()
+            .map(|(_, path)| {
+                let len = std::fs::metadata(&path).map_or(0, |m| m.len());
+                let previous = pod
+                    .log_starts
+                    .iter()
+                    .find(|(p, _, _)| *p == path)
+                    .map(|(_, start, _)| *start);
+                (path, len, previous)
+            })
+            .collect();
+        pod.log_starts = starts;
+    }
+
+    /// The replica's containers run, serving at `addr`.
+    fn started(&self, replica: &Replica, addr: SocketAddr) {
+        {
+            let mut pod = replica.pod();
+            pod.started = Some(std::time::SystemTime::now());
+            pod.addr = Some(addr);
+        }
+        self.observer.pods_changed(&self.rev);
+    }
+
+    /// The replica's run ended by itself (or was killed for failing a probe).
+    fn ended(
+        &self,
+        replica: &Replica,
+        failure: &crate::backend::Failure,
+        status: Option<std::process::ExitStatus>,
+    ) {
+        use std::os::unix::process::ExitStatusExt;
+        let exit_code = status
+            .and_then(|s| s.code().or_else(|| s.signal().map(|n| 128 + n)))
+            .unwrap_or(-1);
+        let reason = match (failure.reason.as_str(), exit_code) {
+            ("OOMKilled", _) => "OOMKilled",
+            (_, 0) => "Completed",
+            _ => "Error",
+        };
+        let mut pod = replica.pod();
+        pod.last_termination = Some(crate::backend::Termination {
+            exit_code,
+            reason: reason.into(),
+            message: failure.message.clone(),
+            started: pod.started.take(),
+            finished: std::time::SystemTime::now(),
+        });
+    }
+
+    /// The replicas as Pods.
+    fn pods(&self) -> Vec<crate::backend::ReplicaPod> {
+        let replicas: Vec<Arc<Replica>> = self.replicas().clone();
+        replicas
+            .iter()
+            .map(|r| {
+                let ready = r.ready.lock().unwrap_or_else(|e| e.into_inner()).is_some();
+                let failure = r.failure.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let pod = r.pod();
+                let logs = self
+                    .container_logs(r.id)
+                    .into_iter()
+                    .map(|(container, path)| {
+                        let (start, previous) = pod
+                            .log_starts
+                            .iter()
+                            .find(|(p, _, _)| *p == path)
+                            .map_or((0, None), |(_, s, p)| (*s, *p));
+                        crate::backend::ContainerLog {
+                            container,
+                            path,
+                            start,
+                            previous,
+                        }
+                    })
+                    .collect();
+                crate::backend::ReplicaPod {
+                    id: r.id,
+                    created: pod.created,
+                    addr: pod.addr,
+                    ready,
+                    started: pod.started,
+                    restarts: r.restarts.load(std::sync::atomic::Ordering::Relaxed),
+                    waiting: if pod.started.is_none() { failure } else { None },
+                    last_termination: pod.last_termination.clone(),
+                    logs,
+                }
+            })
+            .collect()
     }
 
     /// SIGTERM-to-SIGKILL time: the Revision's, bounded while the server stops.
@@ -236,6 +352,7 @@ impl Backend for ProcessBackend {
             self.launcher.volumes_changed(&state);
         }
         let want = usize::try_from(replicas.max(0)).unwrap_or(0);
+        let changed = state.replicas().len() != want;
         {
             let mut list = state.replicas();
             while list.len() < want {
@@ -254,7 +371,53 @@ impl Backend for ProcessBackend {
                 }
             }
         }
+        if changed {
+            state.observer.pods_changed(rev);
+        }
         state.status()
+    }
+
+    fn pods(&self, rev: &RevisionRef) -> Vec<crate::backend::ReplicaPod> {
+        self.revisions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(rev)
+            .cloned()
+            .map(|s| s.pods())
+            .unwrap_or_default()
+    }
+
+    fn replace(&self, rev: &RevisionRef, id: u64) -> bool {
+        let Some(state) = self
+            .revisions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(rev)
+            .cloned()
+        else {
+            return false;
+        };
+        if self.stopping.is_cancelled() {
+            return false;
+        }
+        {
+            let mut list = state.replicas();
+            let Some(at) = list.iter().position(|r| r.id == id) else {
+                return false;
+            };
+            let old = list.remove(at);
+            old.cancel.cancel();
+            let id = {
+                let mut n = state.next_id.lock().unwrap_or_else(|e| e.into_inner());
+                *n += 1;
+                *n
+            };
+            let r = Arc::new(Replica::new(id, self.stopping.child_token()));
+            list.push(r.clone());
+            self.tracker.spawn(replica::supervise(state.clone(), r));
+        }
+        state.observer.pods_changed(rev);
+        true
     }
 
     fn usage(&self, rev: &RevisionRef) -> Vec<ReplicaUsage> {

@@ -38,6 +38,24 @@ pub struct Replica {
     pub backing_off: AtomicBool,
     /// Its process (group) while it runs.
     pub pid: Mutex<Option<u32>>,
+    /// What it shows as a Pod: when it was asked for, when its current run started
+    /// and where it serves, how its last run ended, where each run's log starts.
+    pub pod: Mutex<PodState>,
+}
+
+/// The parts of a replica only its Pod shows.
+#[derive(Debug)]
+pub struct PodState {
+    /// When the replica was asked for.
+    pub created: std::time::SystemTime,
+    /// When the current run started, while it runs.
+    pub started: Option<std::time::SystemTime>,
+    /// Where the current (or last) run serves.
+    pub addr: Option<SocketAddr>,
+    /// How the last run ended.
+    pub last_termination: Option<crate::backend::Termination>,
+    /// Per log file: where the current run's and the previous run's output start.
+    pub log_starts: Vec<(std::path::PathBuf, u64, Option<u64>)>,
 }
 
 impl Replica {
@@ -51,7 +69,19 @@ impl Replica {
             restarts: AtomicU32::new(0),
             backing_off: AtomicBool::new(false),
             pid: Mutex::new(None),
+            pod: Mutex::new(PodState {
+                created: std::time::SystemTime::now(),
+                started: None,
+                addr: None,
+                last_termination: None,
+                log_starts: Vec::new(),
+            }),
         }
+    }
+
+    /// Its Pod's state.
+    pub fn pod(&self) -> std::sync::MutexGuard<'_, PodState> {
+        self.pod.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Records whether (and where) it is ready and tells the observer.
@@ -206,6 +236,7 @@ async fn run_once(rev: &RevisionState, replica: &Replica) -> Outcome {
     let log = rev.dir.join(format!("{}.log", replica.id));
     // Earlier runs' output stays in the log; a failure quotes only this run's.
     let since = log_len(&log);
+    rev.begin_run(replica);
     let launched = match rev.launcher.launch(rev, replica.id, &log).await {
         Ok(l) => l,
         Err(failure) => return Outcome::Ended(failure),
@@ -226,6 +257,7 @@ async fn run_once(rev: &RevisionState, replica: &Replica) -> Outcome {
         Some(pid) => {
             pidfile::record(&rev.pids, pid);
             *replica.pid.lock().unwrap_or_else(|e| e.into_inner()) = Some(pid);
+            rev.started(replica, addr);
             let mut outcome = watch(rev, replica, &mut child, pid, addr, &probe, &log).await;
             if let (Outcome::Ended(_), Some(explain)) = (&outcome, &explain)
                 && let Some(better) = explain()
@@ -240,8 +272,11 @@ async fn run_once(rev: &RevisionState, replica: &Replica) -> Outcome {
             }
             *replica.pid.lock().unwrap_or_else(|e| e.into_inner()) = None;
             signal_group(pid, Signal::SIGKILL);
-            let _ = child.wait().await;
+            let status = child.wait().await;
             pidfile::forget(&rev.pids, pid);
+            if let Outcome::Ended(f) = &outcome {
+                rev.ended(replica, f, status.ok());
+            }
             outcome
         }
     };
