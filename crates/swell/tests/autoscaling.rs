@@ -16,17 +16,10 @@ const HELLO: &str = "Hello World! How about some tasty noodles?\n";
 /// replica 1 s after turning inactive.
 fn start() -> Server {
     let server = Server::start_with(&["--backend", "process"]);
-    server.kubectl(KUBECTL).ok(&[
-        "patch",
-        "configmap",
+    server.kubectl(KUBECTL).configure(
         "config-autoscaler",
-        "-n",
-        "knative-serving",
-        "--type",
-        "merge",
-        "-p",
-        r#"{"data":{"stable-window":"6s","scale-to-zero-grace-period":"1s"}}"#,
-    ]);
+        &[("stable-window", "6s"), ("scale-to-zero-grace-period", "1s")],
+    );
     server
 }
 

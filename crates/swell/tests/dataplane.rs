@@ -302,6 +302,21 @@ spec:
     );
 }
 
+/// An HTTP/2 (prior knowledge) connection to the ingress.
+async fn h2_connect(
+    ingress: SocketAddr,
+) -> hyper::client::conn::http2::SendRequest<http_body_util::Full<bytes::Bytes>> {
+    let tcp = tokio::net::TcpStream::connect(ingress).await.unwrap();
+    let (send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    send
+}
+
 /// Sends one HTTP/2 (prior knowledge) gRPC request through the ingress.
 async fn grpc_call(
     ingress: SocketAddr,
@@ -310,14 +325,7 @@ async fn grpc_call(
     messages: &[&str],
 ) -> (Vec<String>, String) {
     use http_body_util::BodyExt;
-    let tcp = tokio::net::TcpStream::connect(ingress).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(tcp),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
+    let mut send = h2_connect(ingress).await;
     let mut body = Vec::new();
     for m in messages {
         let pb = [&[0x0a, m.len() as u8][..], m.as_bytes()].concat();
@@ -446,16 +454,9 @@ async fn protocols_h2c_grpc_and_websocket() {
 /// Sends one HTTP/2 (prior knowledge) GET through the ingress; the body as text.
 async fn h2_get(ingress: SocketAddr, host: &str, path: &str) -> String {
     use http_body_util::BodyExt;
-    let tcp = tokio::net::TcpStream::connect(ingress).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(tcp),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
+    let mut send = h2_connect(ingress).await;
     let req = http::Request::get(format!("http://{host}{path}"))
-        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .body(http_body_util::Full::default())
         .unwrap();
     let resp = send.send_request(req).await.unwrap();
     assert_eq!(resp.status(), 200);
@@ -496,16 +497,7 @@ async fn autodetect_http2_serves_http2_and_grpc_on_an_unnamed_port() {
         "proto=HTTP/1.1 method=GET path=/x\n",
         "without the feature, HTTP/2 requests reach the app as HTTP/1.1"
     );
-    k.ok(&[
-        "patch",
-        "configmap",
-        "config-features",
-        "-n",
-        "knative-serving",
-        "--type=merge",
-        "-p",
-        r#"{"data":{"autodetect-http2":"enabled"}}"#,
-    ]);
+    k.enable_features(&["autodetect-http2"]);
     // Every Revision follows config-features once reconciled.
     let deadline = Instant::now() + PATIENCE;
     loop {

@@ -45,17 +45,10 @@ fn yaml(app: &App, version: &str) -> String {
 /// replica 1 s after turning inactive.
 fn start(backend: &str) -> Server {
     let server = Server::start_with(&["--backend", backend]);
-    server.kubectl(KUBECTL).ok(&[
-        "patch",
-        "configmap",
+    server.kubectl(KUBECTL).configure(
         "config-autoscaler",
-        "-n",
-        "knative-serving",
-        "--type",
-        "merge",
-        "-p",
-        r#"{"data":{"stable-window":"6s","scale-to-zero-grace-period":"1s"}}"#,
-    ]);
+        &[("stable-window", "6s"), ("scale-to-zero-grace-period", "1s")],
+    );
     server
 }
 

@@ -109,17 +109,10 @@ const TICKER_PROBE: &str = "        livenessProbe:
 async fn replicas_are_pods_under_the_process_backend() {
     let server = Server::start_with(&["--backend", "process"]);
     let k = server.kubectl(KUBECTL);
-    k.ok(&[
-        "patch",
-        "configmap",
+    k.configure(
         "config-autoscaler",
-        "-n",
-        "knative-serving",
-        "--type",
-        "merge",
-        "-p",
-        r#"{"data":{"stable-window":"6s","scale-to-zero-grace-period":"1s"}}"#,
-    ]);
+        &[("stable-window", "6s"), ("scale-to-zero-grace-period", "1s")],
+    );
     // The readiness app (liveness that can be made to fail) beside a loop printing a
     // numbered line every 200 ms; one replica at least, so it stays while we look.
     let app = testapp();

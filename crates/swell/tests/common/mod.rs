@@ -294,15 +294,21 @@ impl Kubectl {
 
     /// Turns on Knative feature flags (`config-features` keys set to `enabled`).
     pub fn enable_features(&self, flags: &[&str]) {
-        let data: serde_json::Map<String, serde_json::Value> = flags
+        let data: Vec<(&str, &str)> = flags.iter().map(|f| (*f, "enabled")).collect();
+        self.configure("config-features", &data);
+    }
+
+    /// Sets keys of one of Knative's `config-*` ConfigMaps (`kubectl patch`).
+    pub fn configure(&self, map: &str, data: &[(&str, &str)]) {
+        let data: serde_json::Map<String, serde_json::Value> = data
             .iter()
-            .map(|f| ((*f).to_string(), "enabled".into()))
+            .map(|(k, v)| ((*k).to_string(), (*v).into()))
             .collect();
         let patch = serde_json::json!({ "data": data }).to_string();
         self.ok(&[
             "patch",
             "configmap",
-            "config-features",
+            map,
             "-n",
             "knative-serving",
             "--type=merge",
