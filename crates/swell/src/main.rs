@@ -10,6 +10,7 @@ mod logs;
 mod pki;
 mod private;
 mod quickstart;
+mod replica_network;
 mod security;
 mod server;
 
