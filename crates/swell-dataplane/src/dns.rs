@@ -443,7 +443,12 @@ mod tests {
             assert_eq!(u16_at(at + 4), CLASS_IN);
             assert_eq!(&a[at + 6..at + 10], &TTL.to_be_bytes());
             assert_eq!(u16_at(at + 10), 4);
-            addrs.push(Ipv4Addr::new(a[at + 12], a[at + 13], a[at + 14], a[at + 15]));
+            addrs.push(Ipv4Addr::new(
+                a[at + 12],
+                a[at + 13],
+                a[at + 14],
+                a[at + 15],
+            ));
             at += 16;
         }
         assert_eq!(at, a.len(), "nothing after the answers");
@@ -617,7 +622,10 @@ mod tests {
         let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         client.connect(addr).await.unwrap();
         for (name, expected) in [
-            ("callee.default.svc.cluster.local", Ipv4Addr::new(10, 86, 0, 1)),
+            (
+                "callee.default.svc.cluster.local",
+                Ipv4Addr::new(10, 86, 0, 1),
+            ),
             ("example.com", Ipv4Addr::new(192, 0, 2, 7)),
         ] {
             let q = query(42, RD, name, TYPE_A);
@@ -632,7 +640,10 @@ mod tests {
 
         let mut s = TcpStream::connect(addr).await.unwrap();
         for (name, expected) in [
-            ("private.default.svc.cluster.local", Ipv4Addr::new(10, 86, 0, 1)),
+            (
+                "private.default.svc.cluster.local",
+                Ipv4Addr::new(10, 86, 0, 1),
+            ),
             ("example.com", Ipv4Addr::new(192, 0, 2, 8)),
         ] {
             let q = query(43, RD, name, TYPE_A);

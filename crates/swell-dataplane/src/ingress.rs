@@ -140,7 +140,9 @@ impl Peers {
         }
         match (self, peer) {
             (Peers::Replicas(net, len), std::net::IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(len.min(32))).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(len.min(32)))
+                    .unwrap_or(0);
                 u32::from(ip) & mask == u32::from(net) & mask
             }
             _ => false,

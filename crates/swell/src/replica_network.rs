@@ -65,7 +65,10 @@ fn socket(
     if kind == s::SockType::Stream {
         s::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
     }
-    s::bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &s::SockaddrIn::from(v4))?;
+    s::bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &s::SockaddrIn::from(v4),
+    )?;
     if kind == s::SockType::Stream {
         s::listen(&fd, s::Backlog::new(1024)?)?;
     }

@@ -340,10 +340,9 @@ pub async fn serve(
                         .with_store_limit(args.image_store_limit)
                         .with_policy(policy);
                     match &replica_network.dns {
-                        Some(dns) => r.with_cluster_dns(
-                            dns.clone(),
-                            replica_network.redirects.clone(),
-                        ),
+                        Some(dns) => {
+                            r.with_cluster_dns(dns.clone(), replica_network.redirects.clone())
+                        }
                         None => r,
                     }
                 })
@@ -398,8 +397,14 @@ pub async fn serve(
         }),
     };
     let ingress = tokio::task::spawn_blocking({
-        let public = (ingress_listener.into_std()?, swell_dataplane::ingress::Peers::Loopback);
-        let listener = [public].into_iter().chain(replica_network.listeners).collect();
+        let public = (
+            ingress_listener.into_std()?,
+            swell_dataplane::ingress::Peers::Loopback,
+        );
+        let listener = [public]
+            .into_iter()
+            .chain(replica_network.listeners)
+            .collect();
         let shutdown = shutdown.clone();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         move || swell_dataplane::ingress::run(listener, dataplane, shutdown, threads)

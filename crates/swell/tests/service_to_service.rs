@@ -15,6 +15,11 @@ use common::oci::{push, registry, testapp_layout};
 use common::{KUBECTL, PATIENCE, Server};
 use std::net::SocketAddr;
 
+/// What the `helloworld` image answers.
+fn hello() -> (u16, String) {
+    (200, format!("{HELLO}\n"))
+}
+
 /// A Service `name` whose container is `container` (YAML after `- `, indented for the
 /// container), with `labels` (YAML indented for `metadata.labels`) and `env`.
 fn knative_service(name: &str, labels: &str, container: &str, env: &[(&str, &str)]) -> String {
@@ -123,7 +128,7 @@ async fn callers_reach_callees(server: &Server, container: &dyn Fn(&str) -> Stri
         let host = format!("{name}.default.localhost");
         assert_eq!(
             get(&c, &url(server, &host, "/")).await,
-            (200, HELLO.to_string()),
+            hello(),
             "{name} calling {target}"
         );
     }
@@ -192,7 +197,7 @@ async fn runc_replicas_call_services_by_name_and_cluster_local_ones_stay_inside(
     assert!(body.contains("no Route serves host"), "{body}");
     assert_eq!(
         get(&c, &url(&server, "callee.default.localhost", "/")).await,
-        (200, HELLO.to_string())
+        hello()
     );
 
     // A second server on the machine finds the gateway's ports 53 and 80 taken: it
@@ -205,11 +210,16 @@ async fn runc_replicas_call_services_by_name_and_cluster_local_ones_stay_inside(
             .join(format!("server-{}.log", std::process::id())),
     )
     .unwrap();
-    assert!(log.contains("redirects=[Redirect"), "{log}");
+    assert!(log.contains("Redirect { protocol: Udp, port: 53,"), "{log}");
     apply_ready(
         &second,
         "only-here",
-        &knative_service("only-here", "", &format!("image: {}\n", image("helloworld")), &[]),
+        &knative_service(
+            "only-here",
+            "",
+            &format!("image: {}\n", image("helloworld")),
+            &[],
+        ),
     );
     apply_ready(
         &second,
@@ -224,6 +234,6 @@ async fn runc_replicas_call_services_by_name_and_cluster_local_ones_stay_inside(
     let c = client(&second, &["caller.default.localhost"]);
     assert_eq!(
         get(&c, &url(&second, "caller.default.localhost", "/")).await,
-        (200, HELLO.to_string())
+        hello()
     );
 }

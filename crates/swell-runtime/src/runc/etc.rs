@@ -79,7 +79,11 @@ pub fn resolv_conf(
         let d = &c.domain;
         searches.splice(
             0..0,
-            [format!("{namespace}.svc.{d}"), format!("svc.{d}"), d.clone()],
+            [
+                format!("{namespace}.svc.{d}"),
+                format!("svc.{d}"),
+                d.clone(),
+            ],
         );
         options = vec!["ndots:5".to_string()];
     }

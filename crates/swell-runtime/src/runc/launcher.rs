@@ -465,10 +465,9 @@ impl Launcher for Runc {
                         sidecars.push(plan)
                     }
                 }
-                let (pod, net) =
-                    tokio::task::block_in_place(|| {
-                        self.pod(&cid, &hostname, &volumes, w, &r.namespace)
-                    })?;
+                let (pod, net) = tokio::task::block_in_place(|| {
+                    self.pod(&cid, &hostname, &volumes, w, &r.namespace)
+                })?;
                 Ok((serving, inits, sidecars, pod, net))
             };
             let (serving, inits, sidecars, pod, net) = match prepared.await {
