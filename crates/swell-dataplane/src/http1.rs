@@ -198,7 +198,8 @@ impl Client {
         );
         let tag = req.header("knative-serving-tag");
         let host = host_name(req.host);
-        let dest = match ingress::destination(&ingress.dp, &host, self.peer, tag) {
+        let inside = ingress.peers.inside(self.peer.ip());
+        let dest = match ingress::destination(&ingress.dp, &host, inside, tag) {
             Ok(d) => d,
             Err(refusal) => {
                 self.read.drain(..consumed);

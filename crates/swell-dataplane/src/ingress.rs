@@ -120,17 +120,47 @@ impl Destination {
     }
 }
 
-/// The Revision a request for `host` (lowercase, no port) from `peer` goes to, given
-/// its `Knative-Serving-Tag` header: the Route's weighted pick, or the tag's target
-/// with tag-header routing.
+/// Who, among the peers of a listener, is inside the cluster: they may reach
+/// cluster-local hosts, which do not exist for anyone else (Knative's 404).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Peers {
+    /// Loopback peers only: the public listener (`--http-addr`).
+    Loopback,
+    /// Loopback peers and those in this IPv4 network (address, prefix length): a
+    /// listener on the replicas' network, which only replicas reach.
+    Replicas(std::net::Ipv4Addr, u8),
+}
+
+impl Peers {
+    /// Whether `peer` is inside the cluster.
+    pub fn inside(self, peer: std::net::IpAddr) -> bool {
+        let peer = peer.to_canonical();
+        if peer.is_loopback() {
+            return true;
+        }
+        match (self, peer) {
+            (Peers::Replicas(net, len), std::net::IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(len.min(32)))
+                    .unwrap_or(0);
+                u32::from(ip) & mask == u32::from(net) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The Revision a request for `host` (lowercase, no port) goes to, given whether its
+/// peer is inside the cluster ([`Peers::inside`]) and its `Knative-Serving-Tag`
+/// header: the Route's weighted pick, or the tag's target with tag-header routing.
 pub(crate) fn destination(
     dp: &Dataplane,
     host: &str,
-    peer: SocketAddr,
+    inside: bool,
     tag: Option<&[u8]>,
 ) -> Result<Destination, Refusal> {
     let route = match dp.routes.lookup(host) {
-        Some(r) if !r.local_only || peer.ip().to_canonical().is_loopback() => r,
+        Some(r) if !r.local_only || inside => r,
         _ => {
             return Err(Refusal {
                 status: StatusCode::NOT_FOUND,
@@ -171,21 +201,27 @@ pub(crate) fn destination(
     })
 }
 
-/// Runs the ingress on `listener` until `shutdown`, then drains (up to 30 s): one
-/// single-threaded runtime per thread, `threads` of them, all accepting from the same
-/// socket. As in nginx's worker model, a connection, its requests and their exchanges
-/// with replicas stay on one thread: no work stealing, no cross-thread wake-ups on the
-/// hot path. Blocks until every thread has drained.
+/// Runs the ingress on `listeners` (each with who its peers are) until `shutdown`,
+/// then drains (up to 30 s): one single-threaded runtime per thread, `threads` of
+/// them, all accepting from the same sockets. As in nginx's worker model, a
+/// connection, its requests and their exchanges with replicas stay on one thread: no
+/// work stealing, no cross-thread wake-ups on the hot path. Blocks until every thread
+/// has drained.
 pub fn run(
-    listener: std::net::TcpListener,
+    listeners: Vec<(std::net::TcpListener, Peers)>,
     dp: Arc<Dataplane>,
     shutdown: CancellationToken,
     threads: usize,
 ) -> std::io::Result<()> {
-    listener.set_nonblocking(true)?;
+    for (l, _) in &listeners {
+        l.set_nonblocking(true)?;
+    }
     let mut workers = Vec::new();
     for i in 0..threads.max(1) {
-        let listener = listener.try_clone()?;
+        let listeners = listeners
+            .iter()
+            .map(|(l, peers)| Ok((l.try_clone()?, *peers)))
+            .collect::<std::io::Result<Vec<_>>>()?;
         let (dp, shutdown) = (dp.clone(), shutdown.clone());
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -195,10 +231,16 @@ pub fn run(
             .spawn(move || {
                 proxy::set_thread_slot(i);
                 runtime.block_on(async move {
-                    match TcpListener::from_std(listener) {
-                        Ok(l) => serve(l, dp, shutdown).await,
-                        Err(e) => tracing::error!(error = %e, "ingress thread cannot listen"),
+                    let mut serving = tokio::task::JoinSet::new();
+                    for (listener, peers) in listeners {
+                        match TcpListener::from_std(listener) {
+                            Ok(l) => {
+                                serving.spawn(serve(l, dp.clone(), shutdown.clone(), peers));
+                            }
+                            Err(e) => tracing::error!(error = %e, "ingress thread cannot listen"),
+                        }
                     }
+                    while serving.join_next().await.is_some() {}
                 });
             })?;
         workers.push(worker);
@@ -216,13 +258,20 @@ pub fn run(
 pub(crate) struct Ingress {
     pub dp: Arc<Dataplane>,
     pub shutdown: CancellationToken,
+    /// Who the listener's peers are.
+    pub peers: Peers,
     hyper: auto::Builder<TokioExecutor>,
 }
 
 /// Serves the ingress on `listener` (in the current runtime) until `shutdown`, then
 /// drains (up to 30 s). Connections start on Swell's own HTTP/1.1 path
 /// ([`crate::http1`]); what it does not serve, hyper does ([`serve_hyper`]).
-pub async fn serve(listener: TcpListener, dp: Arc<Dataplane>, shutdown: CancellationToken) {
+pub async fn serve(
+    listener: TcpListener,
+    dp: Arc<Dataplane>,
+    shutdown: CancellationToken,
+    peers: Peers,
+) {
     let mut hyper = auto::Builder::new(TokioExecutor::new());
     hyper.http1().timer(TokioTimer::new());
     hyper.http2().timer(TokioTimer::new());
@@ -230,6 +279,7 @@ pub async fn serve(listener: TcpListener, dp: Arc<Dataplane>, shutdown: Cancella
     let ingress = Arc::new(Ingress {
         dp,
         shutdown: shutdown.child_token(),
+        peers,
         hyper,
     });
     let connections = TaskTracker::new();
@@ -268,9 +318,10 @@ pub(crate) async fn serve_hyper(
     peer: SocketAddr,
 ) {
     let dp = ingress.dp.clone();
+    let inside = ingress.peers.inside(peer.ip());
     let service = hyper::service::service_fn(move |req| {
         let dp = dp.clone();
-        async move { Ok::<_, std::convert::Infallible>(handle(dp, peer, req).await) }
+        async move { Ok::<_, std::convert::Infallible>(handle(dp, peer, inside, req).await) }
     });
     let io = TokioIo::new(Replay {
         read,
@@ -372,10 +423,11 @@ impl Drop for InFlight {
     }
 }
 
-/// Handles one request.
+/// Handles one request from `peer`, which is `inside` the cluster or not.
 pub async fn handle(
     dp: Arc<Dataplane>,
     peer: SocketAddr,
+    inside: bool,
     mut req: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let start = Instant::now();
@@ -388,7 +440,7 @@ pub async fn handle(
             );
         };
         let tag = req.headers().get("knative-serving-tag");
-        match destination(&dp, &host, peer, tag.map(HeaderValue::as_bytes)) {
+        match destination(&dp, &host, inside, tag.map(HeaderValue::as_bytes)) {
             Ok(d) => d,
             Err(refusal) => return refusal.response(),
         }
@@ -509,4 +561,31 @@ pub async fn handle(
     resp.map(|body| {
         TimedBody::new(body, deadline, cfg.idle_timeout, can_append, in_flight).boxed_unsync()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Peers;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    #[test]
+    fn cluster_local_hosts_are_for_loopback_and_the_replica_network() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let replicas = Peers::Replicas(Ipv4Addr::new(10, 86, 0, 0), 16);
+        for (peer, public, on_replica_network) in [
+            ("127.0.0.1", true, true),
+            ("127.86.0.1", true, true),
+            ("::1", true, true),
+            ("::ffff:127.0.0.1", true, true),
+            ("10.86.3.4", false, true),
+            ("::ffff:10.86.3.4", false, true),
+            ("10.87.0.1", false, false),
+            ("192.168.1.10", false, false),
+            ("2001:db8::1", false, false),
+        ] {
+            assert_eq!(Peers::Loopback.inside(ip(peer)), public, "{peer}");
+            assert_eq!(replicas.inside(ip(peer)), on_replica_network, "{peer}");
+        }
+        assert!(Peers::Replicas(Ipv4Addr::UNSPECIFIED, 0).inside(ip("192.0.2.1")));
+    }
 }

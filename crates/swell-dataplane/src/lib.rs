@@ -1,13 +1,15 @@
 //! Swell's data plane: the ingress (host routing, weighted splits, tag routing,
 //! cluster-local visibility), revision pools (replica choice under
 //! `containerConcurrency`, the activator queue), the proxy to replicas (HTTP/1.1, h2c,
-//! upgrades, streaming), Knative's request timeouts and per-Revision metrics.
+//! upgrades, streaming), Knative's request timeouts and per-Revision metrics, and the
+//! DNS replicas resolve Services' names with.
 //!
 //! The Route controller publishes [`RoutingTable`]s into [`RoutingTables`]; the Revision
 //! controller configures [`Revisions`]; the workload backend says which replicas are
 //! ready. Start at [`ingress::serve`].
 
 pub mod body;
+pub mod dns;
 mod http1;
 pub mod ingress;
 pub mod metrics;

@@ -49,7 +49,12 @@ async fn ingress(replica: SocketAddr) -> (SocketAddr, CancellationToken) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
-    tokio::spawn(swell_dataplane::ingress::serve(listener, dp, stop.clone()));
+    tokio::spawn(swell_dataplane::ingress::serve(
+        listener,
+        dp,
+        stop.clone(),
+        swell_dataplane::ingress::Peers::Loopback,
+    ));
     (addr, stop)
 }
 

@@ -1,5 +1,6 @@
 //! `httpproxy`: a reverse proxy to `$TARGET_HOST` (the Host header is set to it),
-//! dialling `$GATEWAY_HOST` instead when set; proxy errors answer 502.
+//! dialling `$GATEWAY_HOST` instead when set; proxy errors answer 502 with the error
+//! and its causes.
 
 use crate::serve::{BoxError, Handler, text};
 use http::{HeaderValue, StatusCode, Uri};
@@ -41,7 +42,16 @@ pub fn handler() -> Result<Handler, String> {
             req.headers_mut().insert(http::header::HOST, host);
             match client.request(req).await {
                 Ok(resp) => resp.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed()),
-                Err(e) => text(StatusCode::BAD_GATEWAY, format!("proxy error: {e}\n")),
+                Err(e) => {
+                    // The whole chain: "client error (Connect): dns error: …".
+                    let mut message = format!("proxy error: {e}");
+                    let mut source = std::error::Error::source(&e);
+                    while let Some(s) = source {
+                        message.push_str(&format!(": {s}"));
+                        source = s.source();
+                    }
+                    text(StatusCode::BAD_GATEWAY, message + "\n")
+                }
             }
         })
     }))

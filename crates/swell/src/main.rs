@@ -11,6 +11,7 @@ mod pki;
 mod pods;
 mod private;
 mod quickstart;
+mod replica_network;
 mod security;
 mod server;
 

@@ -298,6 +298,13 @@ pub async fn serve(
             usize::try_from(args.queue_depth).unwrap_or(usize::MAX),
         ),
     });
+    // Replicas call Services by name: DNS and ingress listeners where they reach them.
+    let replica_network = crate::replica_network::ReplicaNetwork::start(
+        backend_kind,
+        ingress_addr,
+        &dataplane.routes,
+        shutdown.clone(),
+    );
     let pools = dataplane.revisions.clone();
     let routes = swell_apiserver::router(state.clone()).route(
         "/metrics",
@@ -332,7 +339,13 @@ pub async fn serve(
         BackendKind::Process => {
             let dir = args.data_dir.join("replicas");
             Some(Arc::new(
-                swell_runtime::ProcessBackend::new(&dir, observer, policy).with_context(|| {
+                swell_runtime::ProcessBackend::new(
+                    &dir,
+                    observer,
+                    policy,
+                    replica_network.dns.clone(),
+                )
+                .with_context(|| {
                     format!("cannot prepare the process backend in {}", dir.display())
                 })?,
             ))
@@ -347,8 +360,15 @@ pub async fn serve(
                     registry_credentials(args.registry_config.as_deref())?,
                 )
                 .map(|r| {
-                    r.with_store_limit(args.image_store_limit)
-                        .with_policy(policy)
+                    let r = r
+                        .with_store_limit(args.image_store_limit)
+                        .with_policy(policy);
+                    match &replica_network.dns {
+                        Some(dns) => {
+                            r.with_cluster_dns(dns.clone(), replica_network.redirects.clone())
+                        }
+                        None => r,
+                    }
                 })
                 .context("cannot prepare the runc backend")?,
             );
@@ -416,7 +436,14 @@ pub async fn serve(
         tracing::warn!(error = %e, "cannot publish the ingress as a Service");
     }
     let ingress = tokio::task::spawn_blocking({
-        let listener = ingress_listener.into_std()?;
+        let public = (
+            ingress_listener.into_std()?,
+            swell_dataplane::ingress::Peers::Loopback,
+        );
+        let listener = [public]
+            .into_iter()
+            .chain(replica_network.listeners)
+            .collect();
         let shutdown = shutdown.clone();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         move || swell_dataplane::ingress::run(listener, dataplane, shutdown, threads)
@@ -471,6 +498,9 @@ pub async fn serve(
     let _ = stopper.await;
     controllers.await.context("controllers panicked")?;
     publisher.await.context("the Pod publisher panicked")?;
+    if let Some(dns) = replica_network.task {
+        dns.await.context("replicas' DNS panicked")?;
+    }
     ingress
         .await
         .context("ingress panicked")?

@@ -18,7 +18,10 @@ fn start() -> Server {
     let server = Server::start_with(&["--backend", "process"]);
     server.kubectl(KUBECTL).configure(
         "config-autoscaler",
-        &[("stable-window", "6s"), ("scale-to-zero-grace-period", "1s")],
+        &[
+            ("stable-window", "6s"),
+            ("scale-to-zero-grace-period", "1s"),
+        ],
     );
     server
 }

@@ -47,7 +47,10 @@ fn start(backend: &str) -> Server {
     let server = Server::start_with(&["--backend", backend]);
     server.kubectl(KUBECTL).configure(
         "config-autoscaler",
-        &[("stable-window", "6s"), ("scale-to-zero-grace-period", "1s")],
+        &[
+            ("stable-window", "6s"),
+            ("scale-to-zero-grace-period", "1s"),
+        ],
     );
     server
 }

@@ -111,7 +111,10 @@ async fn replicas_are_pods_under_the_process_backend() {
     let k = server.kubectl(KUBECTL);
     k.configure(
         "config-autoscaler",
-        &[("stable-window", "6s"), ("scale-to-zero-grace-period", "1s")],
+        &[
+            ("stable-window", "6s"),
+            ("scale-to-zero-grace-period", "1s"),
+        ],
     );
     // The readiness app (liveness that can be made to fail) beside a loop printing a
     // numbered line every 200 ms; one replica at least, so it stays while we look.

@@ -6,6 +6,7 @@
 use super::RevisionState;
 use super::probe::Target;
 use crate::backend::{Failure, Workload};
+use crate::runc::etc::{self, ClusterDns};
 use crate::security::{self, NONROOT, ReplicaPolicy};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -97,11 +98,58 @@ pub fn log_file(log: &Path) -> std::io::Result<(std::fs::File, std::fs::File)> {
 }
 
 /// The container's `command`/`args` as a local process group on a free loopback port,
-/// run as an unprivileged user when the server is root ([`local_user`]).
+/// run as an unprivileged user when the server is root ([`local_user`]). As root, each
+/// replica also gets its own mount namespace whose `/etc/resolv.conf` is the pod's
+/// (the cluster's DNS under `dnsPolicy: ClusterFirst`, `dnsConfig` applied), as a
+/// container's is; otherwise replicas see the host's.
 #[derive(Debug, Default)]
 pub struct LocalProcess {
     /// What the operator allows (`--allow-root-replicas`).
     pub policy: ReplicaPolicy,
+    /// The cluster's DNS, for `dnsPolicy: ClusterFirst`.
+    pub cluster_dns: Option<ClusterDns>,
+}
+
+/// The host's resolver configuration, which replicas' own is made from and bound over.
+const RESOLV_CONF: &str = "/etc/resolv.conf";
+
+/// Whether replicas get their own `/etc/resolv.conf`: the server is root (it can make
+/// mount namespaces) and the host has one to bind it over.
+pub fn own_resolv_conf() -> bool {
+    server_ids().0 == 0 && Path::new(RESOLV_CONF).exists()
+}
+
+/// Starts `cmd` in a mount namespace of its own (mounts follow the host's, never the
+/// other way) where `resolv` is bound read-only over `/etc/resolv.conf`. A thread made
+/// for it enters the namespace, starts the child there (which keeps it) and ends; no
+/// other thread of the server leaves the host's.
+async fn spawn_with_resolv_conf(
+    mut cmd: Command,
+    resolv: PathBuf,
+) -> std::io::Result<tokio::process::Child> {
+    use nix::mount::{MsFlags, mount};
+    let runtime = tokio::runtime::Handle::current();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let thread = std::thread::Builder::new()
+        .name("swell-replica-start".into())
+        .spawn(move || {
+            let started = (|| {
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+                let none = None::<&str>;
+                mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_SLAVE, none)?;
+                mount(Some(&resolv), RESOLV_CONF, none, MsFlags::MS_BIND, none)?;
+                let read_only = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+                mount(none, RESOLV_CONF, none, read_only, none)?;
+                let _runtime = runtime.enter();
+                cmd.spawn()
+            })();
+            let _ = tx.send(started);
+        })?;
+    let started = rx
+        .await
+        .unwrap_or_else(|_| Err(std::io::Error::other("the starting thread panicked")));
+    let _ = thread.join();
+    started
 }
 
 /// The user a local replica runs as: `Some((uid, gid))` when the server is root (the
@@ -163,6 +211,13 @@ fn server_ids() -> (u32, u32) {
     )
 }
 
+/// Writes `text` to `path`, readable by every user (the replica's).
+fn write_readable(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+}
+
 fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -203,8 +258,9 @@ impl Launcher for LocalProcess {
         let unsupported = [
             (!w.host_aliases.is_empty(), "hostAliases"),
             (
-                w.dns_config.is_some() || w.dns_policy.as_deref() == Some("None"),
-                "dnsConfig",
+                (w.dns_config.is_some() || w.dns_policy.as_deref() == Some("None"))
+                    && !own_resolv_conf(),
+                "dnsConfig (it needs the server to run as root)",
             ),
             (
                 sc.and_then(|s| s.read_only_root_filesystem) == Some(true),
@@ -285,6 +341,21 @@ impl Launcher for LocalProcess {
                 .stdout(out)
                 .stderr(err)
                 .process_group(0);
+            let resolv = if own_resolv_conf() {
+                let host = std::fs::read_to_string(RESOLV_CONF).unwrap_or_default();
+                let resolv = log.with_extension("resolv.conf");
+                let text = etc::resolv_conf(
+                    &host,
+                    w.dns_policy.as_deref(),
+                    w.dns_config.as_ref(),
+                    self.cluster_dns.as_ref(),
+                    &rev.revision().namespace,
+                );
+                write_readable(&resolv, &text).map_err(start_error)?;
+                Some(resolv)
+            } else {
+                None
+            };
             if let Some(d) = &w.container.working_dir {
                 cmd.current_dir(d);
             }
@@ -292,7 +363,11 @@ impl Launcher for LocalProcess {
                 // As root, std clears the supplementary groups when it sets the uid.
                 cmd.uid(uid).gid(gid);
             }
-            let child = cmd.spawn().map_err(start_error)?;
+            let child = match resolv {
+                Some(resolv) => spawn_with_resolv_conf(cmd, resolv).await,
+                None => cmd.spawn(),
+            }
+            .map_err(start_error)?;
             let host = std::net::IpAddr::from([127, 0, 0, 1]);
             Ok(Launched {
                 child,

@@ -254,13 +254,19 @@ pub struct ProcessBackend {
 
 impl ProcessBackend {
     /// A backend keeping logs and process records under `dir`, its replicas run as
-    /// `policy` allows; kills replicas a previous server left running there.
+    /// `policy` allows and given the cluster's DNS `cluster_dns`; kills replicas a
+    /// previous server left running there.
     pub fn new(
         dir: &Path,
         observer: Arc<dyn ReplicaObserver>,
         policy: crate::ReplicaPolicy,
+        cluster_dns: Option<crate::runc::etc::ClusterDns>,
     ) -> std::io::Result<Self> {
-        Self::with_launcher(dir, observer, Arc::new(LocalProcess { policy }))
+        let local = LocalProcess {
+            policy,
+            cluster_dns,
+        };
+        Self::with_launcher(dir, observer, Arc::new(local))
     }
 
     /// A backend whose replicas `launcher` starts (the runc backend's containers).

@@ -1,9 +1,19 @@
 //! A replica's `/etc/hosts` and `/etc/resolv.conf` as kubelet writes them: the pod's
-//! own name and `hostAliases` in the one, the host's resolver with the pod's
-//! `dnsPolicy` and `dnsConfig` applied in the other.
+//! own name and `hostAliases` in the one; in the other the cluster's DNS with
+//! Kubernetes' search path (`dnsPolicy: ClusterFirst`, the default) or the host's
+//! resolver (`Default`), with the pod's `dnsConfig` applied.
 
 use k8s_openapi::api::core::v1::{HostAlias, PodDNSConfig};
 use std::net::IpAddr;
+
+/// The cluster's DNS, as kubelet's `clusterDNS` and `clusterDomain` name it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterDns {
+    /// Where replicas ask.
+    pub nameserver: IpAddr,
+    /// The cluster domain (`cluster.local`).
+    pub domain: String,
+}
 
 /// `/etc/hosts`: loopback, the replica's address and host name, then one line per
 /// `hostAliases` entry.
@@ -32,10 +42,20 @@ fn dedup(values: Vec<String>) -> Vec<String> {
     out
 }
 
-/// `/etc/resolv.conf`: the host's (`host`), or nothing under `dnsPolicy: None`, with
-/// `dnsConfig`'s nameservers and searches appended (duplicates dropped) and its options
-/// merged (a named option replaces the host's of that name).
-pub fn resolv_conf(host: &str, policy: Option<&str>, config: Option<&PodDNSConfig>) -> String {
+/// `/etc/resolv.conf` of a pod in `namespace`, as kubelet writes it: under
+/// `dnsPolicy: ClusterFirst` (the default) and `ClusterFirstWithHostNet`, the cluster's
+/// DNS (`cluster`), searched in `NAMESPACE.svc.DOMAIN svc.DOMAIN DOMAIN` then the host's
+/// search domains, with `ndots:5`; under `Default`, or when there is no cluster DNS,
+/// the host's (`host`); under `None`, nothing. Then `dnsConfig`'s nameservers and
+/// searches are appended (duplicates dropped) and its options merged (a named option
+/// replaces the one of that name).
+pub fn resolv_conf(
+    host: &str,
+    policy: Option<&str>,
+    config: Option<&PodDNSConfig>,
+    cluster: Option<&ClusterDns>,
+    namespace: &str,
+) -> String {
     let (mut servers, mut searches, mut options) = (Vec::new(), Vec::new(), Vec::new());
     if policy != Some("None") {
         for line in host.lines() {
@@ -49,6 +69,23 @@ pub fn resolv_conf(host: &str, policy: Option<&str>, config: Option<&PodDNSConfi
                 _ => {}
             }
         }
+    }
+    let cluster_first = matches!(
+        policy,
+        None | Some("ClusterFirst" | "ClusterFirstWithHostNet")
+    );
+    if let Some(c) = cluster.filter(|_| cluster_first) {
+        servers = vec![c.nameserver.to_string()];
+        let d = &c.domain;
+        searches.splice(
+            0..0,
+            [
+                format!("{namespace}.svc.{d}"),
+                format!("svc.{d}"),
+                d.clone(),
+            ],
+        );
+        options = vec!["ndots:5".to_string()];
     }
     if let Some(c) = config {
         servers.extend(c.nameservers.clone().unwrap_or_default());
@@ -112,16 +149,60 @@ mod tests {
             ]),
         };
         assert_eq!(
-            resolv_conf(host, None, Some(&config)),
+            resolv_conf(host, None, Some(&config), None, "ns"),
             "nameserver 1.1.1.1\nnameserver 8.8.8.8\nsearch example.com ns.svc.local\noptions edns0 ndots:5 single-request\n"
         );
         assert_eq!(
-            resolv_conf(host, Some("None"), Some(&config)),
+            resolv_conf(host, Some("None"), Some(&config), None, "ns"),
             "nameserver 8.8.8.8\nnameserver 1.1.1.1\nsearch ns.svc.local\noptions ndots:5 single-request\n"
         );
         assert_eq!(
-            resolv_conf(host, None, None),
+            resolv_conf(host, None, None, None, "ns"),
             "nameserver 1.1.1.1\nsearch example.com\noptions ndots:1 edns0\n"
+        );
+    }
+
+    #[test]
+    fn cluster_first_is_the_clusters_dns_with_kubernetes_search_path() {
+        let host = "nameserver 1.1.1.1\nsearch example.com\noptions ndots:1 edns0\n";
+        let cluster = ClusterDns {
+            nameserver: "10.86.0.1".parse().unwrap(),
+            domain: "cluster.local".into(),
+        };
+        let pod = "nameserver 10.86.0.1\nsearch hello.svc.cluster.local svc.cluster.local cluster.local example.com\noptions ndots:5\n";
+        for policy in [None, Some("ClusterFirst"), Some("ClusterFirstWithHostNet")] {
+            assert_eq!(
+                resolv_conf(host, policy, None, Some(&cluster), "hello"),
+                pod,
+                "{policy:?}"
+            );
+        }
+        // Default is the host's; None is dnsConfig alone.
+        assert_eq!(
+            resolv_conf(host, Some("Default"), None, Some(&cluster), "hello"),
+            resolv_conf(host, None, None, None, "hello")
+        );
+        let config = PodDNSConfig {
+            nameservers: Some(vec!["8.8.8.8".into()]),
+            searches: Some(vec!["svc.cluster.local".into(), "corp.example".into()]),
+            options: Some(vec![
+                PodDNSConfigOption {
+                    name: Some("ndots".into()),
+                    value: Some("2".into()),
+                },
+                PodDNSConfigOption {
+                    name: Some("edns0".into()),
+                    value: None,
+                },
+            ]),
+        };
+        assert_eq!(
+            resolv_conf(host, None, Some(&config), Some(&cluster), "hello"),
+            "nameserver 10.86.0.1\nnameserver 8.8.8.8\nsearch hello.svc.cluster.local svc.cluster.local cluster.local example.com corp.example\noptions ndots:2 edns0\n"
+        );
+        assert_eq!(
+            resolv_conf(host, Some("None"), Some(&config), Some(&cluster), "hello"),
+            "nameserver 8.8.8.8\nsearch svc.cluster.local corp.example\noptions ndots:2 edns0\n"
         );
     }
 }

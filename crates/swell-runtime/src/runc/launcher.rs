@@ -7,7 +7,8 @@
 //! namespaces) is removed when the next one starts.
 
 use super::bundle;
-use super::network::{Attachment, Network};
+use super::etc::ClusterDns;
+use super::network::{Attachment, Network, Redirect};
 use super::pod::{self, ContainerPlan, Pod};
 use crate::backend::{Failure, ImageResolver, Workload};
 use crate::image::pull::{self, names_registry};
@@ -58,6 +59,8 @@ pub struct Runc {
     bundles: PathBuf,
     /// What the operator allows (`--allow-unconfined-seccomp`).
     policy: ReplicaPolicy,
+    /// The cluster's DNS, for `dnsPolicy: ClusterFirst`.
+    cluster_dns: Option<ClusterDns>,
 }
 
 /// The start of the runc container ids of a Revision's replicas (letters, digits, `-`,
@@ -100,6 +103,7 @@ impl Runc {
             state: dir.join("runc"),
             bundles: dir.join("bundles"),
             policy: ReplicaPolicy::default(),
+            cluster_dns: None,
         };
         std::fs::create_dir_all(&runc.state)?;
         std::fs::create_dir_all(&runc.bundles)?;
@@ -116,6 +120,16 @@ impl Runc {
     /// Runs containers as `policy` allows.
     pub fn with_policy(mut self, policy: ReplicaPolicy) -> Self {
         self.policy = policy;
+        self
+    }
+
+    /// Gives replicas the cluster's DNS `dns` (`dnsPolicy: ClusterFirst`), and in each
+    /// replica's network namespace sends connections to the gateway's ports to
+    /// others ([`Redirect`]: where Swell serves the replicas' DNS and ingress when the
+    /// well-known ports are someone else's).
+    pub fn with_cluster_dns(mut self, dns: ClusterDns, redirects: Vec<Redirect>) -> Self {
+        self.cluster_dns = Some(dns);
+        self.network.redirects = redirects;
         self
     }
 
@@ -253,6 +267,7 @@ impl Runc {
         hostname: &str,
         volumes: &[Volume],
         w: &Workload,
+        namespace: &str,
     ) -> Result<(Pod, Attachment), Failure> {
         let net = self.network.attach(cid).map_err(|e| {
             Failure::failed("CreateContainerError", format!("replica network: {e}"))
@@ -266,6 +281,8 @@ impl Runc {
             volumes,
             w,
             self.policy,
+            self.cluster_dns.as_ref(),
+            namespace,
         ) {
             Ok(pod) => Ok((pod, net)),
             Err(e) => {
@@ -449,8 +466,9 @@ impl Launcher for Runc {
                         sidecars.push(plan)
                     }
                 }
-                let (pod, net) =
-                    tokio::task::block_in_place(|| self.pod(&cid, &hostname, &volumes, w))?;
+                let (pod, net) = tokio::task::block_in_place(|| {
+                    self.pod(&cid, &hostname, &volumes, w, &r.namespace)
+                })?;
                 Ok((serving, inits, sidecars, pod, net))
             };
             let (serving, inits, sidecars, pod, net) = match prepared.await {

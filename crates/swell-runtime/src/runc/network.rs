@@ -1,7 +1,9 @@
 //! A replica's network: its own network namespace, wired by the standard CNI plugins
 //! (Debian's `containernetworking-plugins`: `loopback`, and `bridge` with `host-local`
 //! IP addresses), so every replica has its own IP on Swell's bridge and listens at its
-//! `containerPort`, with outbound traffic masqueraded. Detaching releases the address
+//! `containerPort`, with outbound traffic masqueraded. Where Swell serves replicas on
+//! other ports than the well-known ones, the replica's own namespace redirects the
+//! gateway's well-known ports to them ([`Redirect`]). Detaching releases the address
 //! and deletes the namespace; namespaces a crashed server left are found by name.
 
 use std::io::Write;
@@ -47,6 +49,57 @@ pub struct Network {
     pub state_dir: PathBuf,
     /// The names of the namespaces this network creates start with this (`swell-`).
     pub prefix: String,
+    /// Ports of the gateway each replica's connections are redirected from.
+    pub redirects: Vec<Redirect>,
+}
+
+/// A transport protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+/// A replica's packets to the gateway's `port` go to its port `to` instead: DNAT in
+/// the replica's own network namespace, as kube-proxy sends a Service's port to its
+/// endpoints. Swell uses it when another server on the machine holds the well-known
+/// ports (53, 80) on the gateway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Redirect {
+    /// The protocol.
+    pub protocol: Protocol,
+    /// The port replicas connect to.
+    pub port: u16,
+    /// The port Swell serves on.
+    pub to: u16,
+}
+
+/// The `iptables-restore` input that applies `redirects` to connections to `gateway`.
+fn redirect_rules(gateway: std::net::Ipv4Addr, redirects: &[Redirect]) -> String {
+    let mut rules = String::from("*nat\n");
+    for r in redirects {
+        let p = match r.protocol {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        };
+        rules.push_str(&format!(
+            "-A OUTPUT -d {gateway}/32 -p {p} -m {p} --dport {} -j DNAT --to-destination {gateway}:{}\n",
+            r.port, r.to
+        ));
+    }
+    rules.push_str("COMMIT\n");
+    rules
+}
+
+/// `tool` in the system directories, or as PATH finds it.
+fn system_tool(tool: &str) -> PathBuf {
+    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+        .iter()
+        .map(|d| Path::new(d).join(tool))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from(tool))
 }
 
 impl Network {
@@ -58,7 +111,48 @@ impl Network {
             plugin_dir: PathBuf::from(PLUGIN_DIR),
             state_dir: state_dir.to_path_buf(),
             prefix: "swell-".into(),
+            redirects: Vec::new(),
         }
+    }
+
+    /// Applies [`Network::redirects`] in namespace `name` (one `iptables-restore` run
+    /// inside it).
+    fn redirect(&self, name: &str) -> Result<(), NetworkError> {
+        if self.redirects.is_empty() {
+            return Ok(());
+        }
+        let what = "iptables-restore in the replica's namespace".to_string();
+        let failed = |message: String| NetworkError::Failed {
+            what: what.clone(),
+            message,
+        };
+        let netns = std::fs::File::open(netns_path(name)).map_err(|e| failed(e.to_string()))?;
+        let rules = redirect_rules(GATEWAY, &self.redirects);
+        // A thread of its own enters the namespace (the others stay where they are) and
+        // ends once iptables-restore, started there, has.
+        let run = std::thread::spawn(move || {
+            nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET)?;
+            let mut child = Command::new(system_tool("iptables-restore"))
+                .args(["--noflush", "--wait"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()?;
+            if let Some(mut stdin) = child.stdin.take() {
+                let _ = stdin.write_all(rules.as_bytes());
+            }
+            child.wait_with_output()
+        });
+        let out = run
+            .join()
+            .map_err(|_| failed("the thread running it panicked".into()))?
+            .map_err(|e| failed(format!("{e} (is iptables installed?)")))?;
+        if !out.status.success() {
+            return Err(failed(
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ));
+        }
+        Ok(())
     }
 
     fn bridge_config(&self) -> String {
@@ -142,11 +236,13 @@ impl Network {
             let result = self.plugin("bridge", "ADD", &name, "eth0", &self.bridge_config())?;
             let v: serde_json::Value = serde_json::from_str(&result)
                 .map_err(|_| NetworkError::NoAddress(result.clone()))?;
-            v["ips"][0]["address"]
+            let ip = v["ips"][0]["address"]
                 .as_str()
                 .and_then(|a| a.split('/').next())
                 .and_then(|a| a.parse::<IpAddr>().ok())
-                .ok_or(NetworkError::NoAddress(result))
+                .ok_or(NetworkError::NoAddress(result))?;
+            self.redirect(&name)?;
+            Ok(ip)
         })();
         match wired {
             Ok(ip) => Ok(Attachment {
@@ -223,4 +319,35 @@ fn ip(args: &[&str]) -> Result<(), NetworkError> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirects_are_dnat_rules_for_the_gateway() {
+        let rules = redirect_rules(
+            GATEWAY,
+            &[
+                Redirect {
+                    protocol: Protocol::Udp,
+                    port: 53,
+                    to: 40000,
+                },
+                Redirect {
+                    protocol: Protocol::Tcp,
+                    port: 80,
+                    to: 40001,
+                },
+            ],
+        );
+        assert_eq!(
+            rules,
+            "*nat\n\
+             -A OUTPUT -d 10.86.0.1/32 -p udp -m udp --dport 53 -j DNAT --to-destination 10.86.0.1:40000\n\
+             -A OUTPUT -d 10.86.0.1/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.86.0.1:40001\n\
+             COMMIT\n"
+        );
+    }
 }

@@ -44,8 +44,9 @@ pub struct ContainerPlan<'a> {
 
 impl Pod {
     /// Creates the pod directory `dir` for the replica `id` of `w` reachable at `ip` in
-    /// the network namespace `netns`: its `/etc` files (with `w`'s `hostAliases` and
-    /// `dnsConfig`) and its volumes (owned by its `fsGroup`). Removed again on error.
+    /// the network namespace `netns`: its `/etc` files (with `w`'s `hostAliases`,
+    /// `dnsPolicy` and `dnsConfig`, the cluster's DNS `dns` as a pod in `namespace`
+    /// sees it) and its volumes (owned by its `fsGroup`). Removed again on error.
     #[allow(clippy::too_many_arguments)]
     pub fn create(
         dir: PathBuf,
@@ -56,6 +57,8 @@ impl Pod {
         volumes: &[Volume],
         w: &Workload,
         policy: ReplicaPolicy,
+        dns: Option<&etc::ClusterDns>,
+        namespace: &str,
     ) -> Result<Pod, Failure> {
         let _ = std::fs::remove_dir_all(&dir);
         let pod = Pod {
@@ -80,7 +83,13 @@ impl Pod {
             let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
             std::fs::write(
                 pod.dir.join("resolv.conf"),
-                etc::resolv_conf(&host, w.dns_policy.as_deref(), w.dns_config.as_ref()),
+                etc::resolv_conf(
+                    &host,
+                    w.dns_policy.as_deref(),
+                    w.dns_config.as_ref(),
+                    dns,
+                    namespace,
+                ),
             )
             .map_err(|e| io("writing resolv.conf", e))?;
             std::fs::write(
