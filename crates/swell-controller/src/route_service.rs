@@ -120,6 +120,25 @@ fn same(a: &KubeService, b: &KubeService) -> bool {
     meta(a) == meta(b) && spec(a) == spec(b)
 }
 
+/// `want` as an update of `have`: labels and annotations are the union of both,
+/// `want`'s values winning, as Knative's Route reconciler updates them (a label or
+/// annotation removed from the Knative Service stays on the Route's Service; upstream's
+/// `TestLabelPropagation` and `TestAnnotationPropagation` check for it).
+fn kept_with(have: &KubeService, want: &KubeService) -> KubeService {
+    let union = |have: &Option<BTreeMap<String, String>>,
+                 want: &Option<BTreeMap<String, String>>| {
+        let mut all = have.clone().unwrap_or_default();
+        all.extend(want.clone().unwrap_or_default());
+        (!all.is_empty()).then_some(all)
+    };
+    let mut next = want.clone();
+    next.metadata.labels = union(&have.metadata.labels, &want.metadata.labels);
+    next.metadata.annotations = union(&have.metadata.annotations, &want.metadata.annotations);
+    next.metadata.resource_version = have.metadata.resource_version.clone();
+    next.metadata.uid = have.metadata.uid.clone();
+    next
+}
+
 /// Creates or updates the Route's Kubernetes Services and deletes those it no longer
 /// has (a tag removed). A Service of that name the Route does not control is left
 /// alone.
@@ -142,12 +161,11 @@ pub async fn reconcile(
             Some(have) if !is_controlled_by(&have.metadata, &uid) => {
                 tracing::warn!(%ns, service = %name, route = %route_name, "a Service of that name exists and is not the Route's");
             }
-            Some(have) if same(&have, want) => {}
             Some(have) => {
-                let mut next = want.clone();
-                next.metadata.resource_version = have.metadata.resource_version.clone();
-                next.metadata.uid = have.metadata.uid.clone();
-                api.replace(&name, &PostParams::default(), &next).await?;
+                let next = kept_with(&have, want);
+                if !same(&have, &next) {
+                    api.replace(&name, &PostParams::default(), &next).await?;
+                }
             }
         }
     }
@@ -242,6 +260,37 @@ pub async fn publish_ingress(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_update_keeps_labels_and_annotations_the_knative_service_dropped() {
+        let svc = |labels: serde_json::Value, annotations: serde_json::Value| -> KubeService {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "hello", "labels": labels, "annotations": annotations}
+            }))
+            .unwrap()
+        };
+        let have = svc(
+            serde_json::json!({"team": "a", "juicy": "yes"}),
+            serde_json::json!({"owner": "alice", "juicy": "jamba"}),
+        );
+        let want = svc(
+            serde_json::json!({"team": "b"}),
+            serde_json::json!({"owner": "bob"}),
+        );
+        let next = kept_with(&have, &want);
+        assert_eq!(
+            serde_json::to_value(&next.metadata.labels).unwrap(),
+            serde_json::json!({"team": "b", "juicy": "yes"})
+        );
+        assert_eq!(
+            serde_json::to_value(&next.metadata.annotations).unwrap(),
+            serde_json::json!({"owner": "bob", "juicy": "jamba"})
+        );
+        assert!(
+            same(&kept_with(&next, &want), &next),
+            "nothing more to write"
+        );
+    }
 
     #[test]
     fn a_route_has_a_service_per_host_with_its_labels_and_annotations() {
