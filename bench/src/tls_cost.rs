@@ -81,7 +81,7 @@ pub async fn run() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir()?;
     let store = swell_store::RedbStore::open(&dir.path().join("swell.redb"), Default::default())?;
-    swell_apiserver::bootstrap(&store)?;
+    swell_apiserver::bootstrap(&store).await?;
     let stop = CancellationToken::new();
     let state = Arc::new(ApiState::new(
         Arc::new(store),

@@ -130,12 +130,12 @@ impl ApiState {
 
 /// Creates the built-in namespaces and the `config-*` ConfigMaps (with Knative's
 /// defaults) if they are missing.
-pub fn bootstrap(store: &dyn Store) -> Result<(), StoreError> {
+pub async fn bootstrap(store: &dyn Store) -> Result<(), StoreError> {
     for ns in BUILTIN_NAMESPACES {
         let key = ObjectKey::new("", "namespaces", "", ns);
         if store.get(&key)?.is_none() {
             let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "spec": {}, "status": {"phase": "Active"}});
-            match store.create(&key, obj, &WriteOptions::default()) {
+            match store.create(&key, obj, &WriteOptions::default()).await {
                 Ok(_) | Err(StoreError::AlreadyExists(_)) => {}
                 Err(e) => return Err(e),
             }
@@ -147,13 +147,13 @@ pub fn bootstrap(store: &dyn Store) -> Result<(), StoreError> {
             let obj = json!({"apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": {"name": map, "namespace": swell_api::config::NAMESPACE, "labels": {"app.kubernetes.io/part-of": "swell"}},
                 "data": swell_api::config::initial_data(map)});
-            match store.create(&key, obj, &WriteOptions::default()) {
+            match store.create(&key, obj, &WriteOptions::default()).await {
                 Ok(_) | Err(StoreError::AlreadyExists(_)) => {}
                 Err(e) => return Err(e),
             }
         }
     }
-    auth::serviceaccount::ensure_default_service_accounts(store)?;
+    auth::serviceaccount::ensure_default_service_accounts(store).await?;
     for obj in rbac::bootstrap_objects() {
         let plural = match obj["kind"].as_str() {
             Some("ClusterRole") => "clusterroles",
@@ -166,7 +166,7 @@ pub fn bootstrap(store: &dyn Store) -> Result<(), StoreError> {
             .to_string();
         let key = ObjectKey::new(rbac::GROUP, plural, "", &name);
         match store.get(&key)? {
-            None => match store.create(&key, obj, &WriteOptions::default()) {
+            None => match store.create(&key, obj, &WriteOptions::default()).await {
                 Ok(_) | Err(StoreError::AlreadyExists(_)) => {}
                 Err(e) => return Err(e),
             },
@@ -189,7 +189,7 @@ pub fn bootstrap(store: &dyn Store) -> Result<(), StoreError> {
                     }
                 }
                 if changed {
-                    store.update(&key, stored, &WriteOptions::default())?;
+                    store.update(&key, stored, &WriteOptions::default()).await?;
                 }
             }
             Some(_) => {}
@@ -391,6 +391,7 @@ async fn handle(state: &Arc<ApiState>, req: Request) -> ApiResult<Response> {
     // Every namespace has a `default` ServiceAccount, as Kubernetes' controller makes.
     if writes && target.res.plural == "namespaces" && resp.is_ok() {
         auth::serviceaccount::ensure_default_service_accounts(state.store.as_ref())
+            .await
             .map_err(|e| ApiError::internal(e.to_string()))?;
     }
     // A change to a Role, ClusterRole or binding changes what everyone may do.

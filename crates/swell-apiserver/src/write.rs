@@ -180,7 +180,7 @@ fn fetch(
 
 /// Admits and stores a new object named `name` (a status in the body is dropped for
 /// kinds with a status subresource). `Ok(None)` when the name is taken.
-fn create_new(
+async fn create_new(
     state: &ApiState,
     t: &Target<'_>,
     name: &str,
@@ -197,6 +197,7 @@ fn create_new(
     match state
         .store
         .create(&key(t, name), admitted, &write_opts(t, dry_run))
+        .await
     {
         Ok(created) => Ok(Some((created, warnings))),
         Err(StoreError::AlreadyExists(_)) => Ok(None),
@@ -242,7 +243,7 @@ pub async fn create(
         } else {
             obj["metadata"]["name"].as_str().unwrap_or("").to_string()
         };
-        match create_new(state, t, &name, &obj, fv, dry_run)? {
+        match create_new(state, t, &name, &obj, fv, dry_run).await? {
             Some((created, warnings)) => {
                 return Ok(json_response(StatusCode::CREATED, &created, &warnings));
             }
@@ -282,6 +283,7 @@ pub async fn update(
     let updated = state
         .store
         .update(&key, admitted, &write_opts(t, params.dry_run()?))
+        .await
         .map_err(|e| ApiError::from_store(e, t.res, name))?;
     Ok(json_response(StatusCode::OK, &updated, &warnings))
 }
@@ -343,7 +345,7 @@ pub async fn patch(
                 obj["metadata"]["managedFields"] =
                     json!([apply_fields(&manager, &t.res.api_version(), applied)]);
                 namespace_exists(state, t)?;
-                match create_new(state, t, name, &obj, fv, dry_run)? {
+                match create_new(state, t, name, &obj, fv, dry_run).await? {
                     Some((created, warnings)) => {
                         return Ok(json_response(StatusCode::CREATED, &created, &warnings));
                     }
@@ -393,7 +395,11 @@ pub async fn patch(
             // An apply that changes nothing writes nothing, not even a new timestamp.
             return Ok(json_response(StatusCode::OK, &current, &warnings));
         }
-        match state.store.update(&key, admitted, &write_opts(t, dry_run)) {
+        match state
+            .store
+            .update(&key, admitted, &write_opts(t, dry_run))
+            .await
+        {
             Ok(updated) => return Ok(json_response(StatusCode::OK, &updated, &warnings)),
             Err(StoreError::Conflict { .. }) if !explicit_rv => continue,
             Err(e) => return Err(ApiError::from_store(e, t.res, name)),
@@ -499,9 +505,10 @@ pub async fn delete(
     let deleted = state
         .store
         .delete(&key(t, name), &opts)
+        .await
         .map_err(|e| ApiError::from_store(e, t.res, name))?;
     if t.res.plural == "namespaces" && !opts.dry_run {
-        delete_contents(state, name)?;
+        delete_contents(state, name).await?;
     }
     match deleted {
         Deleted::Gone(obj) => Ok(json_response(
@@ -516,7 +523,7 @@ pub async fn delete(
 /// Deletes everything in namespace `ns`, as Kubernetes' namespace controller does, so
 /// that nothing of it (a RoleBinding least of all) lives on into a namespace created
 /// later with the same name.
-fn delete_contents(state: &ApiState, ns: &str) -> ApiResult<()> {
+async fn delete_contents(state: &ApiState, ns: &str) -> ApiResult<()> {
     for res in crate::registry()
         .all()
         .iter()
@@ -531,7 +538,7 @@ fn delete_contents(state: &ApiState, ns: &str) -> ApiResult<()> {
                 continue;
             };
             let key = ObjectKey::new(res.group, res.plural, ns, name);
-            match state.store.delete(&key, &DeleteOptions::default()) {
+            match state.store.delete(&key, &DeleteOptions::default()).await {
                 Ok(_) | Err(swell_store::StoreError::NotFound(_)) => {}
                 Err(e) => return Err(ApiError::from_store(e, res, name)),
             }
@@ -577,7 +584,7 @@ pub async fn delete_collection(
             .and_then(Value::as_str)
             .unwrap_or("");
         let key = ObjectKey::new(t.res.group, t.res.plural, ns, name);
-        match state.store.delete(&key, &opts) {
+        match state.store.delete(&key, &opts).await {
             Ok(Deleted::Gone(o) | Deleted::Pending(o)) => deleted.push(o),
             Err(StoreError::NotFound(_)) => {}
             Err(e) => return Err(ApiError::from_store(e, t.res, name)),

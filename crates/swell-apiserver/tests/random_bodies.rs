@@ -59,11 +59,11 @@ struct Env {
     app: axum::Router,
 }
 
-fn env() -> Env {
+async fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let store =
         Arc::new(RedbStore::open(&dir.path().join("s.redb"), StoreConfig::default()).unwrap());
-    swell_apiserver::bootstrap(store.as_ref()).unwrap();
+    swell_apiserver::bootstrap(store.as_ref()).await.unwrap();
     let state = Arc::new(swell_apiserver::ApiState::new(
         store.clone(),
         "127.0.0.1:0".into(),
@@ -102,7 +102,7 @@ proptest! {
     fn random_writes_are_all_or_nothing(body in json_value(), resource in 0usize..5, verb in 0usize..5) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
-            let env = env();
+            let env = env().await;
             let plural = RESOURCES[resource];
             let version = if plural == "domainmappings" { "v1beta1" } else { "v1" };
             let base = format!("/apis/serving.knative.dev/{version}/namespaces/default/{plural}");

@@ -3,8 +3,10 @@
 //! One global, monotonically increasing `resourceVersion`; `uid`, `creationTimestamp` and
 //! `generation` kept by the store; optimistic concurrency; `deletionTimestamp` and
 //! finalizers; ownerReference garbage collection (Background, Foreground, Orphan); and a
-//! bounded event log that watches replay from. Every write is one redb transaction, so
-//! an acknowledged write survives a crash and a crash never leaves half a write.
+//! bounded event log that watches replay from. Writes go to one writer thread that
+//! commits the writes queued together as one redb transaction with one fsync (group
+//! commit); a write is acknowledged only once its transaction is on disk, so an
+//! acknowledged write survives a crash and a crash never leaves half a write.
 //!
 //! Start at [`Store`] and its implementation [`RedbStore`].
 
@@ -14,11 +16,13 @@ mod key;
 mod meta;
 mod redb_store;
 mod watch;
+mod writer;
 
 pub use error::{Result, StoreError};
 pub use key::{ListScope, ObjectKey};
 pub use redb_store::{RedbStore, StoreConfig};
 pub use watch::{EventType, Watch, WatchEvent};
+pub use writer::Pending;
 
 use serde_json::Value;
 
@@ -102,15 +106,38 @@ pub trait Store: Send + Sync + 'static {
         scope: &ListScope,
         start_after: Option<&ObjectKey>,
         visit: &mut dyn FnMut(Value) -> bool,
+    ) -> Result<u64> {
+        let mut corrupt = None;
+        let rv = self.scan_bytes(
+            scope,
+            start_after,
+            &mut |bytes| match serde_json::from_slice(bytes) {
+                Ok(object) => visit(object),
+                Err(e) => {
+                    corrupt = Some(StoreError::Corrupt(e));
+                    false
+                }
+            },
+        )?;
+        corrupt.map_or(Ok(rv), Err)
+    }
+    /// [`Store::scan`] over the objects' stored JSON, which is what the API serves:
+    /// an unfiltered list copies these bytes out without decoding them.
+    fn scan_bytes(
+        &self,
+        scope: &ListScope,
+        start_after: Option<&ObjectKey>,
+        visit: &mut dyn FnMut(&[u8]) -> bool,
     ) -> Result<u64>;
-    /// Creates an object; fails with `AlreadyExists` if the name is taken.
-    fn create(&self, key: &ObjectKey, object: Value, opts: &WriteOptions) -> Result<Value>;
+    /// Creates an object; fails with `AlreadyExists` if the name is taken. Writes are
+    /// answered once they are durable: await the [`Pending`] (or `wait` for it).
+    fn create(&self, key: &ObjectKey, object: Value, opts: &WriteOptions) -> Pending<Value>;
     /// Replaces an object. A `metadata.resourceVersion` in `object` must match the stored
     /// one (else `Conflict`). Removing the last finalizer of an object being deleted
     /// deletes it.
-    fn update(&self, key: &ObjectKey, object: Value, opts: &WriteOptions) -> Result<Value>;
+    fn update(&self, key: &ObjectKey, object: Value, opts: &WriteOptions) -> Pending<Value>;
     /// Deletes an object, honouring finalizers and propagating to dependents.
-    fn delete(&self, key: &ObjectKey, opts: &DeleteOptions) -> Result<Deleted>;
+    fn delete(&self, key: &ObjectKey, opts: &DeleteOptions) -> Pending<Deleted>;
     /// Watches a resource from just after `from` (`None`: from now). A `from` older than
     /// the retained event log fails with `Expired`.
     fn watch(&self, scope: &ListScope, from: Option<u64>) -> Result<Watch>;

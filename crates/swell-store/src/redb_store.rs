@@ -5,6 +5,7 @@ use crate::gc;
 use crate::key::{ListScope, ObjectKey};
 use crate::meta::{meta_str, metadata_mut, now, owner_uids};
 use crate::watch::{EventType, Watch, WatchEvent};
+use crate::writer::{self, Done, Pending, Writer};
 use crate::{DeleteOptions, Deleted, Store, WriteOptions};
 use redb::{
     Database, MultimapTableDefinition, ReadableDatabase, ReadableMultimapTable, ReadableTable,
@@ -14,7 +15,8 @@ use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::broadcast;
 
 /// encoded key → object JSON.
@@ -47,25 +49,33 @@ impl Default for StoreConfig {
     }
 }
 
-/// The redb-backed store. Writes are serialised (one redb write transaction at a time,
-/// which is also what makes resourceVersions strictly increasing); reads never block.
+/// The redb-backed store. Reads run on the caller's thread and never block; writes go
+/// to the writer thread ([`crate::writer`]), which serialises them (that is also what
+/// makes resourceVersions strictly increasing) and commits them in groups.
 pub struct RedbStore {
-    db: Database,
-    write_lock: Mutex<()>,
-    events: broadcast::Sender<Arc<WatchEvent>>,
-    config: StoreConfig,
+    pub(crate) writer: Writer,
+    shared: Arc<Shared>,
+}
+
+/// What the callers' threads and the writer thread share.
+pub(crate) struct Shared {
+    pub(crate) db: Database,
+    pub(crate) events: broadcast::Sender<Arc<WatchEvent>>,
+    pub(crate) config: StoreConfig,
+    /// Transactions committed since the store was opened.
+    pub(crate) commits: AtomicU64,
 }
 
 impl std::fmt::Debug for RedbStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedbStore")
-            .field("config", &self.config)
+            .field("config", &self.shared.config)
             .finish_non_exhaustive()
     }
 }
 
 impl RedbStore {
-    /// Opens (or creates) the database file at `path`.
+    /// Opens (or creates) the database file at `path` and starts its writer thread.
     pub fn open(path: &Path, config: StoreConfig) -> Result<Self> {
         let db = Database::create(path)?;
         let tx = db.begin_write()?;
@@ -78,38 +88,21 @@ impl RedbStore {
         }
         tx.commit()?;
         let (events, _) = broadcast::channel(config.watch_buffer);
-        Ok(Self {
+        let shared = Arc::new(Shared {
             db,
-            write_lock: Mutex::new(()),
             events,
             config,
-        })
+            commits: AtomicU64::new(0),
+        });
+        let writer =
+            Writer::start(Arc::clone(&shared)).map_err(|e| StoreError::Storage(e.into()))?;
+        Ok(Self { writer, shared })
     }
 
-    /// Runs `f` in one write transaction; commits (unless `dry_run`) and then publishes
-    /// the changes to watchers in resourceVersion order.
-    fn write<T>(&self, dry_run: bool, f: impl FnOnce(&mut Txn<'_>) -> Result<T>) -> Result<T> {
-        let _guard = self
-            .write_lock
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let tx = self.db.begin_write()?;
-        let (out, emitted) = {
-            let mut txn = Txn::open(&tx, self.config.event_log_len)?;
-            let out = f(&mut txn)?;
-            txn.finish()?;
-            (out, txn.emitted)
-        };
-        if dry_run {
-            tx.abort()?;
-            return Ok(out);
-        }
-        tx.commit()?;
-        for e in emitted {
-            // No receiver is fine: nobody is watching.
-            let _ = self.events.send(Arc::new(e));
-        }
-        Ok(out)
+    /// How many transactions (each one fsync) the writer has committed since the store
+    /// was opened; with concurrent writers it is less than the number of writes.
+    pub fn commits(&self) -> u64 {
+        self.shared.commits.load(Ordering::Relaxed)
     }
 }
 
@@ -129,7 +122,7 @@ fn rv_of(obj: &Value) -> u64 {
 
 impl Store for RedbStore {
     fn get(&self, key: &ObjectKey) -> Result<Option<Value>> {
-        let tx = self.db.begin_read()?;
+        let tx = self.shared.db.begin_read()?;
         let table = tx.open_table(OBJECTS)?;
         table
             .get(key.encode().as_str())?
@@ -137,13 +130,13 @@ impl Store for RedbStore {
             .transpose()
     }
 
-    fn scan(
+    fn scan_bytes(
         &self,
         scope: &ListScope,
         start_after: Option<&ObjectKey>,
-        visit: &mut dyn FnMut(Value) -> bool,
+        visit: &mut dyn FnMut(&[u8]) -> bool,
     ) -> Result<u64> {
-        let tx = self.db.begin_read()?;
+        let tx = self.shared.db.begin_read()?;
         let table = tx.open_table(OBJECTS)?;
         let rv = tx.open_table(META)?.get("rv")?.map_or(0, |v| v.value());
         let prefix = scope.prefix();
@@ -159,16 +152,17 @@ impl Store for RedbStore {
             if !k.value().starts_with(&prefix) {
                 break;
             }
-            if !visit(decode(v.value())?) {
+            if !visit(v.value()) {
                 break;
             }
         }
         Ok(rv)
     }
 
-    fn create(&self, key: &ObjectKey, mut object: Value, opts: &WriteOptions) -> Result<Value> {
-        let meta =
-            metadata_mut(&mut object).ok_or_else(|| StoreError::Invalid("not an object".into()))?;
+    fn create(&self, key: &ObjectKey, mut object: Value, opts: &WriteOptions) -> Pending<Value> {
+        let Some(meta) = metadata_mut(&mut object) else {
+            return Pending::failed(StoreError::Invalid("not an object".into()));
+        };
         for f in [
             "deletionTimestamp",
             "deletionGracePeriodSeconds",
@@ -188,16 +182,24 @@ impl Store for RedbStore {
         if opts.track_generation {
             meta.insert("generation".into(), json!(1));
         }
-        self.write(opts.dry_run, |txn| {
-            if txn.get(key)?.is_some() {
+        let key = key.clone();
+        let op = move |txn: &mut Txn<'_>| {
+            if txn.get(&key)?.is_some() {
                 return Err(StoreError::AlreadyExists(Box::new(key.clone())));
             }
-            txn.put(key, object, EventType::Added)
-        })
+            txn.put(&key, object.clone(), EventType::Added)
+                .map(Done::Object)
+        };
+        self.writer
+            .submit(opts.dry_run, Box::new(op), writer::object)
     }
 
-    fn update(&self, key: &ObjectKey, mut object: Value, opts: &WriteOptions) -> Result<Value> {
-        self.write(opts.dry_run, |txn| {
+    fn update(&self, key: &ObjectKey, object: Value, opts: &WriteOptions) -> Pending<Value> {
+        let key = key.clone();
+        let track_generation = opts.track_generation;
+        let op = move |txn: &mut Txn<'_>| {
+            let key = &key;
+            let mut object = object.clone();
             let old = txn
                 .get(key)?
                 .ok_or_else(|| StoreError::NotFound(Box::new(key.clone())))?;
@@ -237,7 +239,7 @@ impl Store for RedbStore {
             }
             meta.insert("resourceVersion".into(), json!(current.to_string()));
             meta.remove("generation");
-            if opts.track_generation {
+            if track_generation {
                 let bump = i64::from(old.get("spec") != object.get("spec"));
                 let g = generation.unwrap_or(1) + bump;
                 metadata_mut(&mut object)
@@ -245,18 +247,25 @@ impl Store for RedbStore {
                     .insert("generation".into(), json!(g));
             }
             if object == old {
-                return Ok(old);
+                return Ok(Done::Object(old));
             }
             let deleting = object.pointer("/metadata/deletionTimestamp").is_some();
             if deleting && crate::meta::finalizers(&object).is_empty() {
-                return gc::remove(txn, key, object, crate::Propagation::Background);
+                return gc::remove(txn, key, object, crate::Propagation::Background)
+                    .map(|gone| Done::Deleted(Deleted::Gone(gone)));
             }
-            txn.put(key, object, EventType::Modified)
-        })
+            txn.put(key, object, EventType::Modified).map(Done::Object)
+        };
+        self.writer
+            .submit(opts.dry_run, Box::new(op), writer::object)
     }
 
-    fn delete(&self, key: &ObjectKey, opts: &DeleteOptions) -> Result<Deleted> {
-        self.write(opts.dry_run, |txn| {
+    fn delete(&self, key: &ObjectKey, opts: &DeleteOptions) -> Pending<Deleted> {
+        let key = key.clone();
+        let dry_run = opts.dry_run;
+        let opts = opts.clone();
+        let op = move |txn: &mut Txn<'_>| {
+            let key = &key;
             let obj = txn
                 .get(key)?
                 .ok_or_else(|| StoreError::NotFound(Box::new(key.clone())))?;
@@ -277,15 +286,16 @@ impl Store for RedbStore {
                     actual: rv_of(&obj),
                 });
             }
-            gc::delete(txn, key, opts.propagation)
-        })
+            gc::delete(txn, key, opts.propagation).map(Done::Deleted)
+        };
+        self.writer.submit(dry_run, Box::new(op), writer::deleted)
     }
 
     fn watch(&self, scope: &ListScope, from: Option<u64>) -> Result<Watch> {
         // Subscribe before reading the log, so nothing committed in between is missed;
         // `Watch::next` drops the duplicates by resourceVersion.
-        let live = self.events.subscribe();
-        let tx = self.db.begin_read()?;
+        let live = self.shared.events.subscribe();
+        let tx = self.shared.db.begin_read()?;
         let meta = tx.open_table(META)?;
         let rv = meta.get("rv")?.map_or(0, |v| v.value());
         let compacted = meta.get("compacted")?.map_or(0, |v| v.value());
@@ -321,7 +331,7 @@ impl Store for RedbStore {
     }
 
     fn resource_version(&self) -> Result<u64> {
-        let tx = self.db.begin_read()?;
+        let tx = self.shared.db.begin_read()?;
         Ok(tx.open_table(META)?.get("rv")?.map_or(0, |v| v.value()))
     }
 }
@@ -349,7 +359,7 @@ pub(crate) struct Txn<'t> {
 }
 
 impl<'t> Txn<'t> {
-    fn open(tx: &'t WriteTransaction, log_len: u64) -> Result<Self> {
+    pub(crate) fn open(tx: &'t WriteTransaction, log_len: u64) -> Result<Self> {
         let meta = tx.open_table(META)?;
         let rv = meta.get("rv")?.map_or(0, |v| v.value());
         Ok(Self {
@@ -468,8 +478,13 @@ impl<'t> Txn<'t> {
         Ok(object)
     }
 
+    /// The newest resourceVersion written so far (each change takes the next one).
+    pub(crate) fn rv(&self) -> u64 {
+        self.rv
+    }
+
     /// Saves the resourceVersion and trims the event log to its bound.
-    fn finish(&mut self) -> Result<()> {
+    pub(crate) fn finish(&mut self) -> Result<()> {
         self.meta.insert("rv", self.rv)?;
         let mut compacted = self.meta.get("compacted")?.map_or(0, |v| v.value());
         while self.rv.saturating_sub(compacted) > self.log_len {

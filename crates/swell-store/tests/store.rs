@@ -49,9 +49,11 @@ fn create_assigns_server_fields_and_rvs_increase() {
             json!({"metadata": {"resourceVersion": "99"}, "spec": {"x": 1}}),
             &tracked(),
         )
+        .wait()
         .unwrap();
     let b = store
         .create(&key("routes", "b"), json!({"spec": {}}), &tracked())
+        .wait()
         .unwrap();
     assert_eq!(a["metadata"]["name"], "a");
     assert_eq!(a["metadata"]["namespace"], "default");
@@ -67,6 +69,7 @@ fn create_assigns_server_fields_and_rvs_increase() {
     assert_eq!(store.resource_version().unwrap(), rv(&b));
     let err = store
         .create(&key("services", "a"), json!({}), &tracked())
+        .wait()
         .unwrap_err();
     assert!(matches!(err, StoreError::AlreadyExists(_)), "{err}");
 }
@@ -78,11 +81,12 @@ fn updates_check_resource_version_and_bump_generation_on_spec_changes() {
     let k = key("services", "a");
     let v1 = store
         .create(&k, json!({"spec": {"x": 1}}), &tracked())
+        .wait()
         .unwrap();
 
     let mut labelled = v1.clone();
     labelled["metadata"]["labels"] = json!({"team": "a"});
-    let v2 = store.update(&k, labelled, &tracked()).unwrap();
+    let v2 = store.update(&k, labelled, &tracked()).wait().unwrap();
     assert_eq!(
         v2["metadata"]["generation"], 1,
         "metadata edits keep the generation"
@@ -91,14 +95,14 @@ fn updates_check_resource_version_and_bump_generation_on_spec_changes() {
 
     let mut stale = v1.clone();
     stale["spec"]["x"] = json!(2);
-    let err = store.update(&k, stale, &tracked()).unwrap_err();
+    let err = store.update(&k, stale, &tracked()).wait().unwrap_err();
     assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
 
     let mut changed = v2.clone();
     changed["spec"]["x"] = json!(2);
     changed["metadata"]["uid"] = Value::Null;
     changed["metadata"]["creationTimestamp"] = json!("1999-01-01T00:00:00Z");
-    let v3 = store.update(&k, changed, &tracked()).unwrap();
+    let v3 = store.update(&k, changed, &tracked()).wait().unwrap();
     assert_eq!(v3["metadata"]["generation"], 2);
     assert_eq!(v3["metadata"]["uid"], v1["metadata"]["uid"], "uid is kept");
     assert_eq!(
@@ -106,7 +110,7 @@ fn updates_check_resource_version_and_bump_generation_on_spec_changes() {
         v1["metadata"]["creationTimestamp"]
     );
 
-    let same = store.update(&k, v3.clone(), &tracked()).unwrap();
+    let same = store.update(&k, v3.clone(), &tracked()).wait().unwrap();
     assert_eq!(rv(&same), rv(&v3), "a no-op update writes nothing");
 }
 
@@ -121,14 +125,16 @@ fn finalizers_hold_deletion_until_removed() {
             json!({"metadata": {"finalizers": ["test/hold"]}}),
             &tracked(),
         )
+        .wait()
         .unwrap();
-    let Deleted::Pending(marked) = store.delete(&k, &DeleteOptions::default()).unwrap() else {
+    let Deleted::Pending(marked) = store.delete(&k, &DeleteOptions::default()).wait().unwrap()
+    else {
         panic!("finalizer should hold the object")
     };
     assert!(marked["metadata"]["deletionTimestamp"].is_string());
     let mut released = marked.clone();
     released["metadata"]["finalizers"] = json!([]);
-    store.update(&k, released, &tracked()).unwrap();
+    store.update(&k, released, &tracked()).wait().unwrap();
     assert_eq!(store.get(&k).unwrap(), None);
 }
 
@@ -138,6 +144,7 @@ fn background_deletion_removes_dependents_transitively() {
     let store = open(&dir);
     let svc = store
         .create(&key("services", "hello"), json!({}), &tracked())
+        .wait()
         .unwrap();
     let cfg = store
         .create(
@@ -145,9 +152,11 @@ fn background_deletion_removes_dependents_transitively() {
             owned_by(&svc, "hello"),
             &tracked(),
         )
+        .wait()
         .unwrap();
     store
         .create(&key("routes", "hello"), owned_by(&svc, "hello"), &tracked())
+        .wait()
         .unwrap();
     store
         .create(
@@ -155,9 +164,11 @@ fn background_deletion_removes_dependents_transitively() {
             owned_by(&cfg, "hello-00001"),
             &tracked(),
         )
+        .wait()
         .unwrap();
     let other = store
         .create(&key("services", "other"), json!({}), &tracked())
+        .wait()
         .unwrap();
     store
         .create(
@@ -165,11 +176,13 @@ fn background_deletion_removes_dependents_transitively() {
             owned_by(&other, "other"),
             &tracked(),
         )
+        .wait()
         .unwrap();
 
     assert!(matches!(
         store
             .delete(&key("services", "hello"), &DeleteOptions::default())
+            .wait()
             .unwrap(),
         Deleted::Gone(_)
     ));
@@ -196,15 +209,20 @@ fn orphan_deletion_keeps_dependents_without_the_owner_reference() {
     let store = open(&dir);
     let svc = store
         .create(&key("services", "hello"), json!({}), &tracked())
+        .wait()
         .unwrap();
     store
         .create(&key("routes", "hello"), owned_by(&svc, "hello"), &tracked())
+        .wait()
         .unwrap();
     let opts = DeleteOptions {
         propagation: Propagation::Orphan,
         ..Default::default()
     };
-    store.delete(&key("services", "hello"), &opts).unwrap();
+    store
+        .delete(&key("services", "hello"), &opts)
+        .wait()
+        .unwrap();
     let route = store.get(&key("routes", "hello")).unwrap().unwrap();
     assert!(route["metadata"].get("ownerReferences").is_none());
 }
@@ -215,11 +233,13 @@ fn foreground_deletion_waits_for_dependents() {
     let store = open(&dir);
     let svc = store
         .create(&key("services", "hello"), json!({}), &tracked())
+        .wait()
         .unwrap();
     let mut held = owned_by(&svc, "hello");
     held["metadata"]["finalizers"] = json!(["test/hold"]);
     store
         .create(&key("routes", "hello"), held, &tracked())
+        .wait()
         .unwrap();
     store
         .create(
@@ -227,13 +247,18 @@ fn foreground_deletion_waits_for_dependents() {
             owned_by(&svc, "hello"),
             &tracked(),
         )
+        .wait()
         .unwrap();
 
     let opts = DeleteOptions {
         propagation: Propagation::Foreground,
         ..Default::default()
     };
-    let Deleted::Pending(owner) = store.delete(&key("services", "hello"), &opts).unwrap() else {
+    let Deleted::Pending(owner) = store
+        .delete(&key("services", "hello"), &opts)
+        .wait()
+        .unwrap()
+    else {
         panic!("owner must wait for its dependents")
     };
     assert_eq!(
@@ -246,6 +271,7 @@ fn foreground_deletion_waits_for_dependents() {
     route["metadata"]["finalizers"] = json!([]);
     store
         .update(&key("routes", "hello"), route, &tracked())
+        .wait()
         .unwrap();
     assert_eq!(store.get(&key("routes", "hello")).unwrap(), None);
     assert_eq!(
@@ -261,16 +287,21 @@ fn foreground_deletion_without_finalizers_completes_at_once() {
     let store = open(&dir);
     let svc = store
         .create(&key("services", "hello"), json!({}), &tracked())
+        .wait()
         .unwrap();
     store
         .create(&key("routes", "hello"), owned_by(&svc, "hello"), &tracked())
+        .wait()
         .unwrap();
     let opts = DeleteOptions {
         propagation: Propagation::Foreground,
         ..Default::default()
     };
     assert!(matches!(
-        store.delete(&key("services", "hello"), &opts).unwrap(),
+        store
+            .delete(&key("services", "hello"), &opts)
+            .wait()
+            .unwrap(),
         Deleted::Gone(_)
     ));
     assert_eq!(store.get(&key("routes", "hello")).unwrap(), None);
@@ -283,9 +314,11 @@ fn a_dependent_with_another_live_owner_survives() {
     let store = open(&dir);
     let a = store
         .create(&key("services", "a"), json!({}), &tracked())
+        .wait()
         .unwrap();
     let b = store
         .create(&key("services", "b"), json!({}), &tracked())
+        .wait()
         .unwrap();
     let mut shared = owned_by(&a, "shared");
     let second = owned_by(&b, "shared")["metadata"]["ownerReferences"][0].clone();
@@ -295,9 +328,11 @@ fn a_dependent_with_another_live_owner_survives() {
         .push(second);
     store
         .create(&key("routes", "shared"), shared, &tracked())
+        .wait()
         .unwrap();
     store
         .delete(&key("services", "a"), &DeleteOptions::default())
+        .wait()
         .unwrap();
     let left = store.get(&key("routes", "shared")).unwrap().unwrap();
     assert_eq!(
@@ -309,6 +344,7 @@ fn a_dependent_with_another_live_owner_survives() {
     );
     store
         .delete(&key("services", "b"), &DeleteOptions::default())
+        .wait()
         .unwrap();
     assert_eq!(store.get(&key("routes", "shared")).unwrap(), None);
 }
@@ -320,13 +356,15 @@ fn deleting_a_namespace_deletes_its_contents() {
     let ns = ObjectKey::new("", "namespaces", "", "team");
     store
         .create(&ns, json!({}), &WriteOptions::default())
+        .wait()
         .unwrap();
     let inside = ObjectKey::new(G, "services", "team", "a");
-    store.create(&inside, json!({}), &tracked()).unwrap();
+    store.create(&inside, json!({}), &tracked()).wait().unwrap();
     store
         .create(&key("services", "outside"), json!({}), &tracked())
+        .wait()
         .unwrap();
-    store.delete(&ns, &DeleteOptions::default()).unwrap();
+    store.delete(&ns, &DeleteOptions::default()).wait().unwrap();
     assert_eq!(store.get(&inside).unwrap(), None);
     assert!(store.get(&key("services", "outside")).unwrap().is_some());
 }
@@ -342,17 +380,19 @@ fn dry_run_changes_nothing() {
     };
     let out = store
         .create(&key("services", "a"), json!({}), &dry)
+        .wait()
         .unwrap();
     assert_eq!(out["metadata"]["name"], "a");
     assert_eq!(store.get(&key("services", "a")).unwrap(), None);
     store
         .create(&key("services", "a"), json!({}), &tracked())
+        .wait()
         .unwrap();
     let opts = DeleteOptions {
         dry_run: true,
         ..Default::default()
     };
-    store.delete(&key("services", "a"), &opts).unwrap();
+    store.delete(&key("services", "a"), &opts).wait().unwrap();
     assert!(store.get(&key("services", "a")).unwrap().is_some());
     assert_eq!(store.resource_version().unwrap(), before + 1);
 }
@@ -363,12 +403,15 @@ async fn watch_replays_then_follows_in_scope() {
     let store = open(&dir);
     let first = store
         .create(&key("services", "a"), json!({}), &tracked())
+        .await
         .unwrap();
     store
         .create(&key("routes", "a"), json!({}), &tracked())
+        .await
         .unwrap();
     let b = store
         .create(&key("services", "b"), json!({}), &tracked())
+        .await
         .unwrap();
 
     let mut w = store
@@ -382,9 +425,11 @@ async fn watch_replays_then_follows_in_scope() {
 
     store
         .delete(&key("routes", "a"), &DeleteOptions::default())
+        .await
         .unwrap();
     store
         .delete(&key("services", "a"), &DeleteOptions::default())
+        .await
         .unwrap();
     let e = tokio::time::timeout(Duration::from_secs(5), w.next())
         .await
@@ -409,6 +454,7 @@ async fn watch_from_a_compacted_version_is_expired() {
     for i in 0..20 {
         store
             .create(&key("services", &format!("s{i}")), json!({}), &tracked())
+            .await
             .unwrap();
     }
     let err = store
@@ -442,6 +488,7 @@ fn scans_resume_after_a_key_and_stop_when_asked() {
                     json!({}),
                     &tracked(),
                 )
+                .wait()
                 .unwrap();
         }
     }
@@ -451,6 +498,7 @@ fn scans_resume_after_a_key_and_stop_when_asked() {
             json!({}),
             &tracked(),
         )
+        .wait()
         .unwrap();
     let mut seen = Vec::new();
     let after = ObjectKey::new(G, "services", "a", "y");
@@ -476,6 +524,7 @@ fn state_and_resource_versions_survive_reopening() {
         let store = open(&dir);
         store
             .create(&key("services", "a"), json!({"spec": {"x": 1}}), &tracked())
+            .wait()
             .unwrap();
         store.resource_version().unwrap()
     };
@@ -486,6 +535,7 @@ fn state_and_resource_versions_survive_reopening() {
     );
     let next = store
         .create(&key("services", "b"), json!({}), &tracked())
+        .wait()
         .unwrap();
     assert!(rv(&next) > last);
     let list = store

@@ -427,7 +427,7 @@ impl Pods {
         mut changes: UnboundedReceiver<RevisionRef>,
         shutdown: CancellationToken,
     ) {
-        let mut watch = self.watch_and_clean();
+        let mut watch = self.watch_and_clean().await;
         let mut retry: HashSet<RevisionRef> = HashSet::new();
         loop {
             let mut dirty = HashSet::new();
@@ -458,7 +458,7 @@ impl Pods {
                     Some(Ok(_)) => {}
                     // Behind or closed: start again and take stock.
                     Some(Err(_)) | None => {
-                        watch = self.watch_and_clean();
+                        watch = self.watch_and_clean().await;
                         if watch.is_none() {
                             tokio::time::sleep(RETRY).await;
                         }
@@ -466,7 +466,7 @@ impl Pods {
                 },
             }
             for rev in dirty {
-                if let Err(e) = tokio::task::block_in_place(|| self.sync(&rev)) {
+                if let Err(e) = self.sync(&rev).await {
                     tracing::warn!(revision = %rev.name, error = %e, "cannot publish the Revision's Pods");
                     retry.insert(rev);
                 }
@@ -476,7 +476,7 @@ impl Pods {
 
     /// Watches Pods, then removes those of no replica (a previous server's) and
     /// replaces the replicas whose Pods are gone.
-    fn watch_and_clean(&self) -> Option<swell_store::Watch> {
+    async fn watch_and_clean(&self) -> Option<swell_store::Watch> {
         let watch = match self.store.watch(&pods_scope(), None) {
             Ok(w) => w,
             Err(e) => {
@@ -510,7 +510,8 @@ impl Pods {
             } else {
                 let _ = self
                     .store
-                    .delete(&pod_key(&ns, &name), &DeleteOptions::default());
+                    .delete(&pod_key(&ns, &name), &DeleteOptions::default())
+                    .await;
             }
         }
         let gone: Vec<(String, String)> = self
@@ -553,7 +554,7 @@ impl Pods {
     }
 
     /// Writes the Pods of `rev`'s replicas as they are now and removes the others.
-    fn sync(&self, rev: &RevisionRef) -> Result<(), StoreError> {
+    async fn sync(&self, rev: &RevisionRef) -> Result<(), StoreError> {
         let replicas = self.backend.pods(rev);
         let revision = self.store.get(&ObjectKey::new(
             swell_api::GROUP,
@@ -583,6 +584,7 @@ impl Pods {
             match self
                 .store
                 .delete(&pod_key(&rev.namespace, &name), &DeleteOptions::default())
+                .await
             {
                 Ok(_) | Err(StoreError::NotFound(_)) => {}
                 Err(e) => return Err(e),
@@ -626,8 +628,8 @@ impl Pods {
             let key = pod_key(&rev.namespace, &name);
             let opts = WriteOptions::default();
             let written = match previous {
-                None => self.store.create(&key, desired.clone(), &opts),
-                Some(_) => self.store.update(&key, desired.clone(), &opts),
+                None => self.store.create(&key, desired.clone(), &opts).await,
+                Some(_) => self.store.update(&key, desired.clone(), &opts).await,
             };
             match written {
                 Ok(_) => {

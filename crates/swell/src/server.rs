@@ -228,7 +228,9 @@ pub async fn serve(
         )
     })?;
     crate::private::restrict(&db, 0o600)?;
-    swell_apiserver::bootstrap(&store).context("cannot create the built-in namespaces")?;
+    swell_apiserver::bootstrap(&store)
+        .await
+        .context("cannot create the built-in namespaces")?;
     let store: Arc<dyn swell_store::Store> = Arc::new(store);
     let backend_kind = args.backend.unwrap_or_else(BackendKind::detect);
     // runc replicas live in their own network namespaces and reach the host, and so

@@ -194,6 +194,7 @@ async fn watcher_relists_after_a_restart_with_an_expired_version() {
                     ..Default::default()
                 },
             )
+            .await
             .unwrap();
         }
     }

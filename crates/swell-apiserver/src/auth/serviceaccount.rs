@@ -217,7 +217,9 @@ impl TokenIssuer {
 
 /// Makes `default` ServiceAccounts in every namespace that lacks one, as Kubernetes'
 /// ServiceAccount controller does.
-pub fn ensure_default_service_accounts(store: &dyn Store) -> Result<(), swell_store::StoreError> {
+pub async fn ensure_default_service_accounts(
+    store: &dyn Store,
+) -> Result<(), swell_store::StoreError> {
     let namespaces = store.list(&swell_store::ListScope::all("", "namespaces"))?;
     for ns in namespaces.items {
         let Some(name) = ns.pointer("/metadata/name").and_then(Value::as_str) else {
@@ -229,7 +231,10 @@ pub fn ensure_default_service_accounts(store: &dyn Store) -> Result<(), swell_st
         let key = ObjectKey::new("", "serviceaccounts", name, "default");
         if store.get(&key)?.is_none() {
             let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": name}});
-            match store.create(&key, sa, &swell_store::WriteOptions::default()) {
+            match store
+                .create(&key, sa, &swell_store::WriteOptions::default())
+                .await
+            {
                 Ok(_) | Err(swell_store::StoreError::AlreadyExists(_)) => {}
                 Err(e) => return Err(e),
             }
