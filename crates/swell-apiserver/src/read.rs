@@ -6,7 +6,7 @@ use crate::request::{Params, Target, json_response, table_response};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::table::{IncludeObject, table};
 use axum::body::Body;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::Stream;
 use http::{StatusCode, header};
@@ -34,6 +34,10 @@ impl Filter {
 
     fn matches(&self, obj: &Value) -> bool {
         self.labels.matches(obj) && self.fields.matches(obj)
+    }
+
+    fn selects_all(&self) -> bool {
+        self.labels.is_empty() && self.fields.is_empty()
     }
 }
 
@@ -86,18 +90,33 @@ pub async fn list(
     as_table: bool,
 ) -> ApiResult<Response> {
     let filter = Filter::new(params, t.res.plural)?;
-    let after = params
-        .continue_
-        .as_deref()
-        .filter(|c| !c.is_empty())
-        .map(|c| decode_continue(t, c))
-        .transpose()?;
+    let (listed_at, after) = match params.continue_.as_deref().filter(|c| !c.is_empty()) {
+        Some(token) => {
+            let (rv, key) = decode_continue(t, token)?;
+            (Some(rv), Some(key))
+        }
+        None => (None, None),
+    };
     let limit = params.limit.filter(|l| *l > 0);
+    if filter.selects_all() && limit.is_none() && !as_table {
+        return list_stored(state, t, params, listed_at, after.as_ref());
+    }
     let mut items = Vec::new();
     let mut more = false;
+    let mut corrupt = None;
     let rv = state
         .store
-        .scan(&scope(t), after.as_ref(), &mut |o| {
+        .scan_bytes(&scope(t), after.as_ref(), &mut |stored| {
+            if !filter.labels.may_match(stored) {
+                return true;
+            }
+            let o: Value = match serde_json::from_slice(stored) {
+                Ok(o) => o,
+                Err(e) => {
+                    corrupt = Some(swell_store::StoreError::Corrupt(e));
+                    return false;
+                }
+            };
             if !filter.matches(&o) {
                 return true;
             }
@@ -109,6 +128,64 @@ pub async fn list(
             true
         })
         .map_err(|e| ApiError::from_store(e, t.res, ""))?;
+    if let Some(e) = corrupt {
+        return Err(ApiError::from_store(e, t.res, ""));
+    }
+    let rv = listed_at.unwrap_or(rv);
+    check_exact(params, rv)?;
+    let mut meta = json!({"resourceVersion": rv.to_string()});
+    if more {
+        let last = items.last().expect("a full page has a last item");
+        meta["continue"] = json!(format!("{rv}/{}/{}", namespace_of(last), name_of(last)));
+    }
+    if as_table {
+        let include = IncludeObject::parse(params.include_object.as_deref());
+        return Ok(table_response(&table(t.res, &items, meta, include)));
+    }
+    let body = json!({"apiVersion": t.res.api_version(), "kind": format!("{}List", t.res.kind), "metadata": meta, "items": items});
+    Ok(json_response(StatusCode::OK, &body, &[]))
+}
+
+/// A whole collection with no selector: the stored JSON of each object, copied into the
+/// List as it is, with no decoding and re-encoding.
+fn list_stored(
+    state: &ApiState,
+    t: &Target<'_>,
+    params: &Params,
+    listed_at: Option<u64>,
+    after: Option<&ObjectKey>,
+) -> ApiResult<Response> {
+    let mut items = Vec::with_capacity(64 * 1024);
+    let mut first = true;
+    let rv = state
+        .store
+        .scan_bytes(&scope(t), after, &mut |object| {
+            if !std::mem::take(&mut first) {
+                items.push(b',');
+            }
+            items.extend_from_slice(object);
+            true
+        })
+        .map_err(|e| ApiError::from_store(e, t.res, ""))?;
+    let rv = listed_at.unwrap_or(rv);
+    check_exact(params, rv)?;
+    let head = json!({"apiVersion": t.res.api_version(), "kind": format!("{}List", t.res.kind), "metadata": {"resourceVersion": rv.to_string()}});
+    let mut body = serde_json::to_vec(&head).unwrap_or_default();
+    // `{…}` becomes `{…,"items":[…]}`.
+    body.pop();
+    body.extend_from_slice(br#","items":["#);
+    body.extend_from_slice(&items);
+    body.extend_from_slice(b"]}");
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
+}
+
+/// `resourceVersionMatch=Exact` is served only for the resourceVersion the list read at.
+fn check_exact(params: &Params, rv: u64) -> ApiResult<()> {
     if params.resource_version_match.as_deref() == Some("Exact")
         && params
             .resource_version
@@ -120,17 +197,7 @@ pub async fn list(
             "resourceVersionMatch=Exact is only served for the current resourceVersion",
         ));
     }
-    let mut meta = json!({"resourceVersion": rv.to_string()});
-    if more {
-        let last = items.last().expect("a full page has a last item");
-        meta["continue"] = json!(format!("{}/{}", namespace_of(last), name_of(last)));
-    }
-    if as_table {
-        let include = IncludeObject::parse(params.include_object.as_deref());
-        return Ok(table_response(&table(t.res, &items, meta, include)));
-    }
-    let body = json!({"apiVersion": t.res.api_version(), "kind": format!("{}List", t.res.kind), "metadata": meta, "items": items});
-    Ok(json_response(StatusCode::OK, &body, &[]))
+    Ok(())
 }
 
 fn namespace_of(o: &Value) -> &str {
@@ -145,12 +212,19 @@ fn name_of(o: &Value) -> &str {
         .unwrap_or("")
 }
 
-/// A continue token names the last object of the previous page: `namespace/name`.
-fn decode_continue(t: &Target<'_>, token: &str) -> ApiResult<ObjectKey> {
-    let (ns, name) = token
-        .split_once('/')
-        .ok_or_else(|| ApiError::bad_request(format!("invalid continue token {token:?}")))?;
-    Ok(ObjectKey::new(t.res.group, t.res.plural, ns, name))
+/// A continue token is `RV/namespace/name`: the resourceVersion the first page was
+/// read at and the last object of the previous page. Every page of a list answers
+/// with the first page's resourceVersion. Each page is read afresh, so an object
+/// written during a paged list may be missed by the pages; a watch from that
+/// resourceVersion (what informers do next) replays every change made since the first
+/// page, so nothing is lost. Answering with a later page's resourceVersion would skip
+/// those changes for good.
+fn decode_continue(t: &Target<'_>, token: &str) -> ApiResult<(u64, ObjectKey)> {
+    let bad = || ApiError::bad_request(format!("invalid continue token {token:?}"));
+    let (rv, rest) = token.split_once('/').ok_or_else(bad)?;
+    let rv = rv.parse().map_err(|_| bad())?;
+    let (ns, name) = rest.split_once('/').ok_or_else(bad)?;
+    Ok((rv, ObjectKey::new(t.res.group, t.res.plural, ns, name)))
 }
 
 /// One event of a watch stream, as JSON text plus newline.

@@ -17,11 +17,11 @@ struct Env {
     app: axum::Router,
 }
 
-fn env() -> Env {
+async fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let store =
         Arc::new(RedbStore::open(&dir.path().join("s.redb"), StoreConfig::default()).unwrap());
-    swell_apiserver::bootstrap(store.as_ref()).unwrap();
+    swell_apiserver::bootstrap(store.as_ref()).await.unwrap();
     let state = Arc::new(swell_apiserver::ApiState::new(
         store,
         "127.0.0.1:0".into(),
@@ -86,7 +86,7 @@ impl Events {
 
 #[tokio::test(start_paused = true)]
 async fn initial_events_bookmarks_and_timeouts() {
-    let env = env();
+    let env = env().await;
     call(
         &env.app,
         "POST",
@@ -202,7 +202,7 @@ async fn expired_versions_get_an_error_event() {
         )
         .unwrap(),
     );
-    swell_apiserver::bootstrap(store.as_ref()).unwrap();
+    swell_apiserver::bootstrap(store.as_ref()).await.unwrap();
     let app = swell_apiserver::router(Arc::new(swell_apiserver::ApiState::new(
         store,
         "x".into(),
@@ -221,7 +221,7 @@ async fn expired_versions_get_an_error_event() {
 
 #[tokio::test]
 async fn deletecollection_and_event_field_selectors() {
-    let env = env();
+    let env = env().await;
     for (name, team) in [("a", "x"), ("b", "x"), ("c", "y")] {
         call(
             &env.app,
@@ -281,7 +281,7 @@ async fn deletecollection_and_event_field_selectors() {
 
 #[tokio::test]
 async fn discovery_and_openapi_content_types() {
-    let env = env();
+    let env = env().await;
     let req = Request::get("/apis")
         .header(
             "accept",
@@ -331,5 +331,54 @@ async fn discovery_and_openapi_content_types() {
         patch["requestBody"]["content"]
             .get("application/strategic-merge-patch+json")
             .is_none()
+    );
+}
+
+/// An informer lists in pages, then watches from the list's resourceVersion. An object
+/// created between two pages, behind the cursor, is in no page; the watch must
+/// replay it, so every page answers with the first page's resourceVersion.
+#[tokio::test]
+async fn a_paged_list_then_a_watch_misses_nothing_written_between_pages() {
+    let env = env().await;
+    for name in ["b", "c", "d"] {
+        call(&env.app, "POST", SERVICES, service(name, json!({}))).await;
+    }
+    let (code, first) = call(&env.app, "GET", &format!("{SERVICES}?limit=2"), json!({})).await;
+    assert_eq!(code, 200);
+    let listed_at = first["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token = first["metadata"]["continue"].as_str().unwrap().to_string();
+    // Written while the informer is between pages, and sorted before the cursor.
+    call(&env.app, "POST", SERVICES, service("a", json!({}))).await;
+    let (code, second) = call(
+        &env.app,
+        "GET",
+        &format!("{SERVICES}?limit=2&continue={token}"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(second["metadata"]["resourceVersion"], listed_at.as_str());
+    let names = |list: &Value| -> Vec<String> {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(&first), ["b", "c"]);
+    assert_eq!(names(&second), ["d"], "the pages do not see it");
+    let mut w = Events::open(&env.app, &format!("resourceVersion={listed_at}")).await;
+    let added = w.next().await.unwrap();
+    assert_eq!(
+        (
+            added["type"].as_str(),
+            added["object"]["metadata"]["name"].as_str()
+        ),
+        (Some("ADDED"), Some("a")),
+        "the watch from the list's resourceVersion replays it"
     );
 }
