@@ -249,6 +249,13 @@ impl Autoscaler {
         self.backend.teardown(rev);
     }
 
+    /// The Revision is deleted: forgets it, stops its replicas and deletes their files.
+    pub fn remove(&self, rev: &RevisionRef) {
+        let mut revisions = self.lock();
+        revisions.remove(rev);
+        self.backend.remove(rev);
+    }
+
     /// Reads every Revision's statistics for the last second into its windows.
     fn collect(&self) {
         let now = self.now();

@@ -80,6 +80,7 @@ pub fn desired_revision(cfg: &Configuration) -> Revision {
                 "Configuration",
                 &cfg.metadata,
             )]),
+            finalizers: Some(vec![crate::revision::FINALIZER.into()]),
             ..Default::default()
         },
         spec: template.spec.clone(),

@@ -236,7 +236,7 @@ async fn follow_revision_deletions(ctx: Arc<Ctx>, shutdown: CancellationToken) {
     while let Some(e) = events.next().await {
         if let Ok(watcher::Event::Delete(rev)) = e {
             let r = revision::revision_ref(&rev);
-            ctx.autoscaler.forget(&r);
+            ctx.autoscaler.remove(&r);
             ctx.pulls.forget(&r);
             ctx.pools.remove(&swell_dataplane::RevisionKey {
                 namespace: r.namespace,

@@ -217,6 +217,11 @@ fn not_running(failure: Failure) -> Scale {
     }
 }
 
+/// Holds a deleted Revision until its replicas are stopped and its files deleted, so a
+/// Revision deleted while the server is down is cleaned up on the next start. Named as
+/// knative.dev/pkg names a reconciler's finalizer (`<resource>.<group>`).
+pub const FINALIZER: &str = "revisions.serving.knative.dev";
+
 /// Reconciles one Revision.
 pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
     let r = revision_ref(&rev);
@@ -225,11 +230,13 @@ pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Ctx>) -> Result<Action, Reco
         name: r.name.clone(),
     };
     if rev.metadata.deletion_timestamp.is_some() {
-        ctx.autoscaler.forget(&r);
+        ctx.autoscaler.remove(&r);
         ctx.pools.remove(&key);
         ctx.pulls.forget(&r);
+        set_finalizer(&ctx, &rev, false).await?;
         return Ok(Action::await_change());
     }
+    set_finalizer(&ctx, &rev, true).await?;
     let uid = rev.metadata.uid.as_deref();
     let credentials = workload::pull_credentials(&ctx.client, &rev).await?;
     // An image that could not be resolved is tried again only after its back-off (or
@@ -291,6 +298,33 @@ pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Ctx>) -> Result<Action, Reco
     Ok(Action::requeue(Duration::from_secs(
         if scale.observed.ready > 0 { 300 } else { 10 },
     )))
+}
+
+/// Adds or removes [`FINALIZER`] if it is not already so (a Revision the Configuration
+/// made has it from the start). The write is conditional on the resourceVersion read,
+/// so a concurrent change of the finalizers is never lost.
+async fn set_finalizer(ctx: &Ctx, rev: &Revision, held: bool) -> Result<(), ReconcileError> {
+    let mut finalizers = rev.metadata.finalizers.clone().unwrap_or_default();
+    if finalizers.iter().any(|f| f == FINALIZER) == held {
+        return Ok(());
+    }
+    if held {
+        finalizers.push(FINALIZER.into());
+    } else {
+        finalizers.retain(|f| f != FINALIZER);
+    }
+    let r = revision_ref(rev);
+    let api: Api<Revision> = Api::namespaced(ctx.client.clone(), &r.namespace);
+    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": rev.metadata.resource_version}});
+    match api
+        .patch(&r.name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        // Already gone: nothing holds it any more.
+        Err(kube::Error::Api(e)) if e.code == 404 && !held => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Writes the Revision's status if it changed.

@@ -527,12 +527,19 @@ async fn label_revisions(
     let me = route.metadata.name.clone().unwrap_or_default();
     let wanted = referenced(route, st, configs);
     let api: Api<Revision> = Api::namespaced(ctx.client.clone(), &ns);
-    for rev in ctx
-        .revisions
-        .state()
-        .iter()
-        .filter(|r| r.metadata.namespace.as_deref() == Some(ns.as_str()))
-    {
+    // Only the Revisions this Route references or has referenced (it is named in their
+    // `routes` annotation) can change; the rest are skipped without a copy.
+    let names_me = |rev: &Revision| {
+        rev.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(labels::ROUTES))
+            .is_some_and(|v| v.split(',').any(|r| r == me))
+    };
+    for rev in ctx.revisions.state().iter().filter(|r| {
+        r.metadata.namespace.as_deref() == Some(ns.as_str())
+            && (r.metadata.name.as_ref().is_some_and(|n| wanted.contains(n)) || names_me(r))
+    }) {
         let name = rev.metadata.name.clone().unwrap_or_default();
         let mut routes: BTreeSet<String> = rev
             .metadata

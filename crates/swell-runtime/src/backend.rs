@@ -219,6 +219,11 @@ pub trait Backend: Send + Sync + 'static {
     fn ensure(&self, rev: &RevisionRef, workload: &Workload, replicas: i32) -> ReplicaStatus;
     /// Stops everything of a Revision; tolerates "already gone".
     fn teardown(&self, rev: &RevisionRef);
+    /// The Revision is deleted: stops everything of it, as `teardown`, and deletes what
+    /// is kept for it on disk (its replicas' logs).
+    fn remove(&self, rev: &RevisionRef) {
+        self.teardown(rev);
+    }
     /// CPU and memory of the Revision's ready replicas; empty when the backend cannot
     /// measure them.
     fn usage(&self, _rev: &RevisionRef) -> Vec<ReplicaUsage> {

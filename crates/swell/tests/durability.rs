@@ -1,4 +1,5 @@
-//! Acknowledged writes survive `kill -9` and restart; resourceVersions keep increasing.
+//! Acknowledged writes survive `kill -9` and restart; resourceVersions keep increasing; a
+//! Revision deleted while the server is down is cleaned up on the next start.
 
 mod common;
 
@@ -125,5 +126,77 @@ async fn acknowledged_writes_survive_kill_9() {
         rv(&after) > highest,
         "resourceVersion {} must exceed {highest} from before the crash",
         rv(&after)
+    );
+}
+
+#[test]
+fn a_revision_deleted_while_the_server_is_down_is_cleaned_up_on_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_in(dir.path(), "127.0.0.1:0", &["--backend", "process"]);
+    let yaml = common::apps::service("gone", "helloworld", "", "");
+    common::apps::apply_ready(&server, "gone", &yaml);
+    let k = server.kubectl(common::KUBECTL);
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "revision",
+            "gone-00001",
+            "-o",
+            "jsonpath={.metadata.finalizers}"
+        ]),
+        r#"["revisions.serving.knative.dev"]"#,
+        "the Configuration stamps Revisions with the finalizer"
+    );
+    let logs = dir.path().join("replicas/logs/default/gone-00001");
+    assert!(logs.is_dir(), "{} holds the replica's log", logs.display());
+    assert!(server.stop(), "clean exit on SIGTERM");
+
+    // While the server is down, the Service goes, and with it its Configuration; the
+    // Revision stays, marked for deletion, held by its finalizer.
+    {
+        use swell_store::{DeleteOptions, ObjectKey, Store};
+        let store =
+            swell_store::RedbStore::open(&dir.path().join("swell.redb"), Default::default())
+                .unwrap();
+        let key = |plural: &str, name: &str| {
+            ObjectKey::new("serving.knative.dev", plural, "default", name)
+        };
+        store
+            .delete(&key("services", "gone"), &DeleteOptions::default())
+            .wait()
+            .unwrap();
+        assert!(store.get(&key("configurations", "gone")).unwrap().is_none());
+        let held = store.get(&key("revisions", "gone-00001")).unwrap().unwrap();
+        assert!(held["metadata"]["deletionTimestamp"].is_string(), "{held}");
+    }
+
+    let server = Server::start_in(dir.path(), "127.0.0.1:0", &["--backend", "process"]);
+    let k = server.kubectl(common::KUBECTL);
+    common::eventually("the Revision to be gone", || {
+        let out = k.run(&[
+            "get",
+            "revision",
+            "gone-00001",
+            "--ignore-not-found",
+            "-o",
+            "name",
+        ]);
+        (out.status.success() && out.stdout.is_empty()).then_some(())
+    });
+    assert!(
+        !logs.exists(),
+        "the deleted Revision's logs are deleted too"
+    );
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "pods",
+            "-l",
+            "serving.knative.dev/revision=gone-00001",
+            "-o",
+            "name"
+        ]),
+        "",
+        "no Pod is left"
     );
 }

@@ -455,6 +455,17 @@ impl Backend for ProcessBackend {
             .collect()
     }
 
+    fn remove(&self, rev: &RevisionRef) {
+        self.teardown(rev);
+        // Replicas still draining keep writing to their open (now unlinked) log files.
+        let dir = self.log_dir(rev);
+        if let Err(e) = std::fs::remove_dir_all(&dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot delete a deleted Revision's logs");
+        }
+    }
+
     fn teardown(&self, rev: &RevisionRef) {
         let removed = self
             .revisions
