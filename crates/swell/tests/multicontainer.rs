@@ -16,6 +16,9 @@ use std::time::Instant;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sidecars_share_the_replica_and_init_containers_run_first() {
+    if !common::can_run(&[common::Needs::Root]) {
+        return;
+    }
     assert!(
         nix::unistd::geteuid().is_root(),
         "the runc backend needs root, as CI has"

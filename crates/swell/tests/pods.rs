@@ -338,6 +338,9 @@ async fn replicas_are_pods_under_the_process_backend() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn runc_replicas_are_pods_with_their_sidecars() {
+    if !common::can_run(&[common::Needs::Root]) {
+        return;
+    }
     assert!(
         nix::unistd::geteuid().is_root(),
         "the runc backend needs root, as CI has"

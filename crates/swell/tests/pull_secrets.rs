@@ -26,6 +26,9 @@ fn image_pull(data: &Path, args: &[&str]) -> std::process::Output {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn private_images_need_and_get_their_credentials() {
+    if !common::can_run(&[common::Needs::Root]) {
+        return;
+    }
     assert!(
         nix::unistd::geteuid().is_root(),
         "the runc backend needs root, as CI has"
@@ -119,6 +122,9 @@ async fn private_images_need_and_get_their_credentials() {
 
 #[test]
 fn a_malformed_registry_config_stops_the_server_with_its_name() {
+    if !common::can_run(&[common::Needs::Root]) {
+        return;
+    }
     let t = tempfile::tempdir().unwrap();
     let config = t.path().join("config.json");
     std::fs::write(&config, "{\"auths\": 3}").unwrap();

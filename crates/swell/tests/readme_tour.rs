@@ -85,6 +85,9 @@ fn every_command_of_the_readme_tour_works() {
 
 #[test]
 fn quickstart_runs_the_sample_image_under_runc() {
+    if !common::can_run(&[common::Needs::Root]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_verb(
         "quickstart",

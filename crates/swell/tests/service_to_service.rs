@@ -166,6 +166,9 @@ async fn process_replicas_call_services_by_name() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn runc_replicas_call_services_by_name_and_cluster_local_ones_stay_inside() {
+    if !common::can_run(&[common::Needs::Root]) {
+        return;
+    }
     assert!(
         nix::unistd::geteuid().is_root(),
         "the runc backend needs root, as CI has"

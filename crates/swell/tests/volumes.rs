@@ -31,6 +31,9 @@ fn volume_service(name: &str, image: &str, spec: &str, volumes: &str, mounts: &s
 
 #[tokio::test(flavor = "multi_thread")]
 async fn configmap_secret_and_empty_dir_volumes_reach_the_container() {
+    if !common::can_run(&[common::Needs::Root]) {
+        return;
+    }
     assert!(
         nix::unistd::geteuid().is_root(),
         "the runc backend needs root, as CI has"
@@ -170,6 +173,9 @@ fn the_process_backend_refuses_volumes_with_a_reason() {
 /// gets exactly the account's permissions).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_projected_service_account_token_is_the_accounts_identity() {
+    if !common::can_run(&[common::Needs::Root]) {
+        return;
+    }
     assert!(
         nix::unistd::geteuid().is_root(),
         "the runc backend needs root, as CI has"
@@ -314,6 +320,9 @@ async fn a_projected_service_account_token_is_the_accounts_identity() {
 /// ServiceAccount, or a missing ServiceAccount, is honoured.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_service_account_is_mounted_where_kubernetes_clients_look() {
+    if !common::can_run(&[common::Needs::Root]) {
+        return;
+    }
     assert!(
         nix::unistd::geteuid().is_root(),
         "the runc backend needs root, as CI has"

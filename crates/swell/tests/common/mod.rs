@@ -27,6 +27,46 @@ pub fn versioned_kubectl(minor: u32) -> String {
     path
 }
 
+/// What a test needs beyond cargo and the kubectl binaries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Needs {
+    /// Root: runc containers, network namespaces, replicas that change user.
+    Root,
+    /// Debian's `docker-registry` to pull from.
+    Registry,
+}
+
+/// Whether this test can run here. As root, as in CI, every test runs, and a missing
+/// package fails it with its name (`.ci/run` installs them all). As another user, a
+/// test that needs root, or a registry that is not installed, says why on stderr and
+/// is skipped.
+pub fn can_run(needs: &[Needs]) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    let missing: Vec<&str> = needs
+        .iter()
+        .filter_map(|need| match need {
+            Needs::Root => Some("root"),
+            Needs::Registry => (!on_path("docker-registry")).then_some("docker-registry"),
+        })
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    eprintln!(
+        "SKIPPED {}: needs {} (CI runs every test as root with the packages .ci/run installs)",
+        std::thread::current().name().unwrap_or("this test"),
+        missing.join(" and ")
+    );
+    false
+}
+
+fn on_path(command: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(command).is_file()))
+}
+
 /// A running `swell server`, killed (SIGTERM, then waited for) on drop.
 pub struct Server {
     pub child: Child,
@@ -282,11 +322,23 @@ impl Kubectl {
     }
 
     /// Condition `type_` of `resource` (`revision/hello-00001`): its status, reason and
-    /// message (empty while it has none).
+    /// message (empty while it has none, or while the object does not exist yet, as
+    /// when a test waits for a Revision its Configuration has still to make).
     pub fn condition(&self, resource: &str, type_: &str) -> (String, String, String) {
         let c = format!("{{.status.conditions[?(@.type==\"{type_}\")]");
         let path = format!("jsonpath={c}.status}}|{c}.reason}}|{c}.message}}");
-        let out = self.ok(&["get", resource, "-o", &path]);
+        let args = ["get", resource, "-o", &path];
+        let got = self.run(&args);
+        if !got.status.success() {
+            let stderr = String::from_utf8_lossy(&got.stderr);
+            assert!(
+                stderr.contains("(NotFound)"),
+                "{} {args:?} failed:\n{stderr}",
+                self.binary
+            );
+            return Default::default();
+        }
+        let out = String::from_utf8(got.stdout).unwrap();
         let mut parts = out.splitn(3, '|').map(str::to_string);
         let mut next = || parts.next().unwrap_or_default();
         (next(), next(), next())
