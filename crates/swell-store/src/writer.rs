@@ -169,12 +169,20 @@ fn dry_run(shared: &Shared, mut job: Job) {
         let tx = shared.db.begin_write()?;
         let out = {
             let mut txn = Txn::open(&tx, shared.config.event_log_len)?;
-            (job.op)(&mut txn)
+            run_op(&mut job, &mut txn)
         };
         tx.abort()?;
         out
     })();
     let _ = job.reply.send(answer);
+}
+
+/// Runs one write. A write that panics (a bug) fails like a write that returns an
+/// error: alone, its transaction thrown away if it had changed something (every change
+/// takes a resourceVersion first), and the writer thread goes on serving the others.
+fn run_op(job: &mut Job, txn: &mut Txn<'_>) -> Result<Done> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.op)(txn)))
+        .unwrap_or_else(|_| Err(StoreError::Storage("the write panicked".into())))
 }
 
 /// Runs `jobs` in one transaction and commits it. Returns false when one write failed
@@ -195,7 +203,7 @@ fn commit(shared: &Shared, jobs: &mut Vec<Job>) -> bool {
         let start = txn.rv();
         for i in 0..jobs.len() {
             let before = txn.rv();
-            let answer = (jobs[i].op)(&mut txn);
+            let answer = run_op(&mut jobs[i], &mut txn);
             if answer.is_err() && txn.rv() != before {
                 drop(txn);
                 let _ = tx.abort();
@@ -350,6 +358,27 @@ mod tests {
             names
         });
         assert_eq!(names, ["before", "after"]);
+    }
+
+    #[test]
+    fn a_write_that_panics_fails_alone_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("s.redb"), StoreConfig::default()).unwrap();
+        let panicking = store.writer.submit(
+            false,
+            Box::new(|txn: &mut Txn<'_>| {
+                txn.put(&key("half"), json!({"metadata": {}}), EventType::Added)?;
+                panic!("a bug in a write");
+            }),
+            object,
+        );
+        assert!(matches!(panicking.wait(), Err(StoreError::Storage(_))));
+        assert!(store.get(&key("half")).unwrap().is_none(), "undone");
+        store
+            .create(&key("after"), json!({}), &WriteOptions::default())
+            .wait()
+            .unwrap();
+        assert_eq!(store.resource_version().unwrap(), 1);
     }
 
     #[test]
