@@ -103,34 +103,25 @@ pub async fn list(
     }
     let mut items = Vec::new();
     let mut more = false;
-    let mut corrupt = None;
     let rv = state
         .store
-        .scan_bytes(&scope(t), after.as_ref(), &mut |stored| {
-            if !filter.labels.may_match(stored) {
-                return true;
-            }
-            let o: Value = match serde_json::from_slice(stored) {
-                Ok(o) => o,
-                Err(e) => {
-                    corrupt = Some(swell_store::StoreError::Corrupt(e));
+        .scan_where(
+            &scope(t),
+            after.as_ref(),
+            &|stored| filter.labels.may_match(stored),
+            &mut |o| {
+                if !filter.matches(&o) {
+                    return true;
+                }
+                if limit.is_some_and(|l| items.len() >= l) {
+                    more = true;
                     return false;
                 }
-            };
-            if !filter.matches(&o) {
-                return true;
-            }
-            if limit.is_some_and(|l| items.len() >= l) {
-                more = true;
-                return false;
-            }
-            items.push(o);
-            true
-        })
+                items.push(o);
+                true
+            },
+        )
         .map_err(|e| ApiError::from_store(e, t.res, ""))?;
-    if let Some(e) = corrupt {
-        return Err(ApiError::from_store(e, t.res, ""));
-    }
     let rv = listed_at.unwrap_or(rv);
     check_exact(params, rv)?;
     let mut meta = json!({"resourceVersion": rv.to_string()});

@@ -107,18 +107,30 @@ pub trait Store: Send + Sync + 'static {
         start_after: Option<&ObjectKey>,
         visit: &mut dyn FnMut(Value) -> bool,
     ) -> Result<u64> {
+        self.scan_where(scope, start_after, &|_| true, visit)
+    }
+    /// [`Store::scan`] of only the objects whose stored JSON passes `keep`, a cheap
+    /// test made before decoding (label selectors use it).
+    fn scan_where(
+        &self,
+        scope: &ListScope,
+        start_after: Option<&ObjectKey>,
+        keep: &dyn Fn(&[u8]) -> bool,
+        visit: &mut dyn FnMut(Value) -> bool,
+    ) -> Result<u64> {
         let mut corrupt = None;
-        let rv = self.scan_bytes(
-            scope,
-            start_after,
-            &mut |bytes| match serde_json::from_slice(bytes) {
+        let rv = self.scan_bytes(scope, start_after, &mut |bytes| {
+            if !keep(bytes) {
+                return true;
+            }
+            match serde_json::from_slice(bytes) {
                 Ok(object) => visit(object),
                 Err(e) => {
                     corrupt = Some(StoreError::Corrupt(e));
                     false
                 }
-            },
-        )?;
+            }
+        })?;
         corrupt.map_or(Ok(rv), Err)
     }
     /// [`Store::scan`] over the objects' stored JSON, which is what the API serves:
