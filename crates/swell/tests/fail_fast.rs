@@ -17,7 +17,6 @@ use common::{KUBECTL, Kubectl, Server, eventually};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -351,19 +350,7 @@ async fn under_runc_a_long_name_is_cut_for_the_hostname_and_a_failed_start_is_to
     busybox_layout(&work);
     let data = t.path().join("data");
     std::fs::create_dir(&data).unwrap();
-    let import = Command::new(env!("CARGO_BIN_EXE_swell"))
-        .args(["image", "--data-dir"])
-        .arg(&data)
-        .arg("import")
-        .arg(work.join("L"))
-        .args(["--name", "busybox:local"])
-        .output()
-        .unwrap();
-    assert!(
-        import.status.success(),
-        "{}",
-        String::from_utf8_lossy(&import.stderr)
-    );
+    common::oci::import(&data, &work.join("L"), "busybox:local");
     let server = Server::start_in(&data, "127.0.0.1:0", &["--backend", "runc"]);
     // 50 characters: its replica would be "<name>-00001-deployment-1", 69 bytes.
     let name = "a-service-whose-name-is-long-enough-to-need-a-trim";

@@ -90,19 +90,7 @@ async fn containers_from_the_store_and_a_registry_serve_at_their_own_addresses()
     );
     let data = t.path().join("data");
     std::fs::create_dir(&data).unwrap();
-    let import = Command::new(env!("CARGO_BIN_EXE_swell"))
-        .args(["image", "--data-dir"])
-        .arg(&data)
-        .arg("import")
-        .arg(work.join("L"))
-        .args(["--name", "busybox:local"])
-        .output()
-        .unwrap();
-    assert!(
-        import.status.success(),
-        "{}",
-        String::from_utf8_lossy(&import.stderr)
-    );
+    common::oci::import(&data, &work.join("L"), "busybox:local");
 
     let mut server = Server::start_in(&data, "127.0.0.1:0", &["--backend", "runc"]);
     apply_ready(

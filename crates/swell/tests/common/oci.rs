@@ -221,3 +221,21 @@ pub fn push(dir: &Path, layout: &str, tag: &str, reference: &str) {
         dir,
     );
 }
+
+/// Imports the OCI layout `layout` into the image store of the data directory `data`
+/// as `name`, with `swell image import`, as a user would before starting a server there.
+pub fn import(data: &Path, layout: &Path, name: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_swell"))
+        .args(["image", "--data-dir"])
+        .arg(data)
+        .arg("import")
+        .arg(layout)
+        .args(["--name", name])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
