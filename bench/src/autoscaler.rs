@@ -10,7 +10,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use swell_autoscaler::{AutoscalerConfig, Kpa, resolve, spec::Data, spec::scaler_spec};
+use swell_api::annotations::Autoscaling;
+use swell_api::config;
+use swell_autoscaler::{Kpa, resolve, spec::scaler_spec};
 
 const COLD_STARTS: usize = 50;
 const REVISIONS: usize = 10_000;
@@ -178,10 +180,10 @@ async fn cold_starts() -> anyhow::Result<()> {
 }
 
 fn decider_cost() -> anyhow::Result<()> {
-    let cfg = AutoscalerConfig::default();
-    let ann = Data::new();
+    let cfg = config::Autoscaler::default();
+    let ann = Autoscaling::default();
     let spec = resolve(&cfg, &ann, 0, true)?;
-    let limits = scaler_spec(&cfg, &ann, true, spec.decider.stable_window, 600.0)?;
+    let limits = scaler_spec(&cfg, &ann, true, Duration::from_secs(600));
     let mut kpas: Vec<Kpa> = (0..REVISIONS)
         .map(|_| Kpa::new(spec.clone(), limits.clone(), 0.0))
         .collect();

@@ -1,11 +1,14 @@
 //! The `config-*` ConfigMaps in `knative-serving`: parsing and validation of each, into
 //! one [`ServingConfig`]. Validation errors name the offending key (`data.<key>`).
 
-use crate::annotations::AutoscalerLimits;
 use crate::defaults::{Defaults, Features};
 use crate::duration::parse_go_duration;
 use crate::field_error::{FieldError, FieldErrors};
 use std::collections::BTreeMap;
+
+mod autoscaler;
+
+pub use autoscaler::Autoscaler;
 
 /// Namespace the configuration maps live in.
 pub const NAMESPACE: &str = "knative-serving";
@@ -86,16 +89,14 @@ pub struct ServingConfig {
     pub defaults: Defaults,
     /// `config-features`.
     pub features: Features,
-    /// The parts of `config-autoscaler` admission needs.
-    pub autoscaler: AutoscalerLimits,
+    /// `config-autoscaler`.
+    pub autoscaler: Autoscaler,
     /// `config-domain`, most specific first.
     pub domains: Vec<DomainRule>,
     /// `config-network`.
     pub network: Network,
     /// `config-gc`.
     pub gc: Gc,
-    /// `config-autoscaler` as written (validated); the autoscaler reads every key.
-    pub autoscaler_data: Data,
     /// `config-deployment`'s `progress-deadline`: how long a Revision may take to
     /// reach its initial scale.
     pub progress_deadline: std::time::Duration,
@@ -109,14 +110,13 @@ impl Default for ServingConfig {
         Self {
             defaults: Defaults::default(),
             features: Features::default(),
-            autoscaler: AutoscalerLimits::default(),
+            autoscaler: Autoscaler::default(),
             domains: vec![DomainRule {
                 domain: "localhost".into(),
                 selector: BTreeMap::new(),
             }],
             network: Network::default(),
             gc: Gc::default(),
-            autoscaler_data: Data::new(),
             progress_deadline: DEFAULT_PROGRESS_DEADLINE,
             registries_skipping_tag_resolving: ["kind.local", "ko.local", "dev.local"]
                 .map(String::from)
@@ -326,105 +326,6 @@ fn parse_features(data: &Data, errs: &mut FieldErrors) -> Features {
     f
 }
 
-fn parse_autoscaler(data: &Data, errs: &mut FieldErrors) -> AutoscalerLimits {
-    let pct = |key: &str, lo: f64, hi: f64, errs: &mut FieldErrors| {
-        if let Some(n) = float(data, key, lo, errs)
-            && n > hi
-        {
-            errs.push(err(key, &data[key], &format!("must be at most {hi}")));
-        }
-    };
-    pct("container-concurrency-target-percentage", 0.0, 100.0, errs);
-    float(data, "container-concurrency-target-default", 0.01, errs);
-    float(data, "requests-per-second-target-default", 0.01, errs);
-    if let Some(v) = data.get("target-burst-capacity")
-        && !v.trim().parse::<f64>().is_ok_and(|n| n >= 0.0 || n == -1.0)
-    {
-        errs.push(err("target-burst-capacity", v, "must be >= 0 or -1"));
-    }
-    pct("panic-window-percentage", 1.0, 100.0, errs);
-    float(data, "panic-threshold-percentage", 110.0, errs);
-    for key in ["max-scale-up-rate", "max-scale-down-rate"] {
-        if float(data, key, 1.0, errs) == Some(1.0) {
-            errs.push(err(key, &data[key], "must be greater than 1"));
-        }
-    }
-    float(data, "activator-capacity", 1.0, errs);
-    let secs = |key: &str, errs: &mut FieldErrors| {
-        let v = data.get(key)?;
-        match parse_go_duration(v.trim()) {
-            Ok(d) => Some(d.as_secs_f64()),
-            Err(_) => {
-                errs.push(err(key, v, "must be a duration such as 30s or 1h"));
-                None
-            }
-        }
-    };
-    if let Some(w) = secs("stable-window", errs)
-        && (!(6.0..=3600.0).contains(&w) || w.fract() != 0.0)
-    {
-        errs.push(err(
-            "stable-window",
-            &data["stable-window"],
-            "must be whole seconds between 6s and 1h",
-        ));
-    }
-    if secs("scale-to-zero-grace-period", errs).is_some_and(|g| g <= 0.0) {
-        errs.push(err(
-            "scale-to-zero-grace-period",
-            &data["scale-to-zero-grace-period"],
-            "must be positive",
-        ));
-    }
-    secs("scale-to-zero-pod-retention-period", errs);
-    if secs("scale-down-delay", errs).is_some_and(|d| d.fract() != 0.0) {
-        errs.push(err(
-            "scale-down-delay",
-            &data["scale-down-delay"],
-            "must be whole seconds",
-        ));
-    }
-    boolean(data, "enable-scale-to-zero", errs);
-    let allow_zero_initial_scale = boolean(data, "allow-zero-initial-scale", errs).unwrap_or(false);
-    let initial = int(data, "initial-scale", 0, errs);
-    if initial == Some(0) && !allow_zero_initial_scale {
-        errs.push(err(
-            "initial-scale",
-            "0",
-            "0 requires allow-zero-initial-scale: true",
-        ));
-    }
-    let max_scale_limit = int(data, "max-scale-limit", 0, errs).unwrap_or(0);
-    let min = int(data, "min-scale", 0, errs);
-    let max = int(data, "max-scale", 0, errs);
-    if let (Some(min), Some(max)) = (min, max)
-        && max > 0
-        && min > max
-    {
-        errs.push(err(
-            "min-scale",
-            &min.to_string(),
-            "must not exceed max-scale",
-        ));
-    }
-    if let Some(v) = data.get("pod-autoscaler-class")
-        && !matches!(
-            v.as_str(),
-            "kpa.autoscaling.knative.dev" | "hpa.autoscaling.knative.dev"
-        )
-    {
-        errs.push(err(
-            "pod-autoscaler-class",
-            v,
-            "must be kpa.autoscaling.knative.dev or hpa.autoscaling.knative.dev",
-        ));
-    }
-    AutoscalerLimits {
-        allow_zero_initial_scale,
-        max_scale_limit,
-    }
-}
-
 fn parse_domains(data: &Data, errs: &mut FieldErrors) -> Vec<DomainRule> {
     let mut rules = Vec::new();
     for (domain, value) in data.iter().filter(|(k, _)| !k.starts_with('_')) {
@@ -573,10 +474,7 @@ fn apply(cfg: &mut ServingConfig, map: &str, data: &Data, errs: &mut FieldErrors
     match map {
         "config-defaults" => cfg.defaults = parse_defaults(data, errs),
         "config-features" => cfg.features = parse_features(data, errs),
-        "config-autoscaler" => {
-            cfg.autoscaler = parse_autoscaler(data, errs);
-            cfg.autoscaler_data = data.clone();
-        }
+        "config-autoscaler" => cfg.autoscaler = autoscaler::parse(data, errs),
         "config-domain" => cfg.domains = parse_domains(data, errs),
         "config-network" => cfg.network = parse_network(data, errs),
         "config-gc" => cfg.gc = parse_gc(data, errs),
@@ -659,32 +557,21 @@ mod tests {
     }
 
     #[test]
-    fn autoscaler_limits_are_knatives() {
-        for (k, v) in [
-            ("stable-window", "5s"),
-            ("stable-window", "2h"),
-            ("stable-window", "6500ms"),
-            ("scale-to-zero-grace-period", "0s"),
-            ("scale-down-delay", "1500ms"),
-            ("max-scale-up-rate", "1"),
-            ("max-scale-down-rate", "1.0"),
-        ] {
-            let e = validate("config-autoscaler", &data(&[(k, v)])).unwrap_err();
-            assert!(e.to_string().contains(k), "{k}: {v}: {e}");
-        }
-        let ok = data(&[
-            ("stable-window", "6s"),
-            ("scale-to-zero-grace-period", "1s"),
-            ("scale-down-delay", "2s"),
-            ("max-scale-down-rate", "1.5"),
-        ]);
-        assert_eq!(validate("config-autoscaler", &ok), Ok(()));
+    fn maps_build_the_configuration_and_invalid_ones_keep_defaults() {
         let cfg = from_maps([
-            ("config-autoscaler", &ok),
+            ("config-autoscaler", &data(&[("stable-window", "6s")])),
             ("config-deployment", &data(&[("progress-deadline", "90s")])),
         ]);
-        assert_eq!(cfg.autoscaler_data, ok);
+        assert_eq!(
+            cfg.autoscaler.stable_window,
+            std::time::Duration::from_secs(6)
+        );
         assert_eq!(cfg.progress_deadline, std::time::Duration::from_secs(90));
+        let invalid = from_maps([(
+            "config-autoscaler",
+            &data(&[("stable-window", "6s"), ("max-scale-up-rate", "1")]),
+        )]);
+        assert_eq!(invalid.autoscaler, Autoscaler::default());
     }
 
     #[test]
@@ -709,7 +596,6 @@ mod tests {
         );
         let e = validate("config-features", &data(&[("multi-container", "maybe")])).unwrap_err();
         assert!(e.to_string().contains("data.multi-container"), "{e}");
-        assert!(validate("config-autoscaler", &data(&[("stable-window", "soon")])).is_err());
         assert!(
             validate(
                 "config-domain",

@@ -3,10 +3,8 @@
 pub mod podspec;
 pub mod traffic;
 
-use crate::annotations::{
-    AutoscalerLimits, forbid_autoscaling, validate_autoscaling, validate_progress_deadline,
-    validate_rollout_duration,
-};
+use crate::annotations::{forbid_autoscaling, validate_autoscaling, validate_rollout_duration};
+use crate::config;
 use crate::configuration::Configuration;
 use crate::defaults::{Defaults, Features};
 use crate::domainmapping::DomainMapping;
@@ -27,8 +25,8 @@ pub struct ValidationConfig {
     pub defaults: Defaults,
     /// `config-features`.
     pub features: Features,
-    /// The parts of `config-autoscaler` that bound annotations.
-    pub autoscaler: AutoscalerLimits,
+    /// `config-autoscaler`, which bounds the autoscaling annotations.
+    pub autoscaler: config::Autoscaler,
 }
 
 /// Annotation holding the user who created the object.
@@ -97,7 +95,6 @@ fn validate_template(
     }
     let ann = annotations(&t.metadata);
     errs.extend_via("metadata", validate_autoscaling(&ann, &cfg.autoscaler));
-    errs.extend_via("metadata", validate_progress_deadline(&ann));
     errs.extend_via(
         "spec",
         validate_revision_spec(&t.spec, &cfg.defaults, &cfg.features),
@@ -197,7 +194,6 @@ pub fn validate_revision(
     errs.extend_via("metadata", validate_object_meta(&r.metadata, true));
     let ann = annotations(&r.metadata);
     errs.extend_via("metadata", validate_autoscaling(&ann, &cfg.autoscaler));
-    errs.extend_via("metadata", validate_progress_deadline(&ann));
     match old {
         Some(old) if old.spec != r.spec => errs.push(
             FieldError::new("Immutable fields changed (-old +new)", "spec").with_details(

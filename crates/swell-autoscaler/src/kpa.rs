@@ -143,16 +143,18 @@ impl Kpa {
 mod tests {
     use super::*;
     use crate::scaler::Activity;
-    use crate::spec::{AutoscalerConfig, Data, resolve};
+    use crate::spec::resolve;
+    use std::time::Duration;
+    use swell_api::annotations::{self, Autoscaling};
+    use swell_api::config;
 
-    fn kpa(window: &str, cc: u64) -> Kpa {
-        let ann: Data = [(
-            "autoscaling.knative.dev/window".to_string(),
-            window.to_string(),
-        )]
-        .into_iter()
-        .collect();
-        let spec = resolve(&AutoscalerConfig::default(), &ann, cc, true).unwrap();
+    /// A KPA with a stable window of `window` seconds.
+    fn kpa(window: u64, cc: u64) -> Kpa {
+        let ann = Autoscaling {
+            window: Some(Duration::from_secs(window)),
+            ..Autoscaling::default()
+        };
+        let spec = resolve(&config::Autoscaler::default(), &ann, cc, true).unwrap();
         let scaler = ScalerSpec {
             min_scale: 0,
             max_scale: 0,
@@ -169,7 +171,7 @@ mod tests {
 
     #[test]
     fn idle_to_zero_and_back_on_a_poke() {
-        let mut k = kpa("6s", 0);
+        let mut k = kpa(6, 0);
         // One ready replica, no requests: zeros recorded every second.
         let mut t = 0.0;
         let mut replicas = vec![];
@@ -216,14 +218,12 @@ mod tests {
 
     #[test]
     fn rps_scales_on_request_counts() {
-        let ann: Data = [(
-            "autoscaling.knative.dev/metric".to_string(),
-            "rps".to_string(),
-        )]
-        .into_iter()
-        .collect();
-        let spec = resolve(&AutoscalerConfig::default(), &ann, 0, true).unwrap();
-        let mut k = Kpa::new(spec, kpa("60s", 0).scaler_spec().clone(), 0.0);
+        let ann = Autoscaling {
+            metric: Some(annotations::Metric::Rps),
+            ..Autoscaling::default()
+        };
+        let spec = resolve(&config::Autoscaler::default(), &ann, 0, true).unwrap();
+        let mut k = Kpa::new(spec, kpa(60, 0).scaler_spec().clone(), 0.0);
         k.tick(0.0, 1);
         for s in 0..=2 {
             // Concurrency 1, but 300 requests a second against a target of 140.
@@ -235,7 +235,7 @@ mod tests {
     #[test]
     fn load_scales_by_target() {
         // containerConcurrency 10 → target 7 per replica.
-        let mut k = kpa("6s", 10);
+        let mut k = kpa(6, 10);
         k.tick(0.0, 1);
         for s in 0..=4 {
             k.record(f64::from(s), 50.0, 500.0);

@@ -1,5 +1,6 @@
 //! Swell's autoscaler: Knative's KPA (§3) — metric windows, the decider, the
-//! PodAutoscaler's bounds and scale-to-zero rules, and the configuration they run with —
+//! PodAutoscaler's bounds and scale-to-zero rules, and their spec resolved from
+//! `config-autoscaler` and a Revision's annotations (both as `swell-api` parsed them) —
 //! the HPA class (Kubernetes' algorithm on CPU and memory), and the trace simulator behind `swell autoscaler simulate`, which runs the very same
 //! code. Everything here is pure (time comes in as seconds); the server's tick task
 //! lives in `swell-controller`.
@@ -16,5 +17,5 @@ pub use decider::{Decider, DeciderSpec, Decision};
 pub use hpa::{Hpa, HpaSpec, HpaTarget, Usage};
 pub use kpa::{Kpa, Tick};
 pub use scaler::{Activity, PodAutoscaler, ScalerSpec};
-pub use spec::{AutoscalerConfig, Spec, resolve};
-pub use window::{Algorithm, Window};
+pub use spec::{Spec, SpecError, resolve};
+pub use window::Window;

@@ -11,10 +11,16 @@
 //! (`config-autoscaler` keys) apply from that line on.
 
 use crate::decider::Decider;
-use crate::spec::{AutoscalerConfig, Data, Spec, SpecError, resolve};
+use crate::spec::{Spec, resolve};
 use crate::window::Window;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
+use swell_api::annotations::Autoscaling;
+use swell_api::config;
+
+/// `config-autoscaler` data or a Revision's annotations, as a trace gives them.
+type Data = BTreeMap<String, String>;
 
 /// One tick of a trace.
 #[derive(Debug, Deserialize)]
@@ -94,10 +100,22 @@ fn prefixed(ann: Data) -> Data {
         .collect()
 }
 
+/// The spec the configuration and annotations resolve to, parsed as the server parses
+/// them; the message says why not.
+fn spec(
+    config_data: &Data,
+    annotations: &Data,
+    container_concurrency: u64,
+    reachable: bool,
+) -> Result<Spec, String> {
+    let cfg = config::Autoscaler::from_data(config_data).map_err(|e| e.to_string())?;
+    let ann = Autoscaling::parse(annotations).map_err(|e| e.to_string())?;
+    resolve(&cfg, &ann, container_concurrency, reachable).map_err(|e| e.to_string())
+}
+
 impl Simulation {
-    fn new(config_data: Data) -> Result<Self, SpecError> {
-        let cfg = AutoscalerConfig::from_data(&config_data)?;
-        let spec = resolve(&cfg, &Data::new(), 0, true)?;
+    fn new(config_data: Data) -> Result<Self, String> {
+        let spec = spec(&config_data, &Data::new(), 0, true)?;
         Ok(Simulation {
             stable: Window::new(spec.decider.stable_window, spec.algorithm),
             panic: Window::new(spec.panic_window, spec.algorithm),
@@ -131,14 +149,12 @@ impl Simulation {
             .unwrap_or(self.container_concurrency);
         self.reachable = t.reachable.unwrap_or(self.reachable);
         if respec {
-            let cfg = AutoscalerConfig::from_data(&self.config_data).map_err(|e| e.0)?;
-            let spec = resolve(
-                &cfg,
+            let spec = spec(
+                &self.config_data,
                 &self.annotations,
                 self.container_concurrency,
                 self.reachable,
-            )
-            .map_err(|e| e.0)?;
+            )?;
             if spec.decider.stable_window != self.spec.decider.stable_window
                 || spec.panic_window != self.spec.panic_window
                 || spec.algorithm != self.spec.algorithm
@@ -192,9 +208,9 @@ impl Simulation {
 /// writing one JSON line per tick to `output`. Blank lines and lines starting with `#`
 /// are skipped. Stops at the first invalid line.
 pub fn run(config: Data, input: impl BufRead, mut output: impl Write) -> Result<(), SimulateError> {
-    let mut sim = Simulation::new(config).map_err(|e| SimulateError::Line {
+    let mut sim = Simulation::new(config).map_err(|message| SimulateError::Line {
         line: 0,
-        message: format!("--config: {e}"),
+        message: format!("--config: {message}"),
     })?;
     for (i, line) in input.lines().enumerate() {
         let line = line?;

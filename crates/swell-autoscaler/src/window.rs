@@ -2,15 +2,7 @@
 //! the linear bucket average (the default) and the weighted-exponential one (§3.2).
 //! Times are whole seconds on any monotonic clock.
 
-/// How a window averages its buckets (`metric-aggregation-algorithm`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Algorithm {
-    /// The plain average over the seconds seen (`linear`).
-    #[default]
-    Linear,
-    /// Recent seconds weigh more (`weighted-exponential`).
-    WeightedExponential,
-}
+use swell_api::annotations::MetricAggregationAlgorithm;
 
 /// Below this the weighted average would be a plain average over huge windows.
 const MIN_SMOOTHING: f64 = 0.2;
@@ -21,7 +13,7 @@ const WEIGHT_PRECISION: f64 = 0.9999;
 #[derive(Clone, Debug)]
 pub struct Window {
     buckets: Vec<f64>,
-    algorithm: Algorithm,
+    algorithm: MetricAggregationAlgorithm,
     smoothing: f64,
     /// Seconds since the first write (reset after a full window without writes).
     first_write: u64,
@@ -38,7 +30,7 @@ fn round6(f: f64) -> f64 {
 
 impl Window {
     /// A window of `seconds` (at least 1) buckets.
-    pub fn new(seconds: u64, algorithm: Algorithm) -> Self {
+    pub fn new(seconds: u64, algorithm: MetricAggregationAlgorithm) -> Self {
         let n = seconds.max(1);
         Window {
             buckets: vec![0.0; n as usize],
@@ -101,8 +93,8 @@ impl Window {
     /// The window's average at second `now`.
     pub fn average(&self, now: u64) -> f64 {
         match self.algorithm {
-            Algorithm::Linear => self.linear(now),
-            Algorithm::WeightedExponential => self.weighted(now),
+            MetricAggregationAlgorithm::Linear => self.linear(now),
+            MetricAggregationAlgorithm::WeightedExponential => self.weighted(now),
         }
     }
 
@@ -155,7 +147,7 @@ mod tests {
     use super::*;
 
     fn linear(seconds: u64) -> Window {
-        Window::new(seconds, Algorithm::Linear)
+        Window::new(seconds, MetricAggregationAlgorithm::Linear)
     }
 
     #[test]
@@ -228,7 +220,7 @@ mod tests {
 
     #[test]
     fn weighted_exponential_coefficients_match_knative() {
-        let c = |n| Window::new(n, Algorithm::WeightedExponential).smoothing();
+        let c = |n| Window::new(n, MetricAggregationAlgorithm::WeightedExponential).smoothing();
         assert!((c(6) - 0.784557).abs() < 1e-6, "{}", c(6));
         assert!((c(40) - 0.205672).abs() < 1e-6, "{}", c(40));
         assert_eq!(c(60), 0.2);
@@ -237,7 +229,7 @@ mod tests {
 
     #[test]
     fn weighted_exponential_favours_recent_seconds() {
-        let mut w = Window::new(5, Algorithm::WeightedExponential);
+        let mut w = Window::new(5, MetricAggregationAlgorithm::WeightedExponential);
         let a = w.smoothing();
         w.record(10, 2.0);
         assert!((w.average(10) - 2.0 * a).abs() < 1e-12);

@@ -343,7 +343,9 @@ impl Autoscaler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use swell_autoscaler::{AutoscalerConfig, resolve, spec::Data, spec::scaler_spec};
+    use swell_api::annotations::Autoscaling;
+    use swell_api::config;
+    use swell_autoscaler::{resolve, spec::scaler_spec};
     use swell_runtime::FakeBackend;
 
     fn workload() -> Workload {
@@ -374,21 +376,19 @@ mod tests {
     }
 
     fn specs(ann: &[(&str, &str)]) -> Resolved {
-        let cfg = AutoscalerConfig::from_data(
-            &[
-                ("stable-window".to_string(), "6s".to_string()),
-                ("scale-to-zero-grace-period".to_string(), "1s".to_string()),
-            ]
-            .into_iter()
-            .collect(),
+        let cfg = config::Autoscaler {
+            stable_window: Duration::from_secs(6),
+            scale_to_zero_grace_period: Duration::from_secs(1),
+            ..config::Autoscaler::default()
+        };
+        let ann = Autoscaling::parse(
+            &ann.iter()
+                .map(|(k, v)| (format!("autoscaling.knative.dev/{k}"), v.to_string()))
+                .collect(),
         )
         .unwrap();
-        let ann: Data = ann
-            .iter()
-            .map(|(k, v)| (format!("autoscaling.knative.dev/{k}"), v.to_string()))
-            .collect();
         let spec = resolve(&cfg, &ann, 0, true).unwrap();
-        let scaler = scaler_spec(&cfg, &ann, true, spec.decider.stable_window, 600.0).unwrap();
+        let scaler = scaler_spec(&cfg, &ann, true, Duration::from_secs(600));
         Resolved::Kpa(spec, scaler)
     }
 

@@ -9,12 +9,14 @@ use crate::{Ctx, ReconcileError, labels};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use swell_api::annotations::{Autoscaling, Class};
 use swell_api::config::ServingConfig;
 use swell_api::revision::ContainerStatus;
 use swell_api::{Revision, RevisionStatus};
-use swell_autoscaler::{Activity, AutoscalerConfig};
+use swell_autoscaler::{Activity, spec};
 use swell_dataplane::{RevisionConfig, RevisionKey};
 use swell_runtime::image::pull::Progress;
 use swell_runtime::{Failure, ReplicaStatus, RevisionRef};
@@ -28,9 +30,14 @@ pub fn autoscaling(rev: &Revision, cfg: &ServingConfig) -> Result<Resolved, Fail
         message,
         failed: true,
     };
-    // Admission validated the map; a map that slipped past it keeps the defaults.
-    let config = AutoscalerConfig::from_data(&cfg.autoscaler_data).unwrap_or_default();
-    let ann = rev.metadata.annotations.clone().unwrap_or_default();
+    // Admission validated the annotations; any that slipped past it fail the Revision.
+    let ann = Autoscaling::parse(
+        rev.metadata
+            .annotations
+            .as_ref()
+            .unwrap_or(&BTreeMap::new()),
+    )
+    .map_err(|e| fail(e.to_string()))?;
     let reachable = rev
         .metadata
         .labels
@@ -42,27 +49,21 @@ pub fn autoscaling(rev: &Revision, cfg: &ServingConfig) -> Result<Resolved, Fail
         .container_concurrency
         .and_then(|c| u64::try_from(c).ok())
         .unwrap_or(0);
-    if swell_autoscaler::spec::is_hpa(&ann) {
+    if ann.class == Some(Class::Hpa) {
         let cpu_request =
             swell_api::defaults::serving_container_index(&rev.spec.pod_spec.containers)
                 .and_then(|i| rev.spec.pod_spec.containers[i].resources.as_ref())
                 .and_then(|r| r.requests.as_ref())
                 .and_then(|r| r.get("cpu"))
                 .and_then(|q| swell_api::quantity::cores(&q.0));
-        return swell_autoscaler::spec::hpa_spec(&config, &ann, reachable, cpu_request)
+        return spec::hpa_spec(&cfg.autoscaler, &ann, reachable, cpu_request)
             .map(Resolved::Hpa)
-            .map_err(|e| fail(e.0));
+            .map_err(|e| fail(e.to_string()));
     }
-    let spec = swell_autoscaler::resolve(&config, &ann, cc, reachable).map_err(|e| fail(e.0))?;
-    let scaler = swell_autoscaler::spec::scaler_spec(
-        &config,
-        &ann,
-        reachable,
-        spec.decider.stable_window,
-        cfg.progress_deadline.as_secs_f64(),
-    )
-    .map_err(|e| fail(e.0))?;
-    Ok(Resolved::Kpa(spec, scaler))
+    let kpa =
+        spec::resolve(&cfg.autoscaler, &ann, cc, reachable).map_err(|e| fail(e.to_string()))?;
+    let scaler = spec::scaler_spec(&cfg.autoscaler, &ann, reachable, cfg.progress_deadline);
+    Ok(Resolved::Kpa(kpa, scaler))
 }
 
 /// Which Revision, for the backend.
