@@ -276,7 +276,7 @@ pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Ctx>) -> Result<Action, Reco
             }
             ctx.pools.configure(&key, pool_config(&rev, &cfg));
             match autoscaling(&rev, &cfg) {
-                Ok(resolved) => ctx.autoscaler.reconcile(&r, resolved, &w),
+                Ok(resolved) => ctx.autoscaler.reconcile(&r, resolved, &w).await,
                 Err(failure) => {
                     ctx.autoscaler.forget(&r);
                     not_running(failure)

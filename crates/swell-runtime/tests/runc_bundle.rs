@@ -4,6 +4,11 @@
 //! under containerd's default seccomp profile (`unshare` blocked). Needs root (CI runs as
 //! root) and `runc` (`.ci/run` installs it).
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "tests wait and run commands on their own threads; the ban keeps blocking calls off the server's"
+)]
+
 use k8s_openapi::api::core::v1::{
     Container, PodSecurityContext, ResourceRequirements, SecurityContext,
 };

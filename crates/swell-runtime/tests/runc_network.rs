@@ -3,6 +3,11 @@
 //! restarted server cleans up what a crashed one left. Needs root (CI runs as root),
 //! iproute2 and containernetworking-plugins (`.ci/run` installs them).
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "tests wait and run commands on their own threads; the ban keeps blocking calls off the server's"
+)]
+
 use std::io::Read;
 use std::net::{IpAddr, TcpStream};
 use std::process::{Command, Stdio};
@@ -22,8 +27,8 @@ fn exists(name: &str) -> bool {
     std::path::Path::new("/run/netns").join(name).exists()
 }
 
-#[test]
-fn replicas_get_their_own_address_and_leave_nothing_behind() {
+#[tokio::test]
+async fn replicas_get_their_own_address_and_leave_nothing_behind() {
     if !nix::unistd::geteuid().is_root() {
         eprintln!(
             "SKIPPED replicas_get_their_own_address_and_leave_nothing_behind: needs root (CI runs every test as root)"
@@ -32,8 +37,8 @@ fn replicas_get_their_own_address_and_leave_nothing_behind() {
     }
     let t = tempfile::tempdir().unwrap();
     let net = network(t.path());
-    let a = net.attach("a").expect("attach a");
-    let b = net.attach("b").expect("attach b");
+    let a = net.attach("a").await.expect("attach a");
+    let b = net.attach("b").await.expect("attach b");
     assert_ne!(a.ip, b.ip);
     for ip in [a.ip, b.ip] {
         assert!(
@@ -74,18 +79,18 @@ fn replicas_get_their_own_address_and_leave_nothing_behind() {
             "nothing answered at {}:8080",
             a.ip
         );
-        std::thread::sleep(Duration::from_millis(50));
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(got.trim(), "hello");
     let _ = server.kill();
     let _ = server.wait();
 
-    net.detach(&a);
+    net.detach(&a).await;
     assert!(!exists(&a.name));
     // The address is free again.
-    let c = net.attach("c").expect("attach c");
+    let c = net.attach("c").await.expect("attach c");
     // A restarted server finds what was left and removes it.
-    assert_eq!(network(t.path()).clean_leftovers(), 2);
+    assert_eq!(network(t.path()).clean_leftovers().await, 2);
     assert!(!exists(&b.name) && !exists(&c.name));
     let leases = std::fs::read_dir(t.path().join("ipam/swell"))
         .map(|d| {

@@ -1,6 +1,11 @@
 //! The test images as processes: each starts on `$PORT`, answers as Knative's does,
 //! and stops cleanly on SIGTERM.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "tests wait and run commands on their own threads; the ban keeps blocking calls off the server's"
+)]
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 

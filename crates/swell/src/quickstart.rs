@@ -60,7 +60,7 @@ async fn deploy(data_dir: &Path, kubeconfig: &Path, backend: BackendKind) -> any
                 exe.display()
             );
             let store = crate::image::store(data_dir)?;
-            let recipe = sample_recipe(&exe)?;
+            let recipe = sample_recipe(&exe).await?;
             tokio::task::spawn_blocking(move || {
                 swell_runtime::image::build::build(&store, SAMPLE_IMAGE, &recipe)
             })
@@ -114,9 +114,9 @@ async fn deploy(data_dir: &Path, kubeconfig: &Path, backend: BackendKind) -> any
 
 /// This binary and the shared libraries it loads, run as `swell testapp helloworld` by
 /// an unprivileged user.
-fn sample_recipe(exe: &Path) -> anyhow::Result<swell_runtime::image::build::Recipe> {
+async fn sample_recipe(exe: &Path) -> anyhow::Result<swell_runtime::image::build::Recipe> {
     let mut files = vec![(exe.to_path_buf(), "/ko-app/swell".to_string())];
-    for lib in shared_libraries(exe)? {
+    for lib in shared_libraries(exe).await? {
         let inside = lib.display().to_string();
         files.push((lib, inside));
     }
@@ -134,10 +134,11 @@ fn sample_recipe(exe: &Path) -> anyhow::Result<swell_runtime::image::build::Reci
 }
 
 /// What `ldd` says `exe` loads (absolute paths, the dynamic loader included).
-fn shared_libraries(exe: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let out = std::process::Command::new("ldd")
+async fn shared_libraries(exe: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let out = tokio::process::Command::new("ldd")
         .arg(exe)
         .output()
+        .await
         .context("cannot run ldd to find the sample's libraries")?;
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() && !text.contains("not a dynamic executable") {

@@ -11,6 +11,10 @@ use swell_store::{RedbStore, StoreConfig};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+/// How long a shutdown may take, every drain included (the ingress's 30 s, then each
+/// replica's drain and SIGTERM grace, 10 s each), before the server stops at once.
+const SHUTDOWN_BOUND: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Options of `swell server`.
 #[derive(Debug, clap::Args)]
 pub struct ServerArgs {
@@ -361,6 +365,7 @@ pub async fn serve(
                     store,
                     registry_credentials(args.registry_config.as_deref())?,
                 )
+                .await
                 .map(|r| {
                     let r = r
                         .with_store_limit(args.image_store_limit)
@@ -485,19 +490,36 @@ pub async fn serve(
         });
     }
 
+    // The first SIGTERM or Ctrl-C drains; a second one, or a drain that outlasts
+    // SHUTDOWN_BOUND, stops at once: replica processes are killed, and what else they
+    // leave (runc containers, networks) the next start removes.
     let stopper = tokio::spawn({
-        let shutdown = shutdown.clone();
+        let (shutdown, process) = (shutdown.clone(), process.clone());
+        let mut stop = stop;
         async move {
             tokio::select! {
-                () = stop.recv() => tracing::info!("shutdown requested, draining"),
+                () = stop.recv() => tracing::info!(
+                    "shutdown requested, draining (a second SIGTERM or Ctrl-C stops at once)"
+                ),
                 () = shutdown.cancelled() => {}
             }
             shutdown.cancel();
+            tokio::select! {
+                () = stop.recv() => tracing::warn!("stopping at once, without draining"),
+                () = tokio::time::sleep(SHUTDOWN_BOUND) => tracing::error!(
+                    bound = ?SHUTDOWN_BOUND,
+                    "the shutdown did not end in time; stopping at once"
+                ),
+            }
+            if let Some(p) = process {
+                let killed = p.kill_now();
+                tracing::warn!(replicas = killed, "killed the replicas still running");
+            }
+            std::process::exit(1);
         }
     });
     swell_apiserver::https::serve(listeners, tls, authenticator, app, shutdown.clone()).await;
     shutdown.cancel();
-    let _ = stopper.await;
     controllers.await.context("controllers panicked")?;
     publisher.await.context("the Pod publisher panicked")?;
     if let Some(dns) = replica_network.task {
@@ -510,6 +532,7 @@ pub async fn serve(
     if let Some(p) = process {
         p.shutdown().await;
     }
+    stopper.abort();
     tracing::info!("drained cleanly");
     Ok(())
 }
@@ -546,19 +569,16 @@ impl StopSignals {
         }
     }
 
-    /// The first SIGTERM or SIGINT.
-    async fn recv(mut self) {
-        let next = |s: &mut Option<tokio::signal::unix::Signal>| {
-            let s = s.take();
-            async move {
-                match s {
-                    Some(mut s) => {
-                        s.recv().await;
-                    }
-                    None => std::future::pending().await,
+    /// The next SIGTERM or SIGINT.
+    async fn recv(&mut self) {
+        async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
                 }
+                None => std::future::pending().await,
             }
-        };
+        }
         tokio::select! {
             () = next(&mut self.term) => {}
             () = next(&mut self.interrupt) => {}

@@ -3,6 +3,11 @@
 //! the next request, out under load — within the Revision's bounds, and no request
 //! fails on the way. The stable window is shortened through `config-autoscaler`.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "tests wait and run commands on their own threads; the ban keeps blocking calls off the server's"
+)]
+
 mod common;
 
 use common::apps::{apply_ready, client, get, pids_of, service, url};

@@ -1,5 +1,10 @@
 //! `swell apply`, `swell get` and `swell delete` against the real server.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "tests wait and run commands on their own threads; the ban keeps blocking calls off the server's"
+)]
+
 mod common;
 
 use common::{Server, manifest, service_yaml};

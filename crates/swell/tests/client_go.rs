@@ -3,6 +3,11 @@
 //! messages), Knative's field error text, and the Kubernetes Service Knative makes for
 //! each Route.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "tests wait and run commands on their own threads; the ban keeps blocking calls off the server's"
+)]
+
 mod common;
 
 use common::{KUBECTL, Server, eventually, manifest};

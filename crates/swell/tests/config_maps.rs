@@ -1,6 +1,11 @@
 //! The `config-*` ConfigMaps: created on first start, validated on every edit (the
 //! offending key named), and applied live — no restart — with the real kubectl.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "tests wait and run commands on their own threads; the ban keeps blocking calls off the server's"
+)]
+
 mod common;
 
 use common::{KUBECTL, Server, eventually, manifest, service_yaml};

@@ -2,6 +2,11 @@
 //! `swell-testapp` replicas, and requests go through the ingress — as Knative's
 //! conformance tests send them.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "tests wait and run commands on their own threads; the ban keeps blocking calls off the server's"
+)]
+
 mod common;
 
 use common::apps::{apply_ready, client, get, pids_of, service, testapp, url};

@@ -5,6 +5,11 @@
 //! zero, and the server stops with slow requests in flight. Every leaving replica is
 //! taken out of rotation and drained before its SIGTERM: not one request fails.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "tests wait and run commands on their own threads; the ban keeps blocking calls off the server's"
+)]
+
 mod common;
 
 use common::apps::{client, service, url};
@@ -258,4 +263,53 @@ async fn runc_replicas_drain_before_they_stop() {
     let image = format!("{}/knative/autoscale:v1", reg.addr);
     push(t.path(), "T", "autoscale", &image);
     scenario(start("runc"), App::Image(image)).await;
+}
+
+/// A second SIGTERM while the server drains stops it at once: it exits with status 1
+/// instead of waiting for a request that would take a minute, and kills the replica
+/// serving it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_stop_signal_stops_at_once_and_kills_the_replicas() {
+    let mut server = Server::start_with(&[]);
+    let marker = format!("second-signal-{}", std::process::id());
+    let yaml = service(NAME, "autoscale", &format!("        args: [{marker}]\n"), "");
+    common::apps::apply_ready(&server, NAME, &yaml);
+    assert_eq!(common::apps::pids_of(&marker).len(), 1, "one replica runs");
+    let c = client(&server, &[HOST]);
+    let slow = tokio::spawn({
+        let (c, target) = (c.clone(), url(&server, HOST, "/?sleep=60s"));
+        async move { c.get(&target).send().await.map(|r| r.status().as_u16()) }
+    });
+    until("the slow request to be in flight", || async {
+        in_flight(&server, &format!("{NAME}-00001")).await >= 1.0
+    })
+    .await;
+    let pid = nix::unistd::Pid::from_raw(server.child.id() as i32);
+    let term = || nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    term();
+    // Draining: the request in flight holds the server up.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the server waits for the request in flight"
+    );
+    term();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the server did not stop after a second SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status.code(), Some(1), "a forced stop is not a clean exit");
+    until("the replica to be killed with the server", || async {
+        common::apps::pids_of(&marker).is_empty()
+    })
+    .await;
+    // The request in flight was cut, not answered.
+    assert!(!matches!(slow.await.unwrap(), Ok(200)));
 }

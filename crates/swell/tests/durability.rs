@@ -1,6 +1,11 @@
 //! Acknowledged writes survive `kill -9` and restart; resourceVersions keep increasing; a
 //! Revision deleted while the server is down is cleaned up on the next start.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "tests wait and run commands on their own threads; the ban keeps blocking calls off the server's"
+)]
+
 mod common;
 
 use common::Server;

@@ -2,6 +2,11 @@
 //! driven as a user drives them: the real binary, through the kubeconfig the server
 //! wrote, against a server running the test app with the process backend.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "tests wait and run commands on their own threads; the ban keeps blocking calls off the server's"
+)]
+
 mod common;
 
 use common::apps::{client, get, testapp};

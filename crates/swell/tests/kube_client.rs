@@ -2,6 +2,11 @@
 //! watch from a resourceVersion, status patches, and a `watcher` that survives a server
 //! restart by re-listing after 410 Expired.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "tests wait and run commands on their own threads; the ban keeps blocking calls off the server's"
+)]
+
 mod common;
 
 use common::{PATIENCE, Server};

@@ -1,6 +1,11 @@
 //! The real kubectl binaries against the real `swell server`: every command a Knative user
 //! runs, on the kubectl on PATH and on versioned ones from the machine image.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "tests wait and run commands on their own threads; the ban keeps blocking calls off the server's"
+)]
+
 mod common;
 
 use common::{KUBECTL, Server, eventually, manifest, service_yaml, versioned_kubectl};

@@ -7,6 +7,11 @@
 //! with its exit code. A sidecar that dies takes its replica down and back up.
 //! Needs root, runc and the CNI plugins, as CI has.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "tests wait and run commands on their own threads; the ban keeps blocking calls off the server's"
+)]
+
 mod common;
 
 use common::apps::{apply_ready, client, get, url};

@@ -6,6 +6,11 @@
 //! refused, and client-go's protobuf-first `Accept` answered with JSON. Under both
 //! backends (the runc one with a sidecar).
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "tests wait and run commands on their own threads; the ban keeps blocking calls off the server's"
+)]
+
 mod common;
 
 use common::apps::{apply_ready, client, get, service, testapp, url};

@@ -6,6 +6,11 @@
 //! (`--registry-config`); `swell image pull` signs in with `--username`/`--password`.
 //! Needs root, runc and the CNI plugins, as CI has.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "tests wait and run commands on their own threads; the ban keeps blocking calls off the server's"
+)]
+
 mod common;
 
 use common::apps::{apply_ready, client, get, url};

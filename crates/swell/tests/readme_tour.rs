@@ -1,5 +1,10 @@
 //! The README's 5-minute tour, command by command, and `swell quickstart` under runc.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "tests wait and run commands on their own threads; the ban keeps blocking calls off the server's"
+)]
+
 mod common;
 
 use common::{Server, eventually};

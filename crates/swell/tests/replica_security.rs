@@ -7,6 +7,11 @@
 //! image; `Unconfined` seccomp needs `--allow-unconfined-seccomp`. Needs root (CI runs
 //! as root), runc and the CNI plugins.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "tests wait and run commands on their own threads; the ban keeps blocking calls off the server's"
+)]
+
 mod common;
 
 use common::apps::{apply_ready, client, get, service, url};

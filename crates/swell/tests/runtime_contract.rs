@@ -7,6 +7,11 @@
 //! a read-only `/proc/sys`, and the protocol its port name asks for; what it prints is
 //! what `swell logs` shows, and while its image is pulled its Revision says so. A `failing` image turns `ContainerHealthy` False. Needs root, runc and the CNI plugins, as CI has.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "tests wait and run commands on their own threads; the ban keeps blocking calls off the server's"
+)]
+
 mod common;
 
 use common::apps::{apply_ready, client, get, url};

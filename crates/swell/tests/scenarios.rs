@@ -4,6 +4,11 @@
 //! absent; `absent: true` means the object must not exist). Each case runs against the
 //! real server with the fake backend, whose replicas are ready at once.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "tests wait and run commands on their own threads; the ban keeps blocking calls off the server's"
+)]
+
 mod common;
 
 use common::{KUBECTL, PATIENCE, Server};

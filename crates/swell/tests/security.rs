@@ -4,6 +4,11 @@
 //! (forbidden, a RoleBinding, `auth can-i`, the escalation rule, bad RBAC objects), the
 //! operator's own certificates, and an ingress that never serves the API.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "tests wait and run commands on their own threads; the ban keeps blocking calls off the server's"
+)]
+
 mod common;
 
 use common::{KUBECTL, Kubectl, Server, http_with, manifest, service_yaml, versioned_kubectl};

@@ -8,6 +8,11 @@
 //! it proxies to `$TARGET_HOST`). Needs root (as CI has), and runc with the CNI
 //! plugins for the runc test.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "tests wait and run commands on their own threads; the ban keeps blocking calls off the server's"
+)]
+
 mod common;
 
 use common::apps::{HELLO, apply_ready, client, get, url};

@@ -7,6 +7,11 @@
 //! replica. The process backend, which cannot mount anything, refuses volumes with a
 //! reason instead of ignoring them.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "tests wait and run commands on their own threads; the ban keeps blocking calls off the server's"
+)]
+
 mod common;
 
 use common::apps::{apply_ready, client, get, service, url};

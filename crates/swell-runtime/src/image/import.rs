@@ -309,6 +309,10 @@ mod tests {
     }
 
     #[test]
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a synchronous test spacing the images' use in time"
+    )]
     fn pruning_removes_the_least_recently_used_pulled_images_not_in_use() {
         let t = tempfile::tempdir().unwrap();
         let store = ImageStore::open(&t.path().join("store")).unwrap();

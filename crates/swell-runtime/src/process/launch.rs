@@ -23,7 +23,7 @@ pub struct Launched {
     /// How probes reach it.
     pub probe: Target,
     /// Undoes what launching set up, once the process has ended.
-    pub cleanup: Option<Box<dyn FnOnce() + Send>>,
+    pub cleanup: Option<Cleanup>,
     /// Says why the replica ended when it knows better than the exit status (the
     /// container's cgroup saw an OOM kill); asked before `cleanup`.
     pub explain: Option<Box<dyn Fn() -> Option<Failure> + Send + Sync>>,
@@ -36,6 +36,9 @@ impl std::fmt::Debug for Launched {
             .finish_non_exhaustive()
     }
 }
+
+/// What undoes a launch: awaited once the replica's process has ended.
+pub type Cleanup = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// A launch in progress.
 pub type Launching<'a> = Pin<Box<dyn Future<Output = Result<Launched, Failure>> + Send + 'a>>;

@@ -44,9 +44,16 @@ pub struct RevisionState {
     observer: Arc<dyn ReplicaObserver>,
     stopping: CancellationToken,
     launcher: Arc<dyn Launcher>,
+    /// The backend's tasks, which its shutdown waits for.
+    tracker: TaskTracker,
 }
 
 impl RevisionState {
+    /// Runs `task` as one of the backend's tasks: the backend's shutdown waits for it.
+    pub fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.tracker.spawn(task);
+    }
+
     /// What the Revision runs.
     pub fn workload(&self) -> &Workload {
         &self.workload
@@ -297,6 +304,13 @@ impl ProcessBackend {
         self.dir.join("logs").join(&rev.namespace).join(&rev.name)
     }
 
+    /// Kills every replica's process group at once (SIGKILL), as the next start would
+    /// kill what a crashed server left; for a server that must stop now. Returns how
+    /// many were killed.
+    pub fn kill_now(&self) -> usize {
+        pidfile::kill_leftovers(&self.pids)
+    }
+
     /// Stops every replica and waits: each drains (at most 10 s; the server's ingress
     /// has finished its requests by now), gets SIGTERM, then SIGKILL after at most 10 s.
     pub async fn shutdown(&self) {
@@ -350,6 +364,7 @@ impl Backend for ProcessBackend {
                         observer: self.observer.clone(),
                         stopping: self.stopping.clone(),
                         launcher: self.launcher.clone(),
+                        tracker: self.tracker.clone(),
                     })
                 })
                 .clone()

@@ -281,7 +281,7 @@ async fn run_once(rev: &RevisionState, replica: &Replica) -> Outcome {
         }
     };
     if let Some(cleanup) = cleanup {
-        let _ = tokio::task::spawn_blocking(cleanup).await;
+        cleanup.await;
     }
     outcome
 }

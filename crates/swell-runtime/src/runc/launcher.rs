@@ -7,6 +7,7 @@
 //! namespaces) is removed when the next one starts.
 
 use super::bundle;
+use super::command::{Containers, RuncBinary};
 use super::etc::ClusterDns;
 use super::network::{Attachment, Network, Redirect};
 use super::pod::{self, ContainerPlan, Pod};
@@ -14,7 +15,9 @@ use crate::backend::{Failure, ImageResolver, Workload};
 use crate::image::pull::{self, names_registry};
 use crate::image::{Credentials, Digest, ImageError, ImageStore};
 use crate::process::RevisionState;
-use crate::process::launch::{Launched, Launcher, Launching, log_file, pod_hostname, probe_target};
+use crate::process::launch::{
+    Cleanup, Launched, Launcher, Launching, log_file, pod_hostname, probe_target,
+};
 use crate::process::replica::{log_len, log_tail_since};
 use crate::security::ReplicaPolicy;
 use crate::volume::{self, Volume, VolumeSource};
@@ -22,7 +25,6 @@ use k8s_openapi::api::core::v1::Container;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -53,8 +55,8 @@ pub struct Runc {
     /// until it ends.
     pulls: tokio::sync::RwLock<()>,
     network: Network,
-    /// runc's own state (`runc --root`).
-    state: PathBuf,
+    /// runc, which keeps its state under the launcher's directory.
+    containers: Arc<dyn Containers>,
     /// One bundle directory per running replica.
     bundles: PathBuf,
     /// What the operator allows (`--allow-unconfined-seccomp`).
@@ -88,7 +90,27 @@ impl Runc {
     /// whatever a previous server left there. Addresses are leased machine-wide (under
     /// `/run/swell/cni`), so servers with different data directories share the bridge
     /// without clashing; each names its namespaces after its directory.
-    pub fn new(dir: &Path, store: ImageStore, credentials: Credentials) -> std::io::Result<Self> {
+    pub async fn new(
+        dir: &Path,
+        store: ImageStore,
+        credentials: Credentials,
+    ) -> std::io::Result<Self> {
+        let state = dir.join("runc");
+        std::fs::create_dir_all(&state)?;
+        let containers = Arc::new(RuncBinary::new(&state));
+        let runc = Self::with_containers(dir, store, credentials, containers)?;
+        runc.clean_leftovers().await;
+        Ok(runc)
+    }
+
+    /// A launcher driving `containers` (unit tests record the calls); keeps what it
+    /// makes under `dir` and cleans nothing up yet.
+    fn with_containers(
+        dir: &Path,
+        store: ImageStore,
+        credentials: Credentials,
+        containers: Arc<dyn Containers>,
+    ) -> std::io::Result<Self> {
         let tag = Digest::of(dir.as_os_str().as_encoded_bytes());
         let runc = Runc {
             store,
@@ -100,14 +122,12 @@ impl Runc {
                 prefix: format!("swell-{}-", &tag.hex()[..8]),
                 ..Network::new(Path::new("/run/swell/cni"))
             },
-            state: dir.join("runc"),
+            containers,
             bundles: dir.join("bundles"),
             policy: ReplicaPolicy::default(),
             cluster_dns: None,
         };
-        std::fs::create_dir_all(&runc.state)?;
         std::fs::create_dir_all(&runc.bundles)?;
-        runc.clean_leftovers();
         Ok(runc)
     }
 
@@ -166,25 +186,22 @@ impl Runc {
         }
     }
 
-    fn runc(&self) -> Command {
-        let mut c = Command::new("runc");
-        c.arg("--root").arg(&self.state);
-        c
-    }
-
-    fn clean_leftovers(&self) {
-        if let Ok(entries) = std::fs::read_dir(&self.state) {
-            for e in entries.flatten() {
-                let id = e.file_name().to_string_lossy().into_owned();
-                let _ = self.runc().args(["delete", "-f", &id]).output();
-            }
+    /// Removes what a previous server left: containers, their bundles (and the
+    /// mounts in them), their networks.
+    async fn clean_leftovers(&self) {
+        for id in self.containers.list() {
+            self.containers.delete(&id).await;
         }
-        if let Ok(entries) = std::fs::read_dir(&self.bundles) {
-            for e in entries.flatten() {
-                pod::remove(&e.path());
+        let bundles = self.bundles.clone();
+        let removed = tokio::task::spawn_blocking(move || {
+            if let Ok(entries) = std::fs::read_dir(&bundles) {
+                for e in entries.flatten() {
+                    pod::remove(&e.path());
+                }
             }
-        }
-        let n = self.network.clean_leftovers();
+        });
+        let _ = removed.await;
+        let n = self.network.clean_leftovers().await;
         if n > 0 {
             tracing::info!(
                 namespaces = n,
@@ -261,7 +278,7 @@ impl Runc {
     }
 
     /// The replica's network and pod directory. Undone on error.
-    fn pod(
+    async fn pod(
         &self,
         cid: &str,
         hostname: &str,
@@ -269,24 +286,27 @@ impl Runc {
         w: &Workload,
         namespace: &str,
     ) -> Result<(Pod, Attachment), Failure> {
-        let net = self.network.attach(cid).map_err(|e| {
+        let net = self.network.attach(cid).await.map_err(|e| {
             Failure::failed("CreateContainerError", format!("replica network: {e}"))
         })?;
-        match Pod::create(
-            self.bundles.join(cid),
-            cid,
-            hostname,
-            net.ip,
-            net.netns.clone(),
-            volumes,
-            w,
-            self.policy,
-            self.cluster_dns.as_ref(),
-            namespace,
-        ) {
+        let created = tokio::task::block_in_place(|| {
+            Pod::create(
+                self.bundles.join(cid),
+                cid,
+                hostname,
+                net.ip,
+                net.netns.clone(),
+                volumes,
+                w,
+                self.policy,
+                self.cluster_dns.as_ref(),
+                namespace,
+            )
+        });
+        match created {
             Ok(pod) => Ok((pod, net)),
             Err(e) => {
-                self.network.detach(&net);
+                self.network.detach(&net).await;
                 Err(e)
             }
         }
@@ -295,18 +315,7 @@ impl Runc {
     /// `runc run` of one of the pod's bundles, in the foreground, output to `log`.
     fn run(&self, bundle: &Path, id: &str, log: &Path) -> std::io::Result<tokio::process::Child> {
         let (out, err) = log_file(log)?;
-        tokio::process::Command::new("runc")
-            .arg("--root")
-            .arg(&self.state)
-            // Kept after it exits, so its cgroup can still say why it ended.
-            .args(["run", "--keep", "--bundle"])
-            .arg(bundle)
-            .arg(id)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .process_group(0)
-            .spawn()
+        self.containers.run(bundle, id, out, err)
     }
 
     /// Runs the init containers one after the other, each to completion; the first that
@@ -328,7 +337,7 @@ impl Runc {
                 Ok(mut child) => child.wait().await,
                 Err(e) => Err(e),
             };
-            let _ = self.runc().args(["delete", "-f", &id]).output();
+            self.containers.delete(&id).await;
             let code = match status {
                 Ok(s) if s.success() => continue,
                 Ok(s) => s.code().unwrap_or(-1),
@@ -384,6 +393,27 @@ impl ImageResolver for Runc {
             };
             Ok(format!("{name}@{digest}"))
         })
+    }
+}
+
+/// Stops a pod's containers once its serving container `main` has ended: the
+/// `sidecars` get SIGTERM and up to [`SIDECAR_GRACE`] to end (`running` counts those
+/// still running), then every container is deleted.
+async fn stop_containers(
+    containers: &dyn Containers,
+    sidecars: &[String],
+    main: &str,
+    running: &AtomicUsize,
+) {
+    for id in sidecars {
+        containers.kill(id, "TERM").await;
+    }
+    let deadline = tokio::time::Instant::now() + SIDECAR_GRACE;
+    while running.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    for id in sidecars.iter().map(String::as_str).chain([main]) {
+        containers.delete(id).await;
     }
 }
 
@@ -466,9 +496,7 @@ impl Launcher for Runc {
                         sidecars.push(plan)
                     }
                 }
-                let (pod, net) = tokio::task::block_in_place(|| {
-                    self.pod(&cid, &hostname, &volumes, w, &r.namespace)
-                })?;
+                let (pod, net) = self.pod(&cid, &hostname, &volumes, w, &r.namespace).await?;
                 Ok((serving, inits, sidecars, pod, net))
             };
             let (serving, inits, sidecars, pod, net) = match prepared.await {
@@ -490,45 +518,27 @@ impl Launcher for Runc {
             let stopping = Arc::new(AtomicBool::new(false));
             let running = Arc::new(AtomicUsize::new(0));
             let died: Arc<Mutex<Option<Failure>>> = Arc::default();
-            let cleanup = {
+            let cleanup: Cleanup = {
                 let in_use = self.in_use.clone();
-                let (state, network, pod, net) = (
-                    self.state.clone(),
+                let (containers, network, pod, net) = (
+                    self.containers.clone(),
                     self.network.clone(),
                     pod.clone(),
                     net.clone(),
                 );
                 let (ids, stopping, running) =
                     (sidecar_ids.clone(), stopping.clone(), running.clone());
-                move || {
-                    let runc = |args: &[&str]| {
-                        let _ = Command::new("runc")
-                            .arg("--root")
-                            .arg(&state)
-                            .args(args)
-                            .stdout(Stdio::null())
-                            .stderr(Stdio::null())
-                            .status();
-                    };
+                Box::pin(async move {
                     stopping.store(true, Ordering::SeqCst);
-                    for id in &ids {
-                        runc(&["kill", id, "TERM"]);
-                    }
-                    let deadline = std::time::Instant::now() + SIDECAR_GRACE;
-                    while running.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline
-                    {
-                        std::thread::sleep(std::time::Duration::from_millis(20));
-                    }
-                    for id in ids.iter().chain(std::iter::once(&pod.id)) {
-                        runc(&["delete", "-f", id]);
-                    }
-                    network.detach(&net);
-                    pod::remove(&pod.dir);
+                    stop_containers(containers.as_ref(), &ids, &pod.id, &running).await;
+                    network.detach(&net).await;
+                    let dir = pod.dir.clone();
+                    let _ = tokio::task::spawn_blocking(move || pod::remove(&dir)).await;
                     in_use
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .remove(&pod.id);
-                }
+                })
             };
             let started = async {
                 self.run_init_containers(&pod, &inits, &volumes, log)
@@ -544,8 +554,9 @@ impl Launcher for Runc {
                     running.fetch_add(1, Ordering::SeqCst);
                     let (stopping, running, died) =
                         (stopping.clone(), running.clone(), died.clone());
-                    let (state, main, name) = (self.state.clone(), pod.id.clone(), name.clone());
-                    tokio::spawn(async move {
+                    let (containers, main, name) =
+                        (self.containers.clone(), pod.id.clone(), name.clone());
+                    rev.spawn(async move {
                         let status = child.wait().await;
                         if !stopping.load(Ordering::SeqCst) {
                             let code = status.ok().and_then(|s| s.code()).unwrap_or(-1);
@@ -557,12 +568,7 @@ impl Launcher for Runc {
                                         log_tail_since(&log, since)
                                     ),
                                 ));
-                            let _ = tokio::process::Command::new("runc")
-                                .arg("--root")
-                                .arg(&state)
-                                .args(["kill", &main, "KILL"])
-                                .output()
-                                .await;
+                            containers.kill(&main, "KILL").await;
                         }
                         running.fetch_sub(1, Ordering::SeqCst);
                     });
@@ -574,18 +580,12 @@ impl Launcher for Runc {
             let child = match started.await {
                 Ok(c) => c,
                 Err(e) => {
-                    tokio::task::block_in_place(cleanup);
+                    cleanup.await;
                     return Err(e);
                 }
             };
             let mut probe = probe_target(w, net.ip, w.port);
-            probe.exec_prefix = vec![
-                "runc".into(),
-                "--root".into(),
-                self.state.display().to_string(),
-                "exec".into(),
-                cid.clone(),
-            ];
+            probe.exec_prefix = self.containers.exec(&cid);
             let explain = move || {
                 died.lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -603,7 +603,7 @@ impl Launcher for Runc {
                 child,
                 addr: SocketAddr::new(net.ip, w.port),
                 probe,
-                cleanup: Some(Box::new(cleanup)),
+                cleanup: Some(cleanup),
                 explain: Some(Box::new(explain)),
             })
         })
@@ -650,6 +650,66 @@ impl Launcher for Runc {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runc::command::Recording;
+
+    #[tokio::test(start_paused = true)]
+    async fn sidecars_get_sigterm_and_their_grace_then_every_container_is_deleted() {
+        let runc = Recording::default();
+        let sidecars = ["p.1.log-shipper".to_string(), "p.1.proxy".to_string()];
+        // Both sidecars end at once: nothing waits.
+        let running = AtomicUsize::new(0);
+        stop_containers(&runc, &sidecars, "p.1", &running).await;
+        assert_eq!(
+            runc.calls(),
+            [
+                "kill p.1.log-shipper TERM",
+                "kill p.1.proxy TERM",
+                "delete p.1.log-shipper",
+                "delete p.1.proxy",
+                "delete p.1",
+            ]
+        );
+        // One never ends: it gets the grace period, then is deleted all the same.
+        let runc = Recording::default();
+        let running = AtomicUsize::new(1);
+        let started = tokio::time::Instant::now();
+        stop_containers(&runc, &sidecars[..1], "p.1", &running).await;
+        assert!(started.elapsed() >= SIDECAR_GRACE);
+        assert_eq!(
+            runc.calls(),
+            [
+                "kill p.1.log-shipper TERM",
+                "delete p.1.log-shipper",
+                "delete p.1"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_new_launcher_deletes_the_containers_and_bundles_a_previous_server_left() {
+        let t = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(&t.path().join("store")).unwrap();
+        let runc = Arc::new(Recording {
+            existing: vec![
+                "default.hello-00001.1".into(),
+                "default.hello-00001.2".into(),
+            ],
+            ..Recording::default()
+        });
+        let launcher =
+            Runc::with_containers(t.path(), store, Credentials::default(), runc.clone()).unwrap();
+        let left = t.path().join("bundles/default.hello-00001.1");
+        std::fs::create_dir_all(left.join("rootfs")).unwrap();
+        launcher.clean_leftovers().await;
+        assert!(!left.exists());
+        assert_eq!(
+            runc.calls(),
+            [
+                "delete default.hello-00001.1",
+                "delete default.hello-00001.2"
+            ]
+        );
+    }
 
     #[test]
     fn container_ids_are_runc_safe() {

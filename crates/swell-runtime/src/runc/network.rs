@@ -5,11 +5,13 @@
 //! other ports than the well-known ones, the replica's own namespace redirects the
 //! gateway's well-known ports to them ([`Redirect`]). Detaching releases the address
 //! and deletes the namespace; namespaces a crashed server left are found by name.
+//! Plugins and `ip` run as async child processes: nothing here blocks a runtime thread.
 
-use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
 
 /// Where Debian installs the CNI plugins.
 pub const PLUGIN_DIR: &str = "/usr/lib/cni";
@@ -117,7 +119,7 @@ impl Network {
 
     /// Applies [`Network::redirects`] in namespace `name` (one `iptables-restore` run
     /// inside it).
-    fn redirect(&self, name: &str) -> Result<(), NetworkError> {
+    async fn redirect(&self, name: &str) -> Result<(), NetworkError> {
         if self.redirects.is_empty() {
             return Ok(());
         }
@@ -128,23 +130,28 @@ impl Network {
         };
         let netns = std::fs::File::open(netns_path(name)).map_err(|e| failed(e.to_string()))?;
         let rules = redirect_rules(GATEWAY, &self.redirects);
-        // A thread of its own enters the namespace (the others stay where they are) and
-        // ends once iptables-restore, started there, has.
-        let run = std::thread::spawn(move || {
-            nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET)?;
-            let mut child = Command::new(system_tool("iptables-restore"))
-                .args(["--noflush", "--wait"])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()?;
-            if let Some(mut stdin) = child.stdin.take() {
-                let _ = stdin.write_all(rules.as_bytes());
-            }
-            child.wait_with_output()
+        // A thread of its own (not one of the runtime's) enters the namespace, the
+        // others stay where they are, and ends once iptables-restore, started there, has.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let run = || {
+                use std::io::Write;
+                nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET)?;
+                let mut child = std::process::Command::new(system_tool("iptables-restore"))
+                    .args(["--noflush", "--wait"])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()?;
+                if let Some(mut stdin) = child.stdin.take() {
+                    let _ = stdin.write_all(rules.as_bytes());
+                }
+                child.wait_with_output()
+            };
+            let _ = tx.send(run());
         });
-        let out = run
-            .join()
+        let out = rx
+            .await
             .map_err(|_| failed("the thread running it panicked".into()))?
             .map_err(|e| failed(format!("{e} (is iptables installed?)")))?;
         if !out.status.success() {
@@ -179,7 +186,7 @@ impl Network {
     }
 
     /// Runs CNI plugin `plugin` with `command` for namespace `name`.
-    fn plugin(
+    async fn plugin(
         &self,
         plugin: &str,
         command: &str,
@@ -199,6 +206,7 @@ impl Network {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            .kill_on_drop(true)
             .spawn()
             .map_err(|e| NetworkError::Failed {
                 what: what.clone(),
@@ -208,12 +216,15 @@ impl Network {
                 ),
             })?;
         if let Some(mut stdin) = child.stdin.take() {
-            let _ = stdin.write_all(config.as_bytes());
+            let _ = stdin.write_all(config.as_bytes()).await;
         }
-        let out = child.wait_with_output().map_err(|e| NetworkError::Failed {
-            what: what.clone(),
-            message: e.to_string(),
-        })?;
+        let out = child
+            .wait_with_output()
+            .await
+            .map_err(|e| NetworkError::Failed {
+                what: what.clone(),
+                message: e.to_string(),
+            })?;
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         if !out.status.success() {
             return Err(NetworkError::Failed {
@@ -228,12 +239,15 @@ impl Network {
 
     /// Creates namespace `<prefix><id>` and wires it; returns where it is and the
     /// replica's address.
-    pub fn attach(&self, id: &str) -> Result<Attachment, NetworkError> {
+    pub async fn attach(&self, id: &str) -> Result<Attachment, NetworkError> {
         let name = format!("{}{id}", self.prefix);
-        ip(&["netns", "add", &name])?;
-        let wired = (|| {
-            self.plugin("loopback", "ADD", &name, "lo", &Self::loopback_config())?;
-            let result = self.plugin("bridge", "ADD", &name, "eth0", &self.bridge_config())?;
+        ip(&["netns", "add", &name]).await?;
+        let wired = async {
+            self.plugin("loopback", "ADD", &name, "lo", &Self::loopback_config())
+                .await?;
+            let result = self
+                .plugin("bridge", "ADD", &name, "eth0", &self.bridge_config())
+                .await?;
             let v: serde_json::Value = serde_json::from_str(&result)
                 .map_err(|_| NetworkError::NoAddress(result.clone()))?;
             let ip = v["ips"][0]["address"]
@@ -241,39 +255,42 @@ impl Network {
                 .and_then(|a| a.split('/').next())
                 .and_then(|a| a.parse::<IpAddr>().ok())
                 .ok_or(NetworkError::NoAddress(result))?;
-            self.redirect(&name)?;
+            self.redirect(&name).await?;
             Ok(ip)
-        })();
-        match wired {
+        };
+        match wired.await {
             Ok(ip) => Ok(Attachment {
                 netns: netns_path(&name),
                 ip,
                 name,
             }),
             Err(e) => {
-                self.detach_name(&name);
+                self.detach_name(&name).await;
                 Err(e)
             }
         }
     }
 
     /// Releases the address and deletes the namespace (whatever is left of them).
-    pub fn detach(&self, a: &Attachment) {
-        self.detach_name(&a.name);
+    pub async fn detach(&self, a: &Attachment) {
+        self.detach_name(&a.name).await;
     }
 
-    fn detach_name(&self, name: &str) {
-        if let Err(e) = self.plugin("bridge", "DEL", name, "eth0", &self.bridge_config()) {
+    async fn detach_name(&self, name: &str) {
+        let config = self.bridge_config();
+        if let Err(e) = self.plugin("bridge", "DEL", name, "eth0", &config).await {
             tracing::debug!(error = %e, netns = name, "releasing a replica's address");
         }
-        let _ = self.plugin("loopback", "DEL", name, "lo", &Self::loopback_config());
-        if let Err(e) = ip(&["netns", "delete", name]) {
+        let _ = self
+            .plugin("loopback", "DEL", name, "lo", &Self::loopback_config())
+            .await;
+        if let Err(e) = ip(&["netns", "delete", name]).await {
             tracing::debug!(error = %e, netns = name, "deleting a replica's network namespace");
         }
     }
 
     /// Detaches every namespace of this network a previous server left (by name).
-    pub fn clean_leftovers(&self) -> usize {
+    pub async fn clean_leftovers(&self) -> usize {
         let Ok(entries) = std::fs::read_dir("/run/netns") else {
             return 0;
         };
@@ -281,7 +298,7 @@ impl Network {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if name.starts_with(&self.prefix) {
-                self.detach_name(&name);
+                self.detach_name(&name).await;
                 n += 1;
             }
         }
@@ -304,10 +321,12 @@ fn netns_path(name: &str) -> PathBuf {
     Path::new("/run/netns").join(name)
 }
 
-fn ip(args: &[&str]) -> Result<(), NetworkError> {
+async fn ip(args: &[&str]) -> Result<(), NetworkError> {
     let out = Command::new("ip")
         .args(args)
+        .stdin(Stdio::null())
         .output()
+        .await
         .map_err(|e| NetworkError::Failed {
             what: format!("ip {}", args.join(" ")),
             message: format!("{e} (is iproute2 installed?)"),
