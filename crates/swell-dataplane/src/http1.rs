@@ -3,15 +3,16 @@
 //! rewritten straight into the bytes the replica gets, and the response relayed with
 //! its head rewritten the same way: no header maps, no second codec, no task hop per
 //! request. The first request it does not serve, and all after it, go to hyper
-//! ([`ingress::serve_hyper`]) with the bytes already read. Routing, the Revision's
-//! queue, `containerConcurrency`, timeouts and metrics are the hyper path's own.
+//! ([`ingress::serve_hyper`]) with the bytes already read. Routing, admission, the
+//! Revision's queue, timeouts, retries and refusals are the request policy both paths
+//! follow ([`crate::policy`]).
 
-use crate::ingress::{self, Ingress, Refusal};
-use crate::pool::{Replica, RevisionPool, Tracked};
-use crate::proxy;
+use crate::ingress::{self, Ingress};
+use crate::policy::{self, Admission, Refusal};
+use crate::pool::Replica;
+use crate::proxy::{self, SendError};
 use crate::routes::host_name;
 use crate::wire::{self, Framing, Parsed};
-use http::StatusCode;
 use std::cell::Cell;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
@@ -38,10 +39,7 @@ enum Next {
 
 /// A request read whole and admitted, its head rewritten for the replica.
 struct Admitted {
-    pool: Arc<RevisionPool>,
-    config: crate::RevisionConfig,
-    tracked: Tracked,
-    start: Instant,
+    admission: Admission,
     head_request: bool,
     /// It may go again if the replica closes a kept-alive connection under it (its
     /// body, if any, is all in hand).
@@ -192,14 +190,11 @@ impl Client {
         };
         let consumed = req.len + req.body_len;
         let (head_request, close) = (req.method == "HEAD", req.close);
-        let idempotent = matches!(
-            req.method,
-            "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE" | "TRACE"
-        );
+        let idempotent = policy::idempotent(req.method);
         let tag = req.header("knative-serving-tag");
         let host = host_name(req.host);
         let inside = ingress.peers.inside(self.peer.ip());
-        let dest = match ingress::destination(&ingress.dp, &host, inside, tag) {
+        let dest = match policy::route(&ingress.dp, &host, inside, tag) {
             Ok(d) => d,
             Err(refusal) => {
                 self.read.drain(..consumed);
@@ -211,18 +206,15 @@ impl Client {
             }
         };
         // A Revision that speaks h2c is hyper's to reach.
-        let Some((config, tracked)) = dest.pool.admit_if(now, |c| !c.h2c) else {
+        let Some(admission) = dest.admit_if(now, |c| !c.h2c) else {
             return Prepared::Hyper;
         };
         self.out.clear();
-        wire::write_request(&mut self.out, &req, self.peer.ip(), dest.tag_header());
+        wire::write_request(&mut self.out, &req, self.peer.ip(), admission.tag_header());
         self.out.extend_from_slice(&self.read[req.len..consumed]);
         self.read.drain(..consumed);
         Prepared::Forward(Admitted {
-            pool: dest.pool,
-            config,
-            tracked,
-            start: now,
+            admission,
             head_request,
             idempotent,
             close,
@@ -234,9 +226,9 @@ impl Client {
         self.out.clear();
         wire::write_refusal(
             &mut self.out,
-            refusal.status,
-            refusal.reason,
-            &refusal.message,
+            refusal.status(),
+            refusal.reason(),
+            &refusal.to_string(),
             &http_date(),
             head_request,
             close,
@@ -250,129 +242,43 @@ impl Client {
     /// Sends an admitted request to a replica and relays its response.
     async fn forward(&mut self, ingress: &Ingress, admitted: Admitted) -> Next {
         let Admitted {
-            pool,
-            config,
-            tracked,
-            start,
+            admission,
             head_request,
             idempotent,
             close,
         } = admitted;
-        let deadline = start + config.timeout;
-        let first_byte = [config.response_start_timeout, config.idle_timeout]
-            .into_iter()
-            .flatten()
-            .fold(deadline, |d, t| d.min(start + t));
-        let refuse = |status, reason, message: String| Refusal {
-            status,
-            reason,
-            message,
+        let mut exchange = Exchange {
+            out: &mut self.out,
+            up: &mut self.up,
+            shutdown: &ingress.shutdown,
+            head_request,
+            idempotent,
+            close,
         };
-        let mut attempt = 0;
-        let (lease, mut tcp, reused) = loop {
-            attempt += 1;
-            let lease = match timeout_at(deadline, pool.acquire()).await {
-                Ok(Ok(lease)) => lease,
-                Ok(Err(e)) => {
-                    let r = refuse(StatusCode::SERVICE_UNAVAILABLE, e.reason(), e.to_string());
-                    return self
-                        .refuse_counted(&pool, start, r, head_request, close)
-                        .await;
-                }
-                Err(_) => {
-                    let message = "request timeout (no replica became available)".into();
-                    let r = refuse(StatusCode::GATEWAY_TIMEOUT, "timeout", message);
-                    return self
-                        .refuse_counted(&pool, start, r, head_request, close)
-                        .await;
-                }
-            };
-            let replica = lease.replica();
-            if let Some(tcp) = replica.conns.take_plain() {
-                break (lease, tcp, true);
-            }
-            match timeout_at(first_byte, proxy::connect(replica.addr)).await {
-                Ok(Ok(tcp)) => break (lease, tcp, false),
-                Ok(Err(e)) => {
-                    let r = replica_failed(&pool, replica, &e);
-                    // Nothing was sent: another replica can take it.
-                    if attempt >= 3 {
-                        return self
-                            .refuse_counted(&pool, start, r, head_request, close)
-                            .await;
-                    }
-                }
-                Err(_) => {
-                    return self
-                        .refuse_counted(&pool, start, timed_out(), head_request, close)
-                        .await;
-                }
-            }
-        };
-        let close = close || ingress.shutdown.is_cancelled();
-        self.up.clear();
-        let mut exchanged = timeout_at(
-            first_byte,
-            exchange(&mut tcp, &mut self.out, &mut self.up, head_request, close),
-        )
-        .await;
-        // The replica closed the kept-alive connection as the request went out on it,
-        // before any answer: an idempotent request goes once more, on a new connection.
-        if reused && idempotent && self.up.is_empty() && matches!(exchanged, Ok(Err(_))) {
-            let addr = lease.addr();
-            if let Ok(Ok(fresh)) = timeout_at(first_byte, proxy::connect(addr)).await {
-                tracing::debug!(%addr, "kept-alive connection closed by the replica; retrying");
-                tcp = fresh;
-                exchanged = timeout_at(
-                    first_byte,
-                    exchange(&mut tcp, &mut self.out, &mut self.up, head_request, close),
-                )
-                .await;
-            }
-        }
-        let (status, framing, keep_alive) = match exchanged {
-            Ok(Ok(head)) => head,
-            Ok(Err(e)) => {
-                let r = replica_failed(&pool, lease.replica(), &e);
-                drop(lease);
-                return self
-                    .refuse_counted(&pool, start, r, head_request, close)
-                    .await;
-            }
-            Err(_) => {
-                drop(lease);
-                return self
-                    .refuse_counted(&pool, start, timed_out(), head_request, close)
-                    .await;
-            }
+        let sent = admission.forward(&mut exchange, ()).await;
+        let close = exchange.close;
+        let (lease, (mut tcp, (status, framing, keep_alive))) = match sent {
+            Ok(sent) => sent,
+            Err(refusal) => return self.refuse(&refusal, head_request, close).await,
         };
         let relayed = self
-            .relay(&mut tcp, framing, deadline, config.idle_timeout)
+            .relay(
+                &mut tcp,
+                framing,
+                admission.deadline(),
+                admission.config().idle_timeout,
+            )
             .await;
         if relayed == Relayed::Whole && keep_alive && self.up.is_empty() {
             lease.replica().conns.give_back_plain(tcp);
         }
         drop(lease);
-        pool.metrics.observe(status, start.elapsed().as_secs_f64());
-        drop(tracked);
+        admission.observe(status);
+        drop(admission);
         match relayed {
             Relayed::Whole | Relayed::Ended if !close => Next::KeepAlive,
             _ => Next::Close,
         }
-    }
-
-    /// [`Client::refuse`] for an admitted request, counted in the Revision's metrics.
-    async fn refuse_counted(
-        &mut self,
-        pool: &RevisionPool,
-        start: Instant,
-        refusal: Refusal,
-        head_request: bool,
-        close: bool,
-    ) -> Next {
-        pool.metrics
-            .observe(refusal.status.as_u16(), start.elapsed().as_secs_f64());
-        self.refuse(&refusal, head_request, close).await
     }
 
     /// Relays the response body behind the head in `out` (and whatever of it is in
@@ -478,30 +384,54 @@ impl Client {
     }
 }
 
-/// A replica that could not be reached or failed the exchange leaves rotation until it
-/// accepts connections again; the request gets a 502.
-fn replica_failed(
-    pool: &Arc<RevisionPool>,
-    replica: &Replica,
-    e: &dyn std::fmt::Display,
-) -> Refusal {
-    let addr = replica.addr;
-    tracing::debug!(error = %e, revision = %pool.key.name, %addr, "replica unreachable");
-    replica.conns.close();
-    ingress::suspect(pool, addr);
-    Refusal {
-        status: StatusCode::BAD_GATEWAY,
-        reason: "upstream",
-        message: format!("error reaching Revision {:?}: {e}", pool.key.name),
-    }
+/// The ingress's own exchange with a replica, on a plain keep-alive connection: the
+/// request's bytes in `out`, the response's read into `up`.
+struct Exchange<'a> {
+    out: &'a mut Vec<u8>,
+    up: &'a mut Vec<u8>,
+    shutdown: &'a tokio_util::sync::CancellationToken,
+    head_request: bool,
+    /// The request may go again if the replica closes a kept-alive connection under
+    /// it.
+    idempotent: bool,
+    /// The client's connection closes after the response (also once the ingress is
+    /// stopping when the request goes out).
+    close: bool,
 }
 
-/// The 504 of a request whose replica did not start answering in time.
-fn timed_out() -> Refusal {
-    Refusal {
-        status: StatusCode::GATEWAY_TIMEOUT,
-        reason: "timeout",
-        message: "request timeout".into(),
+impl policy::Upstream for Exchange<'_> {
+    type Request = ();
+    /// The connection, and the response's status, framing and whether the connection
+    /// can serve again.
+    type Answer = (TcpStream, (u16, Framing, bool));
+
+    async fn send(&mut self, replica: &Replica, (): ()) -> Result<Self::Answer, SendError<()>> {
+        let (mut tcp, reused) = match replica.conns.take_plain() {
+            Some(tcp) => (tcp, true),
+            None => match proxy::connect(replica.addr).await {
+                Ok(tcp) => (tcp, false),
+                // Nothing was sent.
+                Err(e) => return Err(SendError::unsent(e, ())),
+            },
+        };
+        self.close = self.close || self.shutdown.is_cancelled();
+        let (head_request, close) = (self.head_request, self.close);
+        self.up.clear();
+        let mut head = exchange(&mut tcp, self.out, self.up, head_request, close).await;
+        // The replica closed the kept-alive connection as the request went out on it,
+        // before any answer: an idempotent request goes once more, on a new connection.
+        if reused
+            && self.idempotent
+            && self.up.is_empty()
+            && head.is_err()
+            && let Ok(fresh) = proxy::connect(replica.addr).await
+        {
+            let addr = replica.addr;
+            tracing::debug!(%addr, "kept-alive connection closed by the replica; retrying");
+            tcp = fresh;
+            head = exchange(&mut tcp, self.out, self.up, head_request, close).await;
+        }
+        head.map(|head| (tcp, head)).map_err(SendError::sent)
     }
 }
 

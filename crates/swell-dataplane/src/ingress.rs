@@ -1,13 +1,15 @@
-//! The ingress: accepts HTTP/1.1 and h2c connections, finds each request's Route by
-//! host, picks a Revision by weight, waits for a replica slot, and proxies the request
-//! with the Revision's timeouts. Errors it makes itself carry a `swell-error` header.
+//! The ingress: accepts HTTP/1.1 and h2c connections and serves them, each request
+//! first on Swell's own HTTP/1.1 path ([`crate::http1`]), else with hyper (here); both
+//! follow the request policy of [`crate::policy`] (Route by host, Revision by weight,
+//! replica slot, timeouts, retries). Errors it makes itself carry a `swell-error` header.
 
 use crate::Dataplane;
 use crate::body::{BoxError, TimedBody};
 use crate::http1;
-use crate::pool::{Lease, RevisionPool, Tracked};
+use crate::policy::{self, Admission, Refusal};
+use crate::pool::{Lease, Replica};
 use crate::proxy;
-use crate::routes::{HostRoute, request_host};
+use crate::routes::request_host;
 use crate::wire::TagHeader;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -35,89 +37,23 @@ pub const ERROR_HEADER: &str = "swell-error";
 /// How long a stopping ingress waits for in-flight requests.
 const DRAIN: Duration = Duration::from_secs(30);
 
-/// Takes an unreachable replica out of rotation and puts it back once it accepts
-/// connections again (or forgets it once the backend stops listing it).
-pub(crate) fn suspect(pool: &Arc<RevisionPool>, addr: SocketAddr) {
-    pool.evict(addr);
-    let pool = pool.clone();
-    tokio::spawn(async move {
-        let started = Instant::now();
-        while pool.lists(addr) {
-            let pause = if started.elapsed() < Duration::from_secs(5) {
-                Duration::from_millis(100)
-            } else {
-                Duration::from_secs(1)
-            };
-            tokio::time::sleep(pause).await;
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                pool.restore(addr);
-                return;
-            }
-        }
-    });
-}
-
 fn full(body: impl Into<Bytes>) -> ResponseBody {
     Full::new(body.into())
         .map_err(|e| match e {})
         .boxed_unsync()
 }
 
-/// A response the data plane makes itself.
-fn error(status: StatusCode, reason: &'static str, message: String) -> Response<ResponseBody> {
-    Refusal {
-        status,
-        reason,
-        message,
-    }
-    .response()
-}
-
-/// Why the ingress answers a request itself: the status, the `swell-error` reason and
-/// a message for people.
-#[derive(Debug)]
-pub(crate) struct Refusal {
-    pub status: StatusCode,
-    pub reason: &'static str,
-    pub message: String,
-}
-
-impl Refusal {
-    fn response(self) -> Response<ResponseBody> {
-        let mut r = Response::new(full(self.message + "\n"));
-        *r.status_mut() = self.status;
-        r.headers_mut()
-            .insert(ERROR_HEADER, HeaderValue::from_static(self.reason));
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        r
-    }
-}
-
-/// Where a request goes: its Revision's pool, and the Knative tag header it gets.
-#[derive(Debug)]
-pub(crate) struct Destination {
-    pub pool: Arc<RevisionPool>,
-    route: Arc<HostRoute>,
-    default_route: bool,
-}
-
-impl Destination {
-    /// The tag header the replica gets (§2.3).
-    pub fn tag_header(&self) -> TagHeader<'_> {
-        if self.default_route {
-            TagHeader::DefaultRoute
-        } else if self.route.header_tags.is_none()
-            && self.route.tag_header_routing
-            && let Some(tag) = &self.route.tag
-        {
-            TagHeader::Tag(tag)
-        } else {
-            TagHeader::None
-        }
-    }
+/// The response of a request the ingress answers itself.
+fn refused(refusal: &Refusal) -> Response<ResponseBody> {
+    let mut r = Response::new(full(format!("{refusal}\n")));
+    *r.status_mut() = refusal.status();
+    r.headers_mut()
+        .insert(ERROR_HEADER, HeaderValue::from_static(refusal.reason()));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
 }
 
 /// Who, among the peers of a listener, is inside the cluster: they may reach
@@ -148,57 +84,6 @@ impl Peers {
             _ => false,
         }
     }
-}
-
-/// The Revision a request for `host` (lowercase, no port) goes to, given whether its
-/// peer is inside the cluster ([`Peers::inside`]) and its `Knative-Serving-Tag`
-/// header: the Route's weighted pick, or the tag's target with tag-header routing.
-pub(crate) fn destination(
-    dp: &Dataplane,
-    host: &str,
-    inside: bool,
-    tag: Option<&[u8]>,
-) -> Result<Destination, Refusal> {
-    let route = match dp.routes.lookup(host) {
-        Some(r) if !r.local_only || inside => r,
-        _ => {
-            return Err(Refusal {
-                status: StatusCode::NOT_FOUND,
-                reason: "unknown-host",
-                message: format!("no Route serves host {host:?}"),
-            });
-        }
-    };
-    let mut splits = &route.splits;
-    let mut default_route = false;
-    if let Some(tags) = &route.header_tags {
-        let wanted = tag
-            .and_then(|t| std::str::from_utf8(t).ok())
-            .and_then(|t| tags.get(t));
-        match wanted {
-            Some(s) => splits = s,
-            None => default_route = true,
-        }
-    }
-    let Some(revision) = splits.pick() else {
-        return Err(Refusal {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            reason: "no-revision",
-            message: format!("host {host:?} has no Revision to send traffic to"),
-        });
-    };
-    let Some(pool) = dp.revisions.find(&route.namespace, revision) else {
-        return Err(Refusal {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            reason: "unknown-revision",
-            message: format!("Revision {revision:?} is not known to the data plane"),
-        });
-    };
-    Ok(Destination {
-        pool,
-        route,
-        default_route,
-    })
 }
 
 /// Runs the ingress on `listeners` (each with who its peers are) until `shutdown`,
@@ -405,10 +290,9 @@ impl AsyncWrite for Replay {
 /// response is done), records its metrics and gives the connection back.
 struct InFlight {
     lease: Lease,
-    _tracked: Tracked,
+    admission: Admission,
     conn: Option<proxy::Http1Conn>,
     status: u16,
-    start: Instant,
 }
 
 impl Drop for InFlight {
@@ -416,10 +300,26 @@ impl Drop for InFlight {
         if let Some(conn) = self.conn.take() {
             self.lease.replica().conns.give_back(conn);
         }
-        self.lease
-            .pool()
-            .metrics
-            .observe(self.status, self.start.elapsed().as_secs_f64());
+        self.admission.observe(self.status);
+    }
+}
+
+/// Hyper's client to a replica: HTTP/1.1 on its keep-alive connections or, for `h2c`,
+/// HTTP/2.
+struct HyperClient {
+    h2c: bool,
+}
+
+impl policy::Upstream for HyperClient {
+    type Request = Request<proxy::UpstreamBody>;
+    type Answer = (Response<Incoming>, Option<proxy::Http1Conn>);
+
+    fn send(
+        &mut self,
+        replica: &Replica,
+        request: Self::Request,
+    ) -> impl Future<Output = Result<Self::Answer, proxy::SendError>> + Send {
+        replica.conns.send(replica.addr, self.h2c, request)
     }
 }
 
@@ -433,16 +333,12 @@ pub async fn handle(
     let start = Instant::now();
     let dest = {
         let Some(host) = request_host(&req) else {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "no-host",
-                "request has no Host".into(),
-            );
+            return refused(&Refusal::NoHost);
         };
         let tag = req.headers().get("knative-serving-tag");
-        match destination(&dp, &host, inside, tag.map(HeaderValue::as_bytes)) {
+        match policy::route(&dp, &host, inside, tag.map(HeaderValue::as_bytes)) {
             Ok(d) => d,
-            Err(refusal) => return refusal.response(),
+            Err(refusal) => return refused(&refusal),
         }
     };
     match dest.tag_header() {
@@ -459,14 +355,7 @@ pub async fn handle(
             }
         }
     }
-    let pool = dest.pool;
-    let (cfg, tracked) = pool.admit(start);
-    let observe = |r: Response<ResponseBody>| {
-        pool.metrics
-            .observe(r.status().as_u16(), start.elapsed().as_secs_f64());
-        r
-    };
-    let deadline = start + cfg.timeout;
+    let admission = dest.admit(start);
     let upgrade = proxy::is_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let host_header = match req.headers().get(header::HOST) {
@@ -475,73 +364,25 @@ pub async fn handle(
     };
     proxy::strip_hop_by_hop(req.headers_mut(), upgrade);
     proxy::add_forwarding(req.headers_mut(), peer, host_header.as_deref());
-    let mut first_byte = deadline;
-    for t in [cfg.response_start_timeout, cfg.idle_timeout]
-        .into_iter()
-        .flatten()
-    {
-        first_byte = first_byte.min(start + t);
-    }
+    let cfg = admission.config();
     let h2c = cfg.h2c || (cfg.autodetect_http2 && req.version() == hyper::Version::HTTP_2);
-    let mut upstream_req = req.map(|b| b.boxed_unsync());
-    let mut attempt = 0;
-    let (lease, mut resp, conn) = loop {
-        attempt += 1;
-        let lease = match tokio::time::timeout_at(deadline, pool.acquire()).await {
-            Ok(Ok(lease)) => lease,
-            Ok(Err(e)) => {
-                return observe(error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    e.reason(),
-                    e.to_string(),
-                ));
-            }
-            Err(_) => {
-                return observe(error(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "timeout",
-                    "request timeout (no replica became available)".into(),
-                ));
-            }
-        };
-        let replica = lease.replica();
-        let sent = tokio::select! {
-            r = replica.conns.send(replica.addr, h2c, upstream_req) => r,
-            () = tokio::time::sleep_until(first_byte) => {
-                return observe(error(StatusCode::GATEWAY_TIMEOUT, "timeout", "request timeout".into()));
-            }
-        };
-        match sent {
-            Ok((resp, conn)) => break (lease, resp, conn),
-            Err(e) => {
-                let addr = replica.addr;
-                tracing::debug!(error = %e.error, revision = %pool.key.name, %addr, "replica unreachable");
-                replica.conns.close();
-                suspect(&pool, addr);
-                // A request that never left Swell (the replica had just died) can go
-                // to another one.
-                match e.request {
-                    Some(r) if attempt < 3 => upstream_req = r,
-                    _ => {
-                        return observe(error(
-                            StatusCode::BAD_GATEWAY,
-                            "upstream",
-                            format!("error reaching Revision {:?}: {}", pool.key.name, e.error),
-                        ));
-                    }
-                }
-            }
-        }
+    let upstream_req = req.map(|b| b.boxed_unsync());
+    let sent = admission
+        .forward(&mut HyperClient { h2c }, upstream_req)
+        .await;
+    let (lease, (mut resp, conn)) = match sent {
+        Ok(sent) => sent,
+        Err(refusal) => return refused(&refusal),
     };
+    let (deadline, idle_timeout) = (admission.deadline(), admission.config().idle_timeout);
     let status = resp.status().as_u16();
     let upgraded = client_upgrade.is_some() && resp.status() == StatusCode::SWITCHING_PROTOCOLS;
     let in_flight = InFlight {
         lease,
-        _tracked: tracked,
+        admission,
         // An upgraded connection is the client's now.
         conn: conn.filter(|_| !upgraded),
         status,
-        start,
     };
     if let Some(client) = client_upgrade
         && upgraded
@@ -559,7 +400,7 @@ pub async fn handle(
     proxy::strip_hop_by_hop(resp.headers_mut(), false);
     let can_append = !resp.headers().contains_key(header::CONTENT_LENGTH);
     resp.map(|body| {
-        TimedBody::new(body, deadline, cfg.idle_timeout, can_append, in_flight).boxed_unsync()
+        TimedBody::new(body, deadline, idle_timeout, can_append, in_flight).boxed_unsync()
     })
 }
 

@@ -13,6 +13,7 @@ pub mod dns;
 mod http1;
 pub mod ingress;
 pub mod metrics;
+mod policy;
 pub mod pool;
 pub mod proxy;
 pub mod routes;

@@ -73,16 +73,6 @@ pub enum AcquireError {
     Failed(String),
 }
 
-impl AcquireError {
-    /// The `swell-error` header's reason.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            AcquireError::QueueFull | AcquireError::Gone => "overload",
-            AcquireError::Failed(_) => "revision-failed",
-        }
-    }
-}
-
 /// One ready replica.
 #[derive(Debug)]
 pub struct Replica {
@@ -805,8 +795,7 @@ mod tests {
             Err(AcquireError::Failed(why.clone()))
         );
         let now = pool.acquire().await.map(|l| l.addr());
-        assert_eq!(now, Err(AcquireError::Failed(why.clone())));
-        assert_eq!(AcquireError::Failed(why).reason(), "revision-failed");
+        assert_eq!(now, Err(AcquireError::Failed(why)));
         // Every request still asks for a replica, so a Revision that can start does.
         assert_eq!(demand.try_recv(), Ok(key()));
         assert_eq!(demand.try_recv(), Ok(key()));

@@ -5,8 +5,8 @@
 //! request whose kept-alive connection the replica had just closed goes again on a new
 //! one.
 
+use crate::policy;
 use bytes::Bytes;
-use http::Method;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
 use http::{Request, Response, Version};
@@ -52,24 +52,35 @@ pub enum UpstreamError {
     /// The request's host cannot address an HTTP/2 request.
     #[error("invalid upstream URI")]
     Uri,
+    /// The exchange on the ingress's own HTTP/1.1 path ([`crate::http1`]) failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
 }
 
 /// A request that got no response; `request` is the request itself when none of it
 /// left Swell, so it can go to another replica.
 #[derive(Debug)]
-pub struct SendError {
+pub struct SendError<R = Request<UpstreamBody>> {
     /// What went wrong.
     pub error: UpstreamError,
     /// The untouched request, if it was never sent.
-    pub request: Option<Request<UpstreamBody>>,
+    pub request: Option<R>,
 }
 
-impl SendError {
+impl<R> SendError<R> {
     /// The request never left Swell.
-    fn unsent(error: UpstreamError, request: Request<UpstreamBody>) -> Self {
+    pub fn unsent(error: UpstreamError, request: R) -> Self {
         SendError {
             error,
             request: Some(request),
+        }
+    }
+
+    /// Some of the request may have reached the replica: it goes nowhere else.
+    pub fn sent(error: impl Into<UpstreamError>) -> Self {
+        SendError {
+            error: error.into(),
+            request: None,
         }
     }
 }
@@ -310,10 +321,7 @@ impl Connections {
         match format!("http://{authority}{pq}").parse::<Uri>() {
             Ok(uri) => *req.uri_mut() = uri,
             Err(_) => {
-                return Err(SendError {
-                    error: UpstreamError::Uri,
-                    request: None,
-                });
+                return Err(SendError::sent(UpstreamError::Uri));
             }
         }
         *req.version_mut() = Version::HTTP_2;
@@ -352,15 +360,7 @@ impl Connections {
 /// A copy of an idempotent request without a body (RFC 9110 §9.2.2: it may go again),
 /// or `None`.
 fn replayable(req: &Request<UpstreamBody>) -> Option<Request<UpstreamBody>> {
-    let idempotent = [
-        Method::GET,
-        Method::HEAD,
-        Method::OPTIONS,
-        Method::PUT,
-        Method::DELETE,
-        Method::TRACE,
-    ];
-    if !idempotent.contains(req.method()) || !http_body::Body::is_end_stream(req.body()) {
+    if !policy::idempotent(req.method().as_str()) || !http_body::Body::is_end_stream(req.body()) {
         return None;
     }
     let mut copy = Request::new(Empty::new().map_err(|e| match e {}).boxed_unsync());
