@@ -272,7 +272,12 @@ async fn runc_replicas_drain_before_they_stop() {
 async fn a_second_stop_signal_stops_at_once_and_kills_the_replicas() {
     let mut server = Server::start_with(&[]);
     let marker = format!("second-signal-{}", std::process::id());
-    let yaml = service(NAME, "autoscale", &format!("        args: [{marker}]\n"), "");
+    let yaml = service(
+        NAME,
+        "autoscale",
+        &format!("        args: [{marker}]\n"),
+        "",
+    );
     common::apps::apply_ready(&server, NAME, &yaml);
     assert_eq!(common::apps::pids_of(&marker).len(), 1, "one replica runs");
     let c = client(&server, &[HOST]);
