@@ -259,6 +259,22 @@ async fn follow_mapping_deletions(ctx: Arc<Ctx>, shutdown: CancellationToken) {
     }
 }
 
+/// Unpublishes the routing table of every Route that is deleted (a Route has no
+/// finalizer, so a deleted one is never reconciled).
+async fn follow_route_deletions(ctx: Arc<Ctx>, shutdown: CancellationToken) {
+    let api = Api::<Route>::all(ctx.client.clone());
+    let events = watcher(api, watcher::Config::default()).default_backoff();
+    let mut events = std::pin::pin!(events.take_until(shutdown.cancelled_owned()));
+    while let Some(e) = events.next().await {
+        if let Ok(watcher::Event::Delete(route)) = e {
+            ctx.ingress.remove(&RouteKey {
+                namespace: route.metadata.namespace.clone().unwrap_or_default(),
+                name: route.metadata.name.clone().unwrap_or_default(),
+            });
+        }
+    }
+}
+
 /// Runs the controllers until `shutdown` is cancelled.
 pub async fn run(wiring: Wiring, shutdown: CancellationToken) {
     let Wiring {
@@ -399,6 +415,7 @@ pub async fn run(wiring: Wiring, shutdown: CancellationToken) {
         follow,
         follow_revision_deletions(ctx.clone(), shutdown.clone()),
         follow_mapping_deletions(ctx.clone(), shutdown.clone()),
+        follow_route_deletions(ctx.clone(), shutdown.clone()),
         drive(services, service::reconcile, ctx.clone(), shutdown.clone()),
         drive(
             configurations,

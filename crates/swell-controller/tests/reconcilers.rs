@@ -413,5 +413,9 @@ async fn deleting_a_service_removes_what_it_owns() {
     .await;
     env.until("the pool is removed", || !env.has_pool("hello-00001"))
         .await;
+    env.until("the Service's host is unpublished", || {
+        env.split_of("hello.default.localhost").is_none()
+    })
+    .await;
     env.stop().await;
 }
