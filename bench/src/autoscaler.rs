@@ -1,7 +1,9 @@
 //! `bench/run autoscaler`: scale-from-zero latency through Swell (request sent to a
 //! Revision at zero replicas → first response byte) against the app's own start-up
 //! time (process spawned → first response byte), over 50 cold starts each with the
-//! process backend; and the KPA's cost per tick for 10,000 Revisions.
+//! process backend; the mass wake-up (100 Services of a Python app at zero, each sent
+//! one request at the same moment, against the same 100 apps started directly at
+//! once); and the KPA's cost per tick for 10,000 Revisions.
 
 use super::{Proc, admin_http, fmt, percentile};
 use anyhow::{Context, bail};
@@ -15,6 +17,32 @@ use swell_api::config;
 use swell_autoscaler::{Kpa, resolve, spec::scaler_spec};
 
 const COLD_STARTS: usize = 50;
+/// Services woken at once in the mass wake-up.
+const WAKE_UPS: usize = 100;
+
+/// A Python HTTP server answering 200 on `$PORT`: an app whose own start-up (the
+/// interpreter) costs tens of milliseconds of CPU, as most real apps' does.
+const PYTHON_APP: &str = r#"
+import http.server, os
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header('Content-Length', '2')
+        self.end_headers()
+        self.wfile.write(b'ok')
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(('', int(os.environ['PORT'])), H).serve_forever()
+"#;
+
+/// Debian's Python, not a version manager's shim in front of it.
+fn python() -> &'static str {
+    if std::path::Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    }
+}
 const REVISIONS: usize = 10_000;
 
 /// One HTTP/1.1 GET on a new connection; the time until the first response byte.
@@ -41,17 +69,17 @@ pub(crate) fn first_byte(addr: &str, host: &str) -> anyhow::Result<Duration> {
     Ok(took)
 }
 
-/// The app's own start-up: spawn it on a free port and poll (every 0.2 ms) until it
-/// answers; the time from spawn to the first response byte.
-fn app_start(testapp: &std::path::Path) -> anyhow::Result<Duration> {
+/// The app's own start-up: spawn `argv` on a free port and poll (every `period`) until
+/// it answers; the time from spawn to the first response byte.
+fn app_start(argv: &[String], period: Duration) -> anyhow::Result<Duration> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
     let addr = format!("127.0.0.1:{port}");
     let start = Instant::now();
     let _app = Proc(
-        Command::new(testapp)
-            .arg("helloworld")
+        Command::new(&argv[0])
+            .args(&argv[1..])
             .env("PORT", port.to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -65,20 +93,20 @@ fn app_start(testapp: &std::path::Path) -> anyhow::Result<Duration> {
                 return Ok(start.elapsed());
             }
         }
-        if start.elapsed() > Duration::from_secs(10) {
-            bail!("the testapp did not answer within 10 s");
+        if start.elapsed() > Duration::from_secs(60) {
+            bail!("{argv:?} did not answer within 60 s");
         }
-        std::thread::sleep(Duration::from_micros(200));
+        std::thread::sleep(period);
     }
 }
 
-/// A Service whose Revision starts with no replica.
-fn service(name: &str, testapp: &str) -> Value {
+/// A Service running `command` whose Revision starts with no replica.
+fn service(name: &str, command: &[String]) -> Value {
     json!({"apiVersion": "serving.knative.dev/v1", "kind": "Service",
            "metadata": {"name": name},
            "spec": {"template": {
                "metadata": {"annotations": {"autoscaling.knative.dev/initial-scale": "0"}},
-               "spec": {"containers": [{"image": "testapp", "command": [testapp, "helloworld"]}]}}}})
+               "spec": {"containers": [{"image": "app", "command": command}]}}}})
 }
 
 fn summary(name: &str, mut d: Vec<Duration>) {
@@ -91,6 +119,15 @@ fn summary(name: &str, mut d: Vec<Duration>) {
     );
 }
 
+/// How the first requests are sent.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// One after the other, each on its own.
+    OneByOne,
+    /// All at the same moment.
+    AllAtOnce,
+}
+
 /// Starts `swell server --backend <backend>` on `data` with Revisions allowed to start
 /// at zero, creates `services` (their Revisions start with no replica), and returns the
 /// time to the first response byte of one request to each: a cold start each.
@@ -98,6 +135,7 @@ pub(crate) async fn first_requests(
     backend: &str,
     data: &std::path::Path,
     services: &[Value],
+    wake: Wake,
 ) -> anyhow::Result<Vec<Duration>> {
     let exe = std::env::current_exe()?;
     let ingress = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
@@ -141,26 +179,47 @@ pub(crate) async fn first_requests(
         );
     }
     super::dataplane::wait_ready(&http, &api, &names).await?;
+    let request = |n: &String| {
+        let (addr, host) = (ingress.to_string(), format!("{n}.default.localhost"));
+        std::thread::spawn(move || first_byte(&addr, &host))
+    };
     let mut times = Vec::new();
-    for n in &names {
-        let host = format!("{n}.default.localhost");
-        let addr = ingress.to_string();
-        times.push(tokio::task::spawn_blocking(move || first_byte(&addr, &host)).await??);
+    match wake {
+        Wake::OneByOne => {
+            for n in &names {
+                times.push(join(request(n))?);
+            }
+        }
+        Wake::AllAtOnce => {
+            let sent: Vec<_> = names.iter().map(request).collect();
+            for s in sent {
+                times.push(join(s)?);
+            }
+        }
     }
     Ok(times)
 }
 
+fn join(t: std::thread::JoinHandle<anyhow::Result<Duration>>) -> anyhow::Result<Duration> {
+    t.join()
+        .map_err(|_| anyhow::anyhow!("a request thread panicked"))?
+}
+
 async fn cold_starts() -> anyhow::Result<()> {
     let testapp = std::env::current_exe()?.with_file_name("swell-testapp");
+    let argv = vec![testapp.display().to_string(), "helloworld".to_string()];
     let dir = tempfile::tempdir()?;
     let services: Vec<Value> = (0..COLD_STARTS)
-        .map(|i| service(&format!("cold{i}"), &testapp.display().to_string()))
+        .map(|i| service(&format!("cold{i}"), &argv))
         .collect();
-    let through_swell = first_requests("process", dir.path(), &services).await?;
+    let through_swell = first_requests("process", dir.path(), &services, Wake::OneByOne).await?;
     let mut own = Vec::new();
     for _ in 0..COLD_STARTS {
-        let t = testapp.clone();
-        own.push(tokio::task::spawn_blocking(move || app_start(&t)).await??);
+        let argv = argv.clone();
+        own.push(
+            tokio::task::spawn_blocking(move || app_start(&argv, Duration::from_micros(200)))
+                .await??,
+        );
     }
     println!("| cold start | n | p50 | p99 |");
     println!("|---|---|---|---|");
@@ -176,6 +235,58 @@ async fn cold_starts() -> anyhow::Result<()> {
     );
     summary("testapp spawned → first byte (its own start-up)", own);
     println!("\nSwell's added median cold-start latency: {}", fmt(added));
+    Ok(())
+}
+
+/// 100 Services of a Python app at zero, each sent one request at the same moment,
+/// against the same 100 apps started directly at the same moment, in one run.
+async fn mass_wake_up() -> anyhow::Result<()> {
+    let argv = vec![
+        python().to_string(),
+        "-c".to_string(),
+        PYTHON_APP.to_string(),
+    ];
+    let dir = tempfile::tempdir()?;
+    let services: Vec<Value> = (0..WAKE_UPS)
+        .map(|i| service(&format!("wake{i}"), &argv))
+        .collect();
+    let through_swell = first_requests("process", dir.path(), &services, Wake::AllAtOnce).await?;
+    let started: Vec<_> = (0..WAKE_UPS)
+        .map(|_| {
+            let argv = argv.clone();
+            // Polled as often as Swell probes a starting replica after its first
+            // 100 ms: a hundred pollers at 0.2 ms would take the machine themselves.
+            std::thread::spawn(move || app_start(&argv, Duration::from_millis(5)))
+        })
+        .collect();
+    let mut own = Vec::new();
+    for s in started {
+        own.push(join(s)?);
+    }
+    let (mut swell, mut direct) = (through_swell, own);
+    swell.sort();
+    direct.sort();
+    println!("\n| mass wake-up ({WAKE_UPS} at once, Python app) | p50 | p95 | max |");
+    println!("|---|---|---|---|");
+    for (name, d) in [
+        (
+            "request at zero replicas → first byte, through Swell",
+            &swell,
+        ),
+        ("app spawned → first byte, started directly", &direct),
+    ] {
+        println!(
+            "| {name} | {} | {} | {} |",
+            fmt(percentile(d, 0.5)),
+            fmt(percentile(d, 0.95)),
+            fmt(percentile(d, 1.0))
+        );
+    }
+    let p95 = |d: &[Duration]| percentile(d, 0.95).as_secs_f64();
+    println!(
+        "\nSwell's p95 against the apps' own: {:.2}x",
+        p95(&swell) / p95(&direct).max(f64::EPSILON)
+    );
     Ok(())
 }
 
@@ -221,5 +332,6 @@ fn decider_cost() -> anyhow::Result<()> {
 /// Runs the scenario.
 pub async fn run() -> anyhow::Result<()> {
     cold_starts().await?;
+    mass_wake_up().await?;
     decider_cost()
 }

@@ -7,7 +7,7 @@
 //! docker-registry.
 
 use super::Proc;
-use super::autoscaler::first_requests;
+use super::autoscaler::{Wake, first_requests};
 use super::{fmt, percentile};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
@@ -229,7 +229,7 @@ pub async fn run() -> anyhow::Result<()> {
             (0..COLD_STARTS).map(|i| service(&format!("testapp{i}"), json!({"image": reference}))),
         )
         .collect();
-    let cold = first_requests("runc", &data, &services).await?;
+    let cold = first_requests("runc", &data, &services, Wake::OneByOne).await?;
     let (mut cold_busybox, mut cold_testapp) =
         (cold[..COLD_STARTS].to_vec(), cold[COLD_STARTS..].to_vec());
     for v in [
