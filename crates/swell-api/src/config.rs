@@ -539,10 +539,11 @@ impl ServingConfig {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn data(pairs: &[(&str, &str)]) -> Data {
+    /// ConfigMap data from pairs.
+    pub(crate) fn data(pairs: &[(&str, &str)]) -> Data {
         pairs
             .iter()
             .map(|(k, v)| ((*k).to_string(), (*v).to_string()))

@@ -240,13 +240,7 @@ fn parse_durations(data: &Data, a: &mut Autoscaler, errs: &mut FieldErrors) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn data(pairs: &[(&str, &str)]) -> Data {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-            .collect()
-    }
+    use crate::config::tests::data;
 
     #[test]
     fn keys_are_read_with_knatives_defaults() {
