@@ -10,13 +10,14 @@ use crate::policy::{self, Admission, Refusal};
 use crate::pool::{Lease, Replica};
 use crate::proxy;
 use crate::routes::request_host;
+use crate::tasks::Tasks;
 use crate::wire::TagHeader;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -145,7 +146,7 @@ pub(crate) struct Ingress {
     pub shutdown: CancellationToken,
     /// Who the listener's peers are.
     pub peers: Peers,
-    hyper: auto::Builder<TokioExecutor>,
+    hyper: auto::Builder<Tasks>,
 }
 
 /// Serves the ingress on `listener` (in the current runtime) until `shutdown`, then
@@ -157,7 +158,7 @@ pub async fn serve(
     shutdown: CancellationToken,
     peers: Peers,
 ) {
-    let mut hyper = auto::Builder::new(TokioExecutor::new());
+    let mut hyper = auto::Builder::new(dp.tasks.clone());
     hyper.http1().timer(TokioTimer::new());
     hyper.http2().timer(TokioTimer::new());
     // A token of this thread's own: connections wait on it, not on one shared by all.
@@ -185,11 +186,18 @@ pub async fn serve(
     }
     drop(listener);
     connections.close();
-    if tokio::time::timeout(DRAIN, connections.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("ingress requests still in flight after {DRAIN:?}; stopping anyway");
+    let drained = tokio::time::timeout(DRAIN, async {
+        connections.wait().await;
+        // Every request is done: the connections to replicas are idle, and closing
+        // them ends their drivers; open WebSockets end when either side closes.
+        ingress.dp.revisions.close_connections();
+        ingress.dp.tasks.wait().await;
+    });
+    if drained.await.is_err() {
+        tracing::warn!(
+            tasks = ingress.dp.tasks.len(),
+            "ingress requests or WebSockets still open after {DRAIN:?}; stopping anyway"
+        );
     }
 }
 
@@ -306,11 +314,12 @@ impl Drop for InFlight {
 
 /// Hyper's client to a replica: HTTP/1.1 on its keep-alive connections or, for `h2c`,
 /// HTTP/2.
-struct HyperClient {
+struct HyperClient<'a> {
     h2c: bool,
+    tasks: &'a Tasks,
 }
 
-impl policy::Upstream for HyperClient {
+impl policy::Upstream for HyperClient<'_> {
     type Request = Request<proxy::UpstreamBody>;
     type Answer = (Response<Incoming>, Option<proxy::Http1Conn>);
 
@@ -319,7 +328,9 @@ impl policy::Upstream for HyperClient {
         replica: &Replica,
         request: Self::Request,
     ) -> impl Future<Output = Result<Self::Answer, proxy::SendError>> + Send {
-        replica.conns.send(replica.addr, self.h2c, request)
+        replica
+            .conns
+            .send(replica.addr, self.h2c, request, self.tasks)
     }
 }
 
@@ -368,7 +379,13 @@ pub async fn handle(
     let h2c = cfg.h2c || (cfg.autodetect_http2 && req.version() == hyper::Version::HTTP_2);
     let upstream_req = req.map(|b| b.boxed_unsync());
     let sent = admission
-        .forward(&mut HyperClient { h2c }, upstream_req)
+        .forward(
+            &mut HyperClient {
+                h2c,
+                tasks: &dp.tasks,
+            },
+            upstream_req,
+        )
         .await;
     let (lease, (mut resp, conn)) = match sent {
         Ok(sent) => sent,
@@ -388,7 +405,7 @@ pub async fn handle(
         && upgraded
     {
         let upstream = hyper::upgrade::on(&mut resp);
-        tokio::spawn(async move {
+        dp.tasks.spawn(async move {
             let _held = in_flight;
             if let (Ok(c), Ok(u)) = tokio::join!(client, upstream) {
                 let _ =

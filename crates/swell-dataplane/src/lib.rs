@@ -18,6 +18,7 @@ pub mod pool;
 pub mod proxy;
 pub mod routes;
 pub mod stats;
+pub mod tasks;
 pub mod wire;
 
 pub use pool::{RevisionConfig, RevisionKey, Revisions};
@@ -31,4 +32,6 @@ pub struct Dataplane {
     pub routes: RoutingTables,
     /// Every Revision's pool.
     pub revisions: Revisions,
+    /// The tasks the ingress spawns beyond its connections.
+    pub tasks: tasks::Tasks,
 }

@@ -487,6 +487,21 @@ impl Revisions {
             .clone()
     }
 
+    /// Closes every idle connection to every replica (the ingress has drained: their
+    /// drivers end); requests after this open new ones.
+    pub fn close_connections(&self) {
+        let pools: Vec<Arc<RevisionPool>> = self
+            .read()
+            .values()
+            .flat_map(|by_name| by_name.values().cloned())
+            .collect();
+        for pool in pools {
+            for replica in pool.lock().replicas.iter() {
+                replica.conns.close();
+            }
+        }
+    }
+
     /// The Revision's pool, if it has one.
     pub fn get(&self, key: &RevisionKey) -> Option<Arc<RevisionPool>> {
         self.find(&key.namespace, &key.name)

@@ -6,6 +6,7 @@
 //! one.
 
 use crate::policy;
+use crate::tasks::Tasks;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
@@ -14,7 +15,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::cell::Cell;
 use std::fmt::Write as _;
 use std::future::Future;
@@ -160,16 +161,18 @@ fn mine<T>(lists: &mut Vec<Vec<T>>) -> &mut Vec<T> {
 impl Connections {
     /// Sends `req` to the replica at `addr`: HTTP/2 when `h2c`, else HTTP/1.1. An
     /// HTTP/1.1 response comes with its connection, to give back when the body is done.
+    /// A new connection's driver runs as one of `tasks`.
     pub async fn send(
         &self,
         addr: SocketAddr,
         h2c: bool,
         req: Request<UpstreamBody>,
+        tasks: &Tasks,
     ) -> Result<(Response<Incoming>, Option<Http1Conn>), SendError> {
         if h2c {
-            self.send_http2(addr, req).await.map(|r| (r, None))
+            self.send_http2(addr, req, tasks).await.map(|r| (r, None))
         } else {
-            self.send_http1(addr, req)
+            self.send_http1(addr, req, tasks)
                 .await
                 .map(|(r, c)| (r, Some(Http1Conn(c))))
         }
@@ -239,6 +242,7 @@ impl Connections {
         &self,
         addr: SocketAddr,
         mut req: Request<UpstreamBody>,
+        tasks: &Tasks,
     ) -> Result<(Response<Incoming>, http1::SendRequest<UpstreamBody>), SendError> {
         if req.uri().scheme().is_some() {
             // An absolute-form target (a client that took Swell for a proxy): origin-form.
@@ -251,7 +255,7 @@ impl Connections {
             let idle = if fresh { None } else { self.take_idle() };
             let (mut sender, was_idle) = match idle {
                 Some(c) => (c, true),
-                None => match self.connect_http1(addr).await {
+                None => match self.connect_http1(addr, tasks).await {
                     Ok(c) => (c, false),
                     Err(error) => return Err(SendError::unsent(error, req)),
                 },
@@ -291,13 +295,14 @@ impl Connections {
     async fn connect_http1(
         &self,
         addr: SocketAddr,
+        tasks: &Tasks,
     ) -> Result<http1::SendRequest<UpstreamBody>, UpstreamError> {
         let io = TokioIo::new(EarlyResponse {
             tcp: connect(addr).await?,
             broken: false,
         });
         let (sender, conn) = http1::Builder::new().handshake(io).await?;
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
                 tracing::debug!(error = %e, %addr, "HTTP/1.1 connection to replica ended");
             }
@@ -309,6 +314,7 @@ impl Connections {
         &self,
         addr: SocketAddr,
         mut req: Request<UpstreamBody>,
+        tasks: &Tasks,
     ) -> Result<Response<Incoming>, SendError> {
         // HTTP/2 carries the host as :authority.
         let authority = req
@@ -325,7 +331,7 @@ impl Connections {
             }
         }
         *req.version_mut() = Version::HTTP_2;
-        let mut sender = match self.http2_sender(addr).await {
+        let mut sender = match self.http2_sender(addr, tasks).await {
             Ok(s) => s,
             Err(error) => return Err(SendError::unsent(error, req)),
         };
@@ -335,6 +341,7 @@ impl Connections {
     async fn http2_sender(
         &self,
         addr: SocketAddr,
+        tasks: &Tasks,
     ) -> Result<http2::SendRequest<UpstreamBody>, UpstreamError> {
         let cached = lock(&self.http2).clone().filter(|s| !s.is_closed());
         if let Some(mut s) = cached
@@ -343,11 +350,11 @@ impl Connections {
             return Ok(s);
         }
         let io = TokioIo::new(connect(addr).await?);
-        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+        let (sender, conn) = http2::Builder::new(tasks.clone())
             .timer(TokioTimer::new())
             .handshake(io)
             .await?;
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, %addr, "HTTP/2 connection to replica ended");
             }

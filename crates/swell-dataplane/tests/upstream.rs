@@ -1,7 +1,9 @@
 //! The ingress against replicas that misbehave in ways real apps do: one that answers
 //! (and closes) before reading a large or chunked request body, and one that closes a
-//! kept-alive connection just as the next request goes out on it. Real sockets, a
-//! fake replica written on raw TCP, both of the ingress's HTTP/1.1 paths.
+//! kept-alive connection just as the next request goes out on it; and the ingress's
+//! drain, which waits for an open upgraded connection and ends the drivers of its idle
+//! ones. Real sockets, a fake replica written on raw TCP, both of the ingress's HTTP/1.1
+//! paths.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,8 +21,11 @@ const HOST: &str = "hello.test";
 /// Every wait in these tests.
 const PATIENCE: Duration = Duration::from_secs(20);
 
-/// An ingress serving `HOST` from one Revision whose only replica is at `replica`.
-async fn ingress(replica: SocketAddr) -> (SocketAddr, CancellationToken) {
+/// An ingress serving `HOST` from one Revision whose only replica is at `replica`;
+/// its address, what stops it, and its task.
+async fn ingress(
+    replica: SocketAddr,
+) -> (SocketAddr, CancellationToken, tokio::task::JoinHandle<()>) {
     let dp = Arc::new(Dataplane::default());
     dp.routes.publish(
         RouteKey {
@@ -49,13 +54,13 @@ async fn ingress(replica: SocketAddr) -> (SocketAddr, CancellationToken) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
-    tokio::spawn(swell_dataplane::ingress::serve(
+    let serving = tokio::spawn(swell_dataplane::ingress::serve(
         listener,
         dp,
         stop.clone(),
         swell_dataplane::ingress::Peers::Loopback,
     ));
-    (addr, stop)
+    (addr, stop, serving)
 }
 
 /// Reads until a request or response head ends; returns it (the bytes after it stay in
@@ -171,7 +176,7 @@ async fn send_body(ingress: SocketAddr, body_len: usize, chunked: bool) -> (u16,
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_before_a_large_or_chunked_body_is_read_is_relayed() {
     let replica = early_answering_replica().await;
-    let (ingress, stop) = ingress(replica).await;
+    let (ingress, stop, _) = ingress(replica).await;
     // 8 KiB takes the ingress's own path; the others, hyper's.
     for (len, chunked) in [
         (8 * 1024, false),
@@ -228,7 +233,7 @@ async fn closing_replica(seen: Arc<AtomicUsize>) -> SocketAddr {
 async fn an_idempotent_request_on_a_connection_the_replica_just_closed_goes_again() {
     let seen = Arc::new(AtomicUsize::new(0));
     let replica = closing_replica(seen.clone()).await;
-    let (ingress, stop) = ingress(replica).await;
+    let (ingress, stop, _) = ingress(replica).await;
     // The ingress's own path (origin-form), then hyper's (an absolute-form target).
     for target in ["/", &format!("http://{HOST}/")] {
         let mut s = TcpStream::connect(ingress).await.unwrap();
@@ -257,4 +262,91 @@ async fn an_idempotent_request_on_a_connection_the_replica_just_closed_goes_agai
         );
     }
     stop.cancel();
+}
+
+/// A replica that answers each request `ok` on a kept-alive connection, and an upgrade
+/// request with 101, then echoes what it reads until the other side closes.
+async fn upgrading_replica() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                while let Some(head) = read_head(&mut s, &mut buf).await {
+                    if !head.to_ascii_lowercase().contains("upgrade: websocket") {
+                        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if s.write_all(ok).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    let switched = b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n";
+                    if s.write_all(switched).await.is_err() {
+                        return;
+                    }
+                    let (mut r, mut w) = s.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                    return;
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Sends `word` on an upgraded connection and reads it back.
+async fn echo(ws: &mut TcpStream, word: &[u8]) {
+    ws.write_all(word).await.unwrap();
+    let mut back = vec![0; word.len()];
+    timeout(PATIENCE, ws.read_exact(&mut back))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back, word);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drain_waits_for_an_open_upgrade_and_ends_idle_connections() {
+    let (ingress, stop, serving) = ingress(upgrading_replica().await).await;
+    let mut ws = TcpStream::connect(ingress).await.unwrap();
+    let upgrade = format!(
+        "GET / HTTP/1.1\r\nhost: {HOST}\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n"
+    );
+    ws.write_all(upgrade.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let head = timeout(PATIENCE, read_head(&mut ws, &mut buf))
+        .await
+        .unwrap();
+    assert!(head.unwrap().starts_with("HTTP/1.1 101"));
+    echo(&mut ws, b"ping").await;
+
+    // An HTTP/1.0 request goes through hyper, on a new connection to the replica (the
+    // first one is the upgraded one now) that stays open, kept alive, with a driver
+    // task: the drain must close it, not wait for it.
+    let mut plain = TcpStream::connect(ingress).await.unwrap();
+    let mut buf = Vec::new();
+    let get = format!("GET / HTTP/1.0\r\nhost: {HOST}\r\n\r\n");
+    plain.write_all(get.as_bytes()).await.unwrap();
+    let got = timeout(PATIENCE, read_response(&mut plain, &mut buf)).await;
+    assert_eq!(got.unwrap(), (200, "ok".to_string()));
+    drop(plain);
+
+    // Stopping: the open upgraded connection holds the drain, and still works.
+    stop.cancel();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !serving.is_finished(),
+        "the drain waits for the open upgrade"
+    );
+    echo(&mut ws, b"pong").await;
+    // Once it closes, the drain ends (the idle connection's driver ended with it).
+    drop(ws);
+    timeout(PATIENCE, serving)
+        .await
+        .expect("the drain ends once the upgrade has closed")
+        .unwrap();
 }
