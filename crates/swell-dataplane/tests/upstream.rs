@@ -107,29 +107,36 @@ async fn read_response(s: &mut (impl AsyncReadExt + Unpin), buf: &mut Vec<u8>) -
     (status, body)
 }
 
-/// A replica that answers `early` as soon as it has a request's head, without reading
-/// the body, and closes the connection (its unread body makes the close a reset).
-async fn early_answering_replica() -> SocketAddr {
+/// A fake replica on loopback that serves each connection it accepts with `serve`.
+async fn replica<F, Fut>(serve: F) -> SocketAddr
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                if read_head(&mut s, &mut buf).await.is_some() {
-                    let _ = s
-                        .write_all(
-                            b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nearly",
-                        )
-                        .await;
-                }
-            });
+        while let Ok((s, _)) = listener.accept().await {
+            tokio::spawn(serve(s));
         }
     });
     addr
+}
+
+/// A replica that answers `early` as soon as it has a request's head, without reading
+/// the body, and closes the connection (its unread body makes the close a reset).
+async fn early_answering_replica() -> SocketAddr {
+    replica(|mut s| async move {
+        let mut buf = Vec::new();
+        if read_head(&mut s, &mut buf).await.is_some() {
+            let _ = s
+                .write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nearly",
+                )
+                .await;
+        }
+    })
+    .await
 }
 
 /// Sends a request whose body is `body_len` bytes (chunked, 64 KiB a chunk, when
@@ -203,30 +210,23 @@ async fn an_answer_before_a_large_or_chunked_body_is_read_is_relayed() {
 /// closes the connection when the next request arrives on it, as one whose idle
 /// timeout fires just then does. Counts the requests it got.
 async fn closing_replica(seen: Arc<AtomicUsize>) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = listener.accept().await else {
+    replica(move |mut s| {
+        let seen = seen.clone();
+        async move {
+            let mut buf = Vec::new();
+            if read_head(&mut s, &mut buf).await.is_none() {
                 return;
-            };
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                if read_head(&mut s, &mut buf).await.is_none() {
-                    return;
-                }
+            }
+            seen.fetch_add(1, Ordering::SeqCst);
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await;
+            if read_head(&mut s, &mut buf).await.is_some() {
                 seen.fetch_add(1, Ordering::SeqCst);
-                let _ = s
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                    .await;
-                if read_head(&mut s, &mut buf).await.is_some() {
-                    seen.fetch_add(1, Ordering::SeqCst);
-                }
-            });
+            }
         }
-    });
-    addr
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -267,35 +267,26 @@ async fn an_idempotent_request_on_a_connection_the_replica_just_closed_goes_agai
 /// A replica that answers each request `ok` on a kept-alive connection, and an upgrade
 /// request with 101, then echoes what it reads until the other side closes.
 async fn upgrading_replica() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                while let Some(head) = read_head(&mut s, &mut buf).await {
-                    if !head.to_ascii_lowercase().contains("upgrade: websocket") {
-                        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                        if s.write_all(ok).await.is_err() {
-                            return;
-                        }
-                        continue;
-                    }
-                    let switched = b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n";
-                    if s.write_all(switched).await.is_err() {
-                        return;
-                    }
-                    let (mut r, mut w) = s.split();
-                    let _ = tokio::io::copy(&mut r, &mut w).await;
+    replica(|mut s| async move {
+        let mut buf = Vec::new();
+        while let Some(head) = read_head(&mut s, &mut buf).await {
+            if !head.to_ascii_lowercase().contains("upgrade: websocket") {
+                let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                if s.write_all(ok).await.is_err() {
                     return;
                 }
-            });
+                continue;
+            }
+            let switched = b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n";
+            if s.write_all(switched).await.is_err() {
+                return;
+            }
+            let (mut r, mut w) = s.split();
+            let _ = tokio::io::copy(&mut r, &mut w).await;
+            return;
         }
-    });
-    addr
+    })
+    .await
 }
 
 /// Sends `word` on an upgraded connection and reads it back.
