@@ -158,7 +158,7 @@ pub async fn serve(
     shutdown: CancellationToken,
     peers: Peers,
 ) {
-    let mut hyper = auto::Builder::new(dp.tasks.clone());
+    let mut hyper = auto::Builder::new(dp.revisions.tasks().clone());
     hyper.http1().timer(TokioTimer::new());
     hyper.http2().timer(TokioTimer::new());
     // A token of this thread's own: connections wait on it, not on one shared by all.
@@ -191,11 +191,11 @@ pub async fn serve(
         // Every request is done: the connections to replicas are idle, and closing
         // them ends their drivers; open WebSockets end when either side closes.
         ingress.dp.revisions.close_connections();
-        ingress.dp.tasks.wait().await;
+        ingress.dp.revisions.tasks().wait().await;
     });
     if drained.await.is_err() {
         tracing::warn!(
-            tasks = ingress.dp.tasks.len(),
+            tasks = ingress.dp.revisions.tasks().len(),
             "ingress requests or WebSockets still open after {DRAIN:?}; stopping anyway"
         );
     }
@@ -382,7 +382,7 @@ pub async fn handle(
         .forward(
             &mut HyperClient {
                 h2c,
-                tasks: &dp.tasks,
+                tasks: dp.revisions.tasks(),
             },
             upstream_req,
         )
@@ -405,7 +405,7 @@ pub async fn handle(
         && upgraded
     {
         let upstream = hyper::upgrade::on(&mut resp);
-        dp.tasks.spawn(async move {
+        dp.revisions.tasks().spawn(async move {
             let _held = in_flight;
             if let (Ok(c), Ok(u)) = tokio::join!(client, upstream) {
                 let _ =

@@ -30,8 +30,6 @@ pub use routes::{RouteKey, RoutingTable, RoutingTables, Split, TrafficGroup};
 pub struct Dataplane {
     /// Every Route's hosts.
     pub routes: RoutingTables,
-    /// Every Revision's pool.
+    /// Every Revision's pool (and the data plane's tasks, [`Revisions::tasks`]).
     pub revisions: Revisions,
-    /// The tasks the ingress spawns beyond its connections.
-    pub tasks: tasks::Tasks,
 }

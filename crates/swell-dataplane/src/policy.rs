@@ -138,14 +138,14 @@ pub(crate) fn route(
 
 /// Takes an unreachable replica out of rotation (its connections closed) and puts it
 /// back once it accepts connections again, or forgets it once the backend stops
-/// listing it.
+/// listing it or the ingress drains (the re-probe is one of the data plane's tasks).
 fn suspect(pool: &Arc<RevisionPool>, replica: &Replica, error: &UpstreamError) {
     let addr = replica.addr;
     tracing::debug!(%error, revision = %pool.key.name, %addr, "replica unreachable");
     replica.conns.close();
     pool.evict(addr);
     let pool = pool.clone();
-    tokio::spawn(async move {
+    pool.tasks.clone().spawn(async move {
         let started = Instant::now();
         while pool.lists(addr) {
             let pause = if started.elapsed() < Duration::from_secs(5) {
@@ -153,7 +153,10 @@ fn suspect(pool: &Arc<RevisionPool>, replica: &Replica, error: &UpstreamError) {
             } else {
                 Duration::from_secs(1)
             };
-            tokio::time::sleep(pause).await;
+            tokio::select! {
+                () = pool.tasks.draining() => return,
+                () = tokio::time::sleep(pause) => {}
+            }
             if tokio::net::TcpStream::connect(addr).await.is_ok() {
                 pool.restore(addr);
                 return;

@@ -6,6 +6,7 @@
 use crate::metrics::{Metrics, RevisionMetrics};
 use crate::proxy::Connections;
 use crate::stats::{RequestStats, Stat};
+use crate::tasks::Tasks;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -155,6 +156,8 @@ pub struct RevisionPool {
     state: Mutex<State>,
     demand: Demand,
     queue_depth: usize,
+    /// The data plane's tasks (a suspected replica's re-probe is one).
+    pub(crate) tasks: Tasks,
 }
 
 /// The right to send one request to one replica; gives the slot back when dropped.
@@ -211,6 +214,7 @@ impl RevisionPool {
             key,
             demand: revisions.demand.clone(),
             queue_depth: revisions.queue_depth,
+            tasks: revisions.tasks.clone(),
             state: Mutex::new(State {
                 config,
                 listed: Vec::new(),
@@ -427,6 +431,7 @@ pub struct Revisions {
     demand: Demand,
     queue_depth: usize,
     leaving: Leaving,
+    tasks: Tasks,
 }
 
 impl Default for Revisions {
@@ -444,7 +449,14 @@ impl Revisions {
             demand: Demand::default(),
             queue_depth: depth.max(1),
             leaving: Leaving::default(),
+            tasks: Tasks::default(),
         }
+    }
+
+    /// The tasks the data plane spawns beyond its connections, which the ingress's
+    /// drain waits for.
+    pub fn tasks(&self) -> &Tasks {
+        &self.tasks
     }
 
     /// Asks for `tx` to be told the Revision whenever a request waits for a Revision

@@ -3,11 +3,16 @@
 //! streams hyper runs — joins one tracker, which the ingress's drain waits for.
 
 use std::future::Future;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// Every task the data plane spawns; also hyper's executor.
 #[derive(Clone, Debug, Default)]
-pub struct Tasks(TaskTracker);
+pub struct Tasks {
+    tracker: TaskTracker,
+    /// Cancelled when the drain starts waiting: background loops end then.
+    draining: CancellationToken,
+}
 
 impl Tasks {
     /// Runs `task` as one of the data plane's tasks.
@@ -16,23 +21,29 @@ impl Tasks {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.0.spawn(task);
+        self.tracker.spawn(task);
+    }
+
+    /// Resolves when the drain starts: a task that would run on (a re-probe) ends then.
+    pub async fn draining(&self) {
+        self.draining.cancelled().await;
     }
 
     /// Resolves once every task has ended; tasks spawned meanwhile are waited for too.
     pub async fn wait(&self) {
-        self.0.close();
-        self.0.wait().await;
+        self.draining.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
     }
 
     /// How many tasks run.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.tracker.len()
     }
 
     /// No task runs.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.tracker.is_empty()
     }
 }
 
@@ -66,5 +77,22 @@ mod tests {
             .await
             .expect("every task ended");
         assert!(tasks.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_loop_that_would_run_on_ends_when_the_drain_starts() {
+        let tasks = Tasks::default();
+        let t = tasks.clone();
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    () = t.draining() => return,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(5), tasks.wait())
+            .await
+            .expect("the loop ended when the drain started");
     }
 }

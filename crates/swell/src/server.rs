@@ -303,7 +303,6 @@ pub async fn serve(
         revisions: swell_dataplane::Revisions::with_queue_depth(
             usize::try_from(args.queue_depth).unwrap_or(usize::MAX),
         ),
-        tasks: swell_dataplane::tasks::Tasks::default(),
     });
     // Replicas call Services by name: DNS and ingress listeners where they reach them.
     let replica_network = crate::replica_network::ReplicaNetwork::start(
