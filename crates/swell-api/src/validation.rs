@@ -29,6 +29,17 @@ pub struct ValidationConfig {
     pub autoscaler: config::Autoscaler,
 }
 
+impl ValidationConfig {
+    /// What validation follows of the server's `config-*` maps.
+    pub fn of(serving: &config::ServingConfig) -> Self {
+        ValidationConfig {
+            defaults: serving.defaults.clone(),
+            features: serving.features.clone(),
+            autoscaler: serving.autoscaler.clone(),
+        }
+    }
+}
+
 /// Annotation holding the user who created the object.
 pub const CREATOR: &str = "serving.knative.dev/creator";
 /// Annotation holding the user who last changed the object's spec.

@@ -426,11 +426,7 @@ pub async fn serve(
         images,
         on_config: Arc::new(move |cfg: &swell_api::config::ServingConfig| {
             state.set_admission_context(swell_api::AdmissionContext {
-                config: swell_api::validation::ValidationConfig {
-                    defaults: cfg.defaults.clone(),
-                    features: cfg.features.clone(),
-                    autoscaler: cfg.autoscaler.clone(),
-                },
+                config: swell_api::validation::ValidationConfig::of(cfg),
                 ..swell_api::AdmissionContext::default()
             });
         }),

@@ -89,11 +89,7 @@ impl Env {
             // Admission follows the `config-*` maps, as in `swell server`.
             on_config: Arc::new(move |cfg: &swell_api::config::ServingConfig| {
                 state.set_admission_context(swell_api::AdmissionContext {
-                    config: swell_api::validation::ValidationConfig {
-                        defaults: cfg.defaults.clone(),
-                        features: cfg.features.clone(),
-                        autoscaler: cfg.autoscaler.clone(),
-                    },
+                    config: swell_api::validation::ValidationConfig::of(cfg),
                     ..swell_api::AdmissionContext::default()
                 });
             }),
