@@ -4,7 +4,7 @@
 
 use crate::auth::{Authenticator, Peer};
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use rustls::DistinguishedName;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
@@ -129,6 +129,7 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
         let (acceptor, auth, app) = (acceptor.clone(), auth.clone(), app.clone());
         let watcher = graceful.watcher();
+        let streams = tasks.clone();
         tasks.spawn(async move {
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
@@ -147,7 +148,7 @@ pub async fn serve(
                     req.extensions_mut().insert::<Peer>(peer.clone());
                     app.clone().oneshot(req.map(axum::body::Body::new))
                 });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let builder = hyper_util::server::conn::auto::Builder::new(Tracked(streams));
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
             if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!(%remote, error = %e, "connection ended with an error");
@@ -155,11 +156,27 @@ pub async fn serve(
         });
     }
     drop(listeners);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    tasks.close();
+    let drained = async {
+        graceful.shutdown().await;
+        tasks.wait().await;
+    };
+    if tokio::time::timeout(DRAIN_TIMEOUT, drained).await.is_err() {
         tracing::warn!("API requests still in flight after {DRAIN_TIMEOUT:?}; closing them");
     }
-    tasks.close();
+}
+
+/// hyper's executor: the tasks it spawns (one per HTTP/2 stream) join the server's
+/// tracker, so the drain waits for them as for the connections.
+#[derive(Clone)]
+struct Tracked(TaskTracker);
+
+impl<F> hyper::rt::Executor<F> for Tracked
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, task: F) {
+        self.0.spawn(task);
+    }
 }
